@@ -1,0 +1,39 @@
+"""TaskScope's engine: run workloads under real concurrency models and report what happened.
+
+No Qt here, ever (an import-linter contract and a test enforce it). The public surface:
+
+* :func:`make_spec` validates values into a :class:`RunSpec` (or raises :class:`SpecError`);
+* :class:`Session` starts runs, cancels a task, a run or everything, and shuts down;
+* :class:`EventStore` (``session.store``) holds events, task records and samples, read
+  incrementally by cursor;
+* :func:`all_models` / :data:`WORKLOADS` say what can run here.
+"""
+
+from __future__ import annotations
+
+from .events import Event, Kind, State
+from .models import MODEL_NAMES, ModelInfo, all_models, model_info
+from .session import Run, Session, ShutdownReport
+from .spec import RunSpec, SpecError, make_spec
+from .store import EventStore, RunRecord, TaskRecord
+from .workloads import WORKLOADS
+
+__all__ = [
+    "MODEL_NAMES",
+    "WORKLOADS",
+    "Event",
+    "EventStore",
+    "Kind",
+    "ModelInfo",
+    "Run",
+    "RunRecord",
+    "RunSpec",
+    "Session",
+    "ShutdownReport",
+    "SpecError",
+    "State",
+    "TaskRecord",
+    "all_models",
+    "make_spec",
+    "model_info",
+]

@@ -1,0 +1,208 @@
+"""The headless front end: ``taskscope run | models`` (``compare`` and ``bench`` plug in here).
+
+Bad arguments exit with status 2 and one line on stderr, never a traceback, and nothing starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+from typing import Any, Sequence
+
+from .models import all_models
+from .spec import MODEL_NAMES_HINT, SpecError, make_spec
+from .workloads import WORKLOADS
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _params(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="taskscope", description="See Python concurrency as it happens.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run one workload under one model and summarise it")
+    r.add_argument("--model", "-m", required=True, help=f"one of: {MODEL_NAMES_HINT}")
+    r.add_argument("--workload", "-w", required=True, help=f"one of: {', '.join(WORKLOADS)}")
+    r.add_argument("--tasks", "-n", default="10", help="number of tasks (default 10)")
+    r.add_argument("--size", "-s", default="200ms", help="work per task as a duration (200ms)")
+    r.add_argument("--workers", "-k", default=None, help="workers / concurrency limit")
+    r.add_argument("--timeout", "-t", default=None, help="per-task timeout, e.g. 2s")
+    r.add_argument("--policy", default="collect", help="collect (default) or fail-fast")
+    r.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
+                   help="workload parameter, e.g. delay=50ms for http")
+    r.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    r.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
+
+    sub.add_parser("models", help="list the concurrency models and whether each is available")
+    sub.add_parser("workloads", help="list the workloads")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "models":
+            return _models()
+        if args.command == "workloads":
+            for w in WORKLOADS.values():
+                print(f"{w.name:10} {w.description}")
+            return 0
+        parser.print_help()
+        return 0
+    except UsageError as e:
+        print(f"taskscope: error: {e}", file=sys.stderr)
+        return 2
+    except SpecError as e:
+        print(f"taskscope: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _models() -> int:
+    for m in all_models():
+        mark = "yes" if m.available else "no "
+        extra = "" if m.available else f"  ({m.reason})"
+        print(f"{m.name:18} {mark}  {m.description}{extra}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec = make_spec(args.model, args.workload, args.tasks, args.size, args.workers,
+                     args.timeout, args.policy, _params(args.param))
+    out = _open_json(args.json)
+    from .session import Session
+
+    session = Session()
+    interrupted = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        print("\ntaskscope: cancelling (Ctrl+C again to stop at once)", file=sys.stderr)
+        session.cancel_all(reason="interrupted")
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        run = session.start(spec)
+        while not run.wait(0.1):
+            pass
+        doc = run_document(session, run.run_id)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        session.shutdown()
+    if not (args.json == "-" and args.quiet):
+        print(format_summary(doc, brief=args.quiet), file=sys.stdout if args.json != "-" else sys.stderr)
+    if out is not None:
+        _write_json(out, doc)
+    return 130 if interrupted.is_set() else 0
+
+
+def _open_json(path: str | None) -> Any:
+    """Open the --json target before the run starts, so a bad path fails before anything runs."""
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by _write_json
+    except OSError as e:
+        raise UsageError(f"--json: cannot write {path}: {e.strerror}") from None
+
+
+def _write_json(out: Any, doc: dict) -> None:
+    json.dump(doc, out, indent=1, default=_json_default)
+    out.write("\n")
+    if out is not sys.stdout:
+        out.close()
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "as_dict"):
+        return o.as_dict()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return str(o)
+
+
+def run_document(session: Any, run_id: int) -> dict[str, Any]:
+    """The JSON-able account of one run: spec, wall time, counts and every task."""
+    rec = session.store.run(run_id)
+    tasks = session.store.tasks(run_id)
+    spec = rec.spec
+    return {
+        "model": spec.model,
+        "workload": spec.workload,
+        "wall_s": rec.wall_s,
+        "spec": spec.as_dict(),
+        "counts": {k: v for k, v in rec.counts.items() if v and k not in ("queued", "running")},
+        "tasks": [t.as_dict() for t in tasks],
+    }
+
+
+def format_summary(doc: dict[str, Any], brief: bool = False) -> str:
+    spec = doc["spec"]
+    counts = doc["counts"]
+    head = (f"{doc['model']} · {doc['workload']} · {spec['tasks']} tasks × "
+            f"{_fmt_s(spec['size_s'])} · {spec['workers']} workers")
+    tail = " · ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()))
+    wall = doc["wall_s"]
+    line2 = f"wall {wall:.3f} s · {tail}" if wall is not None else f"not finished · {tail}"
+    if brief:
+        return f"{head} — {line2}"
+    lines = [head, line2]
+    workers: dict[tuple[int, int], list[dict]] = {}
+    for t in doc["tasks"]:
+        if t["pid"]:
+            workers.setdefault((t["pid"], t["thread_id"]), []).append(t)
+    if workers:
+        lines.append(f"{len(workers)} distinct workers (pid/thread):")
+        for (pid, tid), ts in sorted(workers.items())[:12]:
+            busy = sum((t["end_ns"] - t["start_ns"]) for t in ts if t["start_ns"] and t["end_ns"])
+            lines.append(f"  pid {pid:>7} thread {tid:>7}  {len(ts):>5} tasks  busy {busy / 1e9:.3f} s"
+                         f"  {ts[0]['thread_name']}")
+        if len(workers) > 12:
+            lines.append(f"  … and {len(workers) - 12} more")
+    errors = [t for t in doc["tasks"] if t["error"]]
+    for t in errors[:5]:
+        e = t["error"]
+        lines.append(f"  task {t['index']}: {e.get('type', 'error')}: {e.get('message', '')}")
+    if len(errors) > 5:
+        lines.append(f"  … and {len(errors) - 5} more failures")
+    return "\n".join(lines)
+
+
+def _fmt_s(s: float) -> str:
+    if s >= 1:
+        return f"{s:g}s"
+    if s >= 1e-3:
+        return f"{s * 1e3:g}ms"
+    return f"{s * 1e6:g}us"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

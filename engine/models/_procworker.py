@@ -1,0 +1,136 @@
+"""The worker process's side of :class:`~engine.models.procpool.ProcPool`.
+
+Keep this module's imports light: it is what a worker process loads at start (it is preloaded
+into the forkserver), and a worker must never import Qt or pyqtgraph.
+
+Protocol on the worker's duplex connection (pickled tuples):
+
+* parent -> worker: ``(job_id, fn, args)`` to run ``fn(*args)``; ``None`` to exit.
+* worker -> parent: ``("ev", [Event, ...])`` a batch of task events;
+  ``("done", job_id, ok, value, [Event, ...])`` the job's outcome plus the events still pending.
+
+Events are batched: a flusher thread ships whatever is pending every ``FLUSH_S``; a task's
+``started`` event goes out at once so a long task shows as running straight away.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import time
+from typing import Any
+
+from ..context import EventBuffer, SharedFlagContext
+from ..events import Event, Kind
+from .execute import TaskOrder, run_blocking
+
+FLUSH_S = 0.010
+MAX_BATCH = 2048
+
+
+class _Worker:
+    """This process's worker state (one per process)."""
+
+    def __init__(self, conn: Any, flags: Any, slot: int) -> None:
+        self.conn = conn
+        self.flags = flags
+        self.slot = slot
+        self.buffer = EventBuffer()
+        self.send_lock = threading.Lock()
+        self.alive = True
+
+    def put(self, ev: Event) -> None:
+        self.buffer.put(ev)
+        if ev.kind == Kind.STARTED or len(self.buffer) >= MAX_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.send_lock:
+            batch = self.buffer.take()
+            if batch:
+                self.conn.send(("ev", batch))
+
+    def flusher(self) -> None:
+        while self.alive:
+            time.sleep(FLUSH_S)
+            if len(self.buffer):
+                try:
+                    self.flush()
+                except (OSError, EOFError, ValueError):
+                    return
+
+    def send_done(self, job_id: int, ok: bool, value: Any) -> None:
+        with self.send_lock:
+            batch = self.buffer.take()
+            try:
+                payload = pickle.dumps(("done", job_id, ok, value, batch), pickle.HIGHEST_PROTOCOL)
+            except Exception as e:  # noqa: BLE001 - an unpicklable result or exception
+                value = RuntimeError(
+                    f"the task's {'result' if ok else 'exception'} could not be pickled: "
+                    f"{type(e).__name__}: {e}; it was {_safe_repr(value)}"
+                )
+                payload = pickle.dumps(("done", job_id, False, value, batch))
+            self.conn.send_bytes(payload)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        r = repr(value)
+    except Exception:  # noqa: BLE001
+        r = f"<{type(value).__name__}>"
+    return r if len(r) < 300 else r[:297] + "..."
+
+
+_worker: _Worker | None = None
+
+
+def run_task(order: TaskOrder) -> str:
+    """Run one engine task in this worker process; return its terminal kind."""
+    w = _worker
+    assert w is not None, "run_task runs only inside a ProcPool worker"
+    deadline = None
+    if order.timeout_s is not None:
+        deadline = time.monotonic_ns() + int(order.timeout_s * 1e9)
+    ctx = SharedFlagContext(
+        order.run_id,
+        order.task_id,
+        w.put,
+        deadline,
+        order.task_name,
+        order.index,
+        flags=w.flags,
+        slot=w.slot,
+    )
+    return run_blocking(ctx, order)
+
+
+def worker_main(conn: Any, flags: Any, slot: int) -> None:
+    """Entry point of a worker process."""
+    global _worker
+    w = _Worker(conn, flags, slot)
+    _worker = w
+    t = threading.Thread(target=w.flusher, name="taskscope-flusher", daemon=True)
+    t.start()
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            if msg is None:
+                break
+            job_id, fn, args = msg
+            try:
+                value = fn(*args)
+                ok = True
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                value, ok = e, False
+            w.send_done(job_id, ok, value)
+    finally:
+        w.alive = False
+        try:
+            w.flush()
+        except (OSError, EOFError, ValueError):
+            pass
+        os._exit(0)  # skip atexit handlers and non-daemon thread joins of user code

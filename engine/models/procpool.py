@@ -1,0 +1,432 @@
+"""A process pool that survives a killed worker.
+
+``concurrent.futures.ProcessPoolExecutor`` cannot kill one task: ``Future.cancel()`` on a
+running task returns False, and killing a worker breaks the whole pool (every in-flight and
+queued future fails with ``BrokenProcessPool``). :class:`ProcPool` is an ``Executor`` with the
+same ``submit`` interface (so ``loop.run_in_executor`` takes it) built for cancellation:
+
+* each worker runs **one job at a time**; queued jobs wait in the parent, so cancelling a queued
+  job is exact and instant, and killing a worker touches only the job it was running;
+* cooperative cancel writes the task's id into the worker's slot of a shared-memory array,
+  which the task's context reads (about 0.1 µs a check);
+* force cancel kills the worker; the pool reports that task as cancelled (forced), starts a
+  replacement in the same slot, and carries on with the queue;
+* a worker that dies on its own (``os._exit``, a signal, a segfault) fails only its own task,
+  with the exit code, and is replaced the same way;
+* a job past its deadline that ignores its cooperative timeout is killed ``KILL_GRACE_S``
+  later and reported as timed out.
+
+Workers start with forkserver where the platform has it (spawn elsewhere), never fork: the GUI
+process has Qt threads by then. Their entry point, :mod:`engine.models._procworker`, imports no
+Qt.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import os
+import signal
+import threading
+from collections import deque
+from concurrent.futures import Executor, Future
+from typing import Any, Callable
+
+from ..clock import now_ns
+from ..events import Event, Kind
+from . import _procworker
+from .execute import TaskOrder
+
+KILL_GRACE_S = 0.5
+_START_METHOD: str | None = None
+
+
+def start_method() -> str:
+    """forkserver where available (Linux, macOS), else spawn (Windows). Never fork."""
+    global _START_METHOD
+    if _START_METHOD is None:
+        methods = mp.get_all_start_methods()
+        _START_METHOD = "forkserver" if "forkserver" in methods else "spawn"
+        if _START_METHOD == "forkserver":
+            # Import the worker module (and NumPy, which two workloads use) once in the server,
+            # so every forked worker starts warm. '__main__' is preloaded too: children then
+            # skip re-running the main script (which under pytest or a console script would
+            # import it again in every worker).
+            mp.get_context("forkserver").set_forkserver_preload(
+                ["__main__", "engine.models._procworker", "numpy"]
+            )
+    return _START_METHOD
+
+
+def warm_up() -> None:
+    """Start the forkserver now (in the background) so the first process run does not pay
+    for it. Safe after Qt has started: the server is a fresh interpreter, not a fork."""
+    if start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    threading.Thread(target=forkserver.ensure_running, name="taskscope-forkserver-start",
+                     daemon=True).start()
+
+
+class WorkerDied(Exception):
+    """The worker process running a job exited before finishing it."""
+
+
+class TaskKilled(Exception):
+    """The job's worker was killed on request (force cancel or a timeout it ignored)."""
+
+
+class _Job:
+    __slots__ = ("job_id", "fn", "args", "future", "order", "slot", "killed", "deadline_ns",
+                 "cancel_reason")
+
+    def __init__(self, job_id: int, fn: Callable, args: tuple, future: Future) -> None:
+        self.job_id = job_id
+        self.fn = fn
+        self.args = args
+        self.future = future
+        # An engine task (not an arbitrary function) reports its own events and can be
+        # cancelled by task id.
+        self.order: TaskOrder | None = (
+            args[0] if fn is _procworker.run_task and args and isinstance(args[0], TaskOrder) else None
+        )
+        self.slot = -1
+        self.killed = ""  # why we killed its worker: "" (not killed), "cancel" or "timeout"
+        self.deadline_ns: int | None = None
+        self.cancel_reason = ""
+
+
+class _Slot:
+    __slots__ = ("index", "proc", "conn", "job", "pid")
+
+    def __init__(self, index: int, proc: Any, conn: Any) -> None:
+        self.index = index
+        self.proc = proc
+        self.conn = conn
+        self.job: _Job | None = None
+        self.pid: int = proc.pid
+
+
+class ProcPool(Executor):
+    """An ``Executor`` of ``n`` worker processes, one job each at a time."""
+
+    def __init__(
+        self,
+        n: int,
+        on_events: Callable[[list[Event]], None],
+        name: str = "taskscope",
+    ) -> None:
+        if n < 1:
+            raise ValueError("a process pool needs at least one worker")
+        self.name = name
+        self._on_events = on_events
+        self._ctx = mp.get_context(start_method())
+        self._flags = self._ctx.RawArray("q", n)
+        self._lock = threading.RLock()
+        self._queue: deque[_Job] = deque()
+        self._by_task: dict[int, _Job] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        self._wake_r, self._wake_w = mp.Pipe(duplex=False)
+        self.restarts = 0
+        self._slots: list[_Slot] = [self._spawn(i) for i in range(n)]
+        self._reader = threading.Thread(target=self._read_loop, name=f"{name}-reader", daemon=True)
+        self._reader.start()
+
+    # -- workers ---------------------------------------------------------------------------
+    def _spawn(self, index: int) -> _Slot:
+        parent, child = self._ctx.Pipe(duplex=True)
+        self._flags[index] = 0
+        proc = self._ctx.Process(
+            target=_procworker.worker_main,
+            args=(child, self._flags, index),
+            name=f"{self.name}-worker-{index}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        return _Slot(index, proc, parent)
+
+    def pids(self) -> list[int]:
+        """The pids of the live workers (the sampler reads these)."""
+        with self._lock:
+            return [s.pid for s in self._slots if s.proc.is_alive()]
+
+    @property
+    def size(self) -> int:
+        return len(self._slots)
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send_bytes(b"w")
+        except OSError:
+            pass
+
+    # -- submitting ---------------------------------------------------------------------------
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        """Queue ``fn(*args)`` (top-level, picklable) to run in a worker."""
+        if kwargs:
+            raise TypeError("ProcPool.submit takes positional arguments only")
+        fut: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a closed ProcPool")
+            job = _Job(next(self._ids), fn, args, fut)
+            if job.order is not None:
+                self._by_task[job.order.task_id] = job
+            self._queue.append(job)
+            self._dispatch_locked()
+        return fut
+
+    def _dispatch_locked(self) -> None:
+        if self._closed:
+            return
+        for slot in self._slots:
+            if slot.job is not None:
+                continue
+            while self._queue:
+                job = self._queue.popleft()
+                if not job.future.set_running_or_notify_cancel():
+                    # cancelled by its caller (e.g. run_in_executor's coroutine was cancelled)
+                    self._end_unstarted(job, job.cancel_reason or "cancelled")
+                    continue
+                self._send(slot, job)
+                break
+            if not self._queue:
+                break
+
+    def _send(self, slot: _Slot, job: _Job) -> None:
+        job.slot = slot.index
+        slot.job = job
+        if job.order is not None and job.order.timeout_s is not None:
+            job.deadline_ns = now_ns() + int(job.order.timeout_s * 1e9)
+        try:
+            slot.conn.send((job.job_id, job.fn, job.args))
+        except (OSError, ValueError):
+            pass  # the worker is gone; the reader thread sees its sentinel and handles the job
+        except Exception as e:  # noqa: BLE001 - e.g. an argument that cannot be pickled
+            slot.job = None
+            self._finish_job(job, False, e)
+            if job.order is not None:
+                from ..context import error_info
+
+                self._emit_parent(job.order, Kind.FAILED, error_info(e))
+
+    def _end_unstarted(self, job: _Job, reason: str) -> None:
+        if job.order is not None:
+            self._by_task.pop(job.order.task_id, None)
+            self._emit_parent(job.order, Kind.CANCELLED, {"reason": reason})
+
+    def _emit_parent(self, order: TaskOrder, kind: str, info: dict | None) -> None:
+        """An event about a task that no worker can report (never started, or its worker died)."""
+        self._on_events([Event(order.run_id, order.task_id, kind, now_ns(), info=info)])
+
+    # -- cancelling -----------------------------------------------------------------------------
+    def cancel_task(self, task_id: int, force: bool = False, reason: str = "cancelled") -> bool:
+        """Cancel an engine task: dequeue it, flag it, or (``force``) kill its worker.
+
+        Returns False if the pool does not (or no longer) hold that task.
+        """
+        with self._lock:
+            job = self._by_task.get(task_id)
+            if job is None:
+                return False
+            job.cancel_reason = reason
+            if job.slot < 0:  # still queued here
+                try:
+                    self._queue.remove(job)
+                except ValueError:
+                    return False
+                job.future.cancel()
+                self._end_unstarted(job, reason)
+                return True
+            self._flags[job.slot] = task_id
+            if force:
+                self._kill_locked(job, "cancel")
+            return True
+
+    def _kill_locked(self, job: _Job, why: str) -> None:
+        slot = self._slots[job.slot]
+        if slot.job is job and not job.killed:
+            job.killed = why
+            try:
+                os.kill(slot.pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    # -- the reader thread ------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        while True:
+            with self._lock:
+                slots = list(self._slots)
+                closed = self._closed
+            if closed and not any(s.proc.is_alive() for s in slots):
+                return
+            conns = {s.conn: s for s in slots}
+            sentinels = {s.proc.sentinel: s for s in slots}
+            try:
+                ready = mpc.wait([*conns, *sentinels, self._wake_r], timeout=0.1)
+            except OSError:
+                ready = []
+            for r in ready:
+                if r is self._wake_r:
+                    try:
+                        while self._wake_r.poll():
+                            self._wake_r.recv_bytes()
+                    except (OSError, EOFError):
+                        pass
+                elif r in conns:
+                    self._drain(conns[r])
+            for r in ready:
+                if r in sentinels:
+                    self._on_death(sentinels[r])
+            self._watchdog()
+
+    def _drain(self, slot: _Slot) -> None:
+        conn = slot.conn
+        try:
+            while conn.poll():
+                msg = conn.recv()
+                if msg[0] == "ev":
+                    self._on_events(msg[1])
+                else:
+                    _, job_id, ok, value, batch = msg
+                    if batch:
+                        self._on_events(batch)
+                    with self._lock:
+                        job = slot.job
+                        if job is not None and job.job_id == job_id:
+                            slot.job = None
+                            self._flags[slot.index] = 0
+                            if job.order is not None:
+                                self._by_task.pop(job.order.task_id, None)
+                            if self._closed:
+                                try:
+                                    conn.send(None)  # no more work: let the worker exit
+                                except (OSError, ValueError):
+                                    pass
+                            else:
+                                self._dispatch_locked()
+                        else:
+                            job = None
+                    if job is not None:
+                        self._finish_job(job, ok, value)
+        except (EOFError, OSError):
+            pass  # the worker died; its sentinel fires and _on_death handles the job
+
+    def _finish_job(self, job: _Job, ok: bool, value: Any) -> None:
+        if job.future.done():
+            return
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value if isinstance(value, BaseException) else RuntimeError(str(value)))
+
+    def _on_death(self, slot: _Slot) -> None:
+        self._drain(slot)  # whatever it sent before it died
+        slot.proc.join(timeout=1)
+        code = slot.proc.exitcode
+        with self._lock:
+            if self._slots[slot.index] is not slot:
+                return
+            job = slot.job
+            slot.job = None
+            try:
+                slot.conn.close()
+            except OSError:
+                pass
+            if not self._closed:
+                self.restarts += 1
+                self._slots[slot.index] = self._spawn(slot.index)
+            if job is not None and job.order is not None:
+                self._by_task.pop(job.order.task_id, None)
+            self._dispatch_locked()
+        if job is None:
+            return
+        if job.killed == "cancel":
+            exc: BaseException = TaskKilled(f"worker {slot.pid} killed by force cancel")
+            if job.order is not None:
+                self._emit_parent(job.order, Kind.CANCELLED,
+                                  {"reason": job.cancel_reason or "force cancel", "forced": True,
+                                   "pid": slot.pid})
+        elif job.killed == "timeout":
+            exc = TaskKilled(f"worker {slot.pid} killed: the task ignored its timeout")
+            if job.order is not None:
+                self._emit_parent(job.order, Kind.TIMED_OUT,
+                                  {"reason": f"timeout {job.order.timeout_s}s; worker killed after "
+                                   f"{KILL_GRACE_S}s grace", "forced": True, "pid": slot.pid})
+        else:
+            exc = WorkerDied(_describe_exit(slot.pid, code))
+            if job.order is not None:
+                self._emit_parent(job.order, Kind.FAILED,
+                                  {"type": "WorkerDied", "message": str(exc), "traceback": "",
+                                   "exitcode": code, "pid": slot.pid})
+        self._finish_job(job, False, exc)
+
+    def _watchdog(self) -> None:
+        t = now_ns()
+        grace = int(KILL_GRACE_S * 1e9)
+        with self._lock:
+            for slot in self._slots:
+                job = slot.job
+                if job is not None and job.deadline_ns is not None and not job.killed:
+                    if t > job.deadline_ns + grace:
+                        self._kill_locked(job, "timeout")
+
+    # -- shutting down --------------------------------------------------------------------------------
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = True, grace_s: float = 0.3) -> None:
+        """Stop: cancel queued jobs, flag running ones, kill workers still busy after ``grace_s``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            queued = list(self._queue)
+            self._queue.clear()
+            for job in queued:
+                job.future.cancel()
+                self._end_unstarted(job, "shutdown")
+            for slot in self._slots:
+                if slot.job is not None and slot.job.order is not None:
+                    self._flags[slot.index] = slot.job.order.task_id
+                    slot.job.cancel_reason = "shutdown"
+                else:
+                    try:
+                        slot.conn.send(None)
+                    except (OSError, ValueError):
+                        pass
+        self._wake()
+        deadline = now_ns() + int(grace_s * 1e9)
+        for slot in list(self._slots):
+            slot.proc.join(timeout=max(0.0, (deadline - now_ns()) / 1e9))
+        with self._lock:
+            for slot in self._slots:
+                if slot.proc.is_alive():
+                    if slot.job is not None:
+                        slot.job.killed = slot.job.killed or "cancel"
+                    try:
+                        slot.proc.kill()
+                    except (OSError, ValueError):
+                        pass
+        for slot in list(self._slots):
+            slot.proc.join(timeout=1.0)
+        if wait:
+            self._reader.join(timeout=2.0)
+        for slot in self._slots:
+            try:
+                slot.conn.close()
+            except OSError:
+                pass
+
+
+def _describe_exit(pid: int, code: int | None) -> str:
+    if code is None:
+        return f"worker process {pid} died (exit status unknown)"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"worker process {pid} was killed by {name} while running this task"
+    return f"worker process {pid} exited with code {code} while running this task"

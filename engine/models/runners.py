@@ -1,0 +1,364 @@
+"""One runner per concurrency model. All share one small interface (see :class:`Runner`).
+
+A runner starts a run's tasks on its model's real workers, routes cancellation to them in the
+way that model allows, and releases its workers when the run ends. Tasks are handed out
+lazily, so a run of a million tasks holds a million task *records*, not a million futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Iterable
+
+from ..clock import now_ns
+from ..context import FlagContext
+from ..events import Event, Kind, State
+from .execute import TaskOrder, run_async, run_blocking
+
+if TYPE_CHECKING:
+    from ..session import Run
+
+
+class Runner:
+    """The interface every model implements. The hooks are documented no-ops here.
+
+    * :meth:`start` begins the run; it must return quickly (work happens on the workers).
+    * :meth:`cancel` asks tasks to stop. Queued tasks end as ``cancelled`` at once; running ones
+      get a ``cancel_requested`` event now and their terminal event when they really stop.
+      ``force`` is honoured only where :attr:`can_force` is true.
+    * :meth:`close` releases the workers once the run has ended (or the session is closing).
+    * :meth:`worker_pids` lists the worker processes this runner started, for the sampler.
+    """
+
+    can_force = False
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.put = run.session._put  # in-process events go through the session's batcher
+        self._lock = threading.Lock()
+        self._next = 0  # index of the next task to hand out
+        self._skip: dict[int, str] = {}  # queued task id -> cancel reason
+
+    def start(self) -> None:
+        """Begin running the tasks."""
+
+    def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
+        """Ask these tasks to stop."""
+
+    def close(self, timeout: float) -> None:
+        """Release workers. Called once, after the run ended or at session shutdown."""
+
+    def worker_pids(self) -> list[int]:
+        return []
+
+    # -- shared helpers for runners that hand out tasks by index ------------------------------
+    def _take(self) -> tuple[int, TaskOrder | None]:
+        """Claim the next task to start: ``(task_id, order)``; order is None if it was cancelled
+        while queued (the caller emits nothing: that was done at cancel time). ``(-1, None)``
+        when none are left."""
+        run = self.run
+        with self._lock:
+            if self._next >= run.n:
+                return -1, None
+            i = self._next
+            self._next += 1
+            tid = run.first_task_id + i
+            if tid in self._skip:
+                del self._skip[tid]
+                return tid, None
+            return tid, run.order(i)
+
+    def _cancel_queued(self, task_ids: Iterable[int], reason: str) -> list[int]:
+        """End queued tasks among ``task_ids`` as cancelled; return the ones already handed out."""
+        run = self.run
+        ended: list[Event] = []
+        handed: list[int] = []
+        t = now_ns()
+        with self._lock:
+            first_queued = run.first_task_id + self._next
+            for tid in task_ids:
+                if tid >= first_queued:
+                    if tid not in self._skip:
+                        self._skip[tid] = reason
+                        ended.append(Event(run.run_id, tid, Kind.CANCELLED, t, info={"reason": reason}))
+                else:
+                    handed.append(tid)
+        if ended:
+            run.session.ingest(ended)
+        return handed
+
+    def _cancel_all_queued(self, reason: str) -> None:
+        """End every task not handed out yet, in one batch, and hand out no more."""
+        run = self.run
+        t = now_ns()
+        with self._lock:
+            start = self._next
+            self._next = run.n
+            ids = [run.first_task_id + i for i in range(start, run.n)]
+            ids = [tid for tid in ids if tid not in self._skip]
+            self._skip.clear()
+        if ids:
+            run.session.ingest(
+                [Event(run.run_id, tid, Kind.CANCELLED, t, info={"reason": reason}) for tid in ids]
+            )
+
+    def _request(self, tid: int, reason: str) -> None:
+        self.run.session.ingest(
+            [Event(self.run.run_id, tid, Kind.CANCEL_REQUESTED, now_ns(), info={"reason": reason})]
+        )
+
+
+class ThreadRunner(Runner):
+    """``threads`` (K workers) and ``sequential`` (one worker): a ThreadPoolExecutor whose K
+    threads each take the next queued task until none is left."""
+
+    def __init__(self, run: Run, workers: int, prefix: str) -> None:
+        super().__init__(run)
+        self.workers = workers
+        self.prefix = prefix
+        self._running: dict[int, FlagContext] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        k = min(self.workers, self.run.n)
+        self._pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix=self.prefix)
+        for _ in range(k):
+            self._pool.submit(self._work)
+
+    def _work(self) -> None:
+        run = self.run
+        while True:
+            tid, order = self._take()
+            if tid < 0:
+                return
+            if order is None:
+                continue
+            ctx = FlagContext(run.run_id, tid, self.put, run.deadline_ns(), "", order.index)
+            with self._lock:
+                reason = self._skip.pop(tid, None)
+                self._running[tid] = ctx
+            if reason is not None:
+                ctx.request_cancel(reason)
+            try:
+                run_blocking(ctx, order)
+            finally:
+                with self._lock:
+                    self._running.pop(tid, None)
+
+    def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
+        for tid in self._cancel_queued(task_ids, reason):
+            with self._lock:
+                ctx = self._running.get(tid)
+            if ctx is not None:
+                self._request(tid, reason)
+                ctx.request_cancel(reason)
+
+    def cancel_all(self, reason: str) -> None:
+        self._cancel_all_queued(reason)
+        with self._lock:
+            running = list(self._running.items())
+        for tid, ctx in running:
+            self._request(tid, reason)
+            ctx.request_cancel(reason)
+
+    def close(self, timeout: float) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def threads_alive(self) -> int:
+        return len(self._pool._threads) if self._pool is not None else 0  # noqa: SLF001
+
+
+class AsyncioRunner(Runner):
+    """Coroutines on an asyncio loop: the engine's own loop thread by default, or a caller's
+    loop (the GUI's "coroutines on the GUI loop" lesson). ``workers`` is the concurrency limit;
+    by default every task runs at once, as with ``asyncio.gather``."""
+
+    def __init__(self, run: Run, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        super().__init__(run)
+        self.loop = loop
+        self.limit = limit
+        self._tasks: dict[int, tuple[asyncio.Task, FlagContext]] = {}
+        self._feeder: asyncio.Task | None = None
+        self._sem: asyncio.Semaphore | None = None
+
+    def start(self) -> None:
+        self.loop.call_soon_threadsafe(self._begin)
+
+    def _begin(self) -> None:
+        self._sem = asyncio.Semaphore(self.limit)
+        self._feeder = self.loop.create_task(self._feed(), name=f"run-{self.run.run_id}-feeder")
+
+    async def _feed(self) -> None:
+        run = self.run
+        sem = self._sem
+        assert sem is not None
+        while True:
+            await sem.acquire()
+            tid, order = self._take()
+            if tid < 0:
+                sem.release()
+                return
+            if order is None:
+                sem.release()
+                continue
+            name = f"task-{tid}"
+            ctx = FlagContext(run.run_id, tid, self.put, run.deadline_ns(), name, order.index)
+            task = self.loop.create_task(self._one(ctx, order), name=name)
+            self._tasks[tid] = (task, ctx)
+
+    async def _one(self, ctx: FlagContext, order: TaskOrder) -> None:
+        try:
+            await run_async(ctx, order)
+        finally:
+            self._tasks.pop(ctx.task_id, None)
+            assert self._sem is not None
+            self._sem.release()
+
+    def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
+        handed = self._cancel_queued(task_ids, reason)
+        for tid in handed:
+            entry = self._tasks.get(tid)
+            if entry is not None:
+                self._request(tid, reason)
+                entry[1].request_cancel(reason)  # seen even by a coroutine that never awaits
+        if handed:
+            self.loop.call_soon_threadsafe(self._cancel_in_loop, handed)
+
+    def _cancel_in_loop(self, ids: list[int]) -> None:
+        for tid in ids:
+            entry = self._tasks.get(tid)
+            if entry is not None:
+                entry[0].cancel()
+
+    def cancel_all(self, reason: str) -> None:
+        self._cancel_all_queued(reason)
+        self.cancel(list(self._tasks), False, reason)
+
+    def close(self, timeout: float) -> None:
+        if self.loop.is_closed():
+            return
+
+        def stop() -> None:
+            if self._feeder is not None:
+                self._feeder.cancel()
+
+        try:
+            self.loop.call_soon_threadsafe(stop)
+        except RuntimeError:
+            pass
+
+
+class ProcessRunner(Runner):
+    """``processes``: a :class:`ProcPool` of K workers; at most a few tasks per worker are
+    queued in the pool at a time, the rest wait (as indices) in the runner."""
+
+    can_force = True
+
+    def __init__(self, run: Run, workers: int) -> None:
+        super().__init__(run)
+        self.workers = workers
+        self.pool = None
+
+    def start(self) -> None:
+        from . import _procworker
+        from .procpool import ProcPool
+
+        self._run_task = _procworker.run_task
+        self.pool = ProcPool(min(self.workers, self.run.n), self.run.session.ingest,
+                             name=f"run{self.run.run_id}")
+        for _ in range(2 * self.pool.size):
+            if not self._submit_next():
+                break
+
+    def _submit_next(self) -> bool:
+        while True:
+            tid, order = self._take()
+            if tid < 0:
+                return False
+            if order is not None:
+                break
+        assert self.pool is not None
+        try:
+            fut = self.pool.submit(self._run_task, order)
+        except RuntimeError:
+            return False  # the pool is closing
+        fut.add_done_callback(lambda _f: self._submit_next())
+        return True
+
+    def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
+        if self.pool is None:
+            return
+        store = self.run.session.store
+        for tid in self._cancel_queued(task_ids, reason):
+            rec = store.task(tid)
+            if rec is not None and rec.state is State.RUNNING:
+                self._request(tid, reason)
+            self.pool.cancel_task(tid, force, reason)
+
+    def cancel_all(self, reason: str, force: bool = False) -> None:
+        self._cancel_all_queued(reason)
+        ids = range(self.run.first_task_id, self.run.first_task_id + self.run.n)
+        self.cancel(ids, force, reason)
+
+    def close(self, timeout: float) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, grace_s=min(0.3, timeout))
+
+    def worker_pids(self) -> list[int]:
+        return self.pool.pids() if self.pool is not None else []
+
+
+class AsyncioProcessRunner(ProcessRunner):
+    """``asyncio-processes``: one coroutine per task on the engine loop, each awaiting
+    ``loop.run_in_executor(pool, run_task, order)``, the hybrid pattern."""
+
+    def __init__(self, run: Run, workers: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(run, workers)
+        self.loop = loop
+        self._feeder: asyncio.Task | None = None
+
+    def start(self) -> None:
+        from . import _procworker
+        from .procpool import ProcPool
+
+        self._run_task = _procworker.run_task
+        self.pool = ProcPool(min(self.workers, self.run.n), self.run.session.ingest,
+                             name=f"run{self.run.run_id}")
+        self.loop.call_soon_threadsafe(self._begin)
+
+    def _begin(self) -> None:
+        self._feeder = self.loop.create_task(self._feed(), name=f"run-{self.run.run_id}-feeder")
+
+    async def _feed(self) -> None:
+        while True:
+            tid, order = self._take()
+            if tid < 0:
+                return
+            if order is None:
+                continue
+            order = order._replace(task_name=f"task-{tid}")
+            self.loop.create_task(self._one(order), name=order.task_name)
+            if (tid - self.run.first_task_id) % 1000 == 999:
+                await asyncio.sleep(0)  # let the loop breathe while creating many coroutines
+
+    async def _one(self, order: TaskOrder) -> None:
+        try:
+            await self.loop.run_in_executor(self.pool, self._run_task, order)
+        except asyncio.CancelledError:
+            # The coroutine was cancelled; run_in_executor cannot stop a running process task,
+            # so stop it through the pool (a queued one was already dequeued by the cancel).
+            if self.pool is not None:
+                self.pool.cancel_task(order.task_id, False, "cancelled")
+        except Exception:  # noqa: BLE001 - the pool already reported the task's ending
+            pass
+
+    def close(self, timeout: float) -> None:
+        super().close(timeout)
+        if not self.loop.is_closed() and self._feeder is not None:
+            try:
+                self.loop.call_soon_threadsafe(self._feeder.cancel)
+            except RuntimeError:
+                pass

@@ -1,0 +1,417 @@
+"""The engine's front door: a :class:`Session` starts runs, cancels tasks, and shuts down.
+
+A session owns:
+
+* the :class:`~engine.store.EventStore` front ends read from;
+* the engine's own asyncio loop, in its own thread (coroutine workloads run there, never on a
+  GUI loop, unless a caller passes its own loop on purpose);
+* a batcher: in-process workers put events in a lock-free buffer that one flusher thread moves
+  into the store every ``FLUSH_S``; worker processes send their own batches;
+* one runner per active run, and whatever workers those runners started.
+
+Every public method is thread-safe and returns quickly; work happens on the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .clock import now_ns
+from .context import EventBuffer
+from .events import Event, State
+from .models import model_info
+from .models.execute import TaskOrder
+from .spec import RunSpec, SpecError
+from .store import EventStore, RunRecord
+
+FLUSH_S = 0.005
+
+
+class EngineLoop:
+    """A stock asyncio event loop running in a thread of its own."""
+
+    def __init__(self, name: str = "taskscope-engine-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.native_id = 0
+        self.thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.native_id = threading.get_native_id()
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            self._drain()
+
+    def _drain(self) -> None:
+        loop = self.loop
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            # Let cancelled tasks run their handlers (they emit their 'cancelled' events).
+            fut = asyncio.gather(*pending, return_exceptions=True)
+            try:
+                loop.run_until_complete(asyncio.wait_for(fut, 1.0))
+            except (asyncio.TimeoutError, asyncio.CancelledError, RuntimeError):
+                pass
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        except RuntimeError:
+            pass
+        loop.close()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        if self.loop.is_closed():
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:
+            pass
+        self.thread.join(timeout)
+
+
+class Run:
+    """A run in progress (or done). Obtain one from :meth:`Session.start`."""
+
+    def __init__(self, session: Session, run_id: int, spec: RunSpec, first_task_id: int,
+                 calib: dict[str, float], params: dict[str, Any]) -> None:
+        self.session = session
+        self.run_id = run_id
+        self.spec = spec
+        self.n = spec.tasks
+        self.first_task_id = first_task_id
+        self.calib = calib
+        self.params = params
+        self.runner: Any = None
+        self.server: Any = None
+        self._ended = 0
+        self._lock = threading.Lock()
+        self._fail_fast_fired = False
+        self._closed = threading.Event()  # set when the run ended and its workers are released
+
+    @property
+    def task_ids(self) -> range:
+        return range(self.first_task_id, self.first_task_id + self.n)
+
+    def order(self, index: int) -> TaskOrder:
+        s = self.spec
+        return TaskOrder(self.run_id, self.first_task_id + index, index, s.workload, s.size_s,
+                         self.params, self.calib, s.timeout_s)
+
+    def deadline_ns(self) -> int | None:
+        t = self.spec.timeout_s
+        return None if t is None else now_ns() + int(t * 1e9)
+
+    @property
+    def record(self) -> RunRecord:
+        rec = self.session.store.run(self.run_id)
+        assert rec is not None
+        return rec
+
+    @property
+    def ended(self) -> bool:
+        """Every task has its terminal event."""
+        return self._ended >= self.n
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ended and its workers were released. True if it did."""
+        return self._closed.wait(timeout)
+
+    def _on_terminal(self, task_id: int, state: State) -> None:
+        with self._lock:
+            self._ended += 1
+            done = self._ended >= self.n
+            fire = (state is State.FAILED and self.spec.policy == "fail-fast"
+                    and not self._fail_fast_fired and not done)
+            if fire:
+                self._fail_fast_fired = True
+        if fire:
+            rec = self.session.store.task(task_id)
+            idx = rec.index if rec is not None else task_id
+            self.session.cancel_run(self.run_id, reason=f"fail-fast: task {idx} failed")
+        if done:
+            tasks = self.session.store.tasks(self.run_id)
+            end = max((t.end_ns or 0 for t in tasks), default=now_ns())
+            self.session.store.end_run(self.run_id, end)
+            self.session._retire(self)
+
+
+@dataclass
+class ShutdownReport:
+    """What :meth:`Session.shutdown` left behind (normally nothing)."""
+
+    seconds: float
+    #: Tasks that had not stopped by the deadline: thread tasks that never check their context.
+    stuck_tasks: list[int] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.stuck_tasks
+
+
+class Session:
+    """Runs, cancellation and shutdown. Use it as a context manager, or call :meth:`shutdown`."""
+
+    def __init__(self, store: EventStore | None = None, *, warm: bool = True) -> None:
+        self.store = store or EventStore()
+        if warm:
+            from .models.procpool import warm_up
+
+            warm_up()
+        self._lock = threading.Lock()
+        self._runs: dict[int, Run] = {}
+        self._next_run = 1
+        self._next_task = 1
+        self._closing = False
+        self._engine_loop: EngineLoop | None = None
+        self._buffer = EventBuffer()
+        self._flusher_stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="taskscope-flusher",
+                                         daemon=True)
+        self._flusher.start()
+        self._janitor_q: list[Run] = []
+        self._janitor_cv = threading.Condition()
+        self._janitor = threading.Thread(target=self._janitor_loop, name="taskscope-janitor",
+                                         daemon=True)
+        self._janitor.start()
+
+    # -- the engine loop --------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The engine's own asyncio loop (started on first use)."""
+        with self._lock:
+            if self._engine_loop is None:
+                self._engine_loop = EngineLoop()
+            return self._engine_loop.loop
+
+    @property
+    def loop_thread_id(self) -> int:
+        self.loop  # noqa: B018 - make sure it runs
+        assert self._engine_loop is not None
+        return self._engine_loop.native_id
+
+    # -- events -------------------------------------------------------------------------------
+    def _put(self, ev: Event) -> None:
+        self._buffer.put(ev)
+
+    def _flush_loop(self) -> None:
+        while not self._flusher_stop.wait(FLUSH_S):
+            self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        if len(self._buffer):
+            self.ingest(self._buffer.take())
+
+    def ingest(self, batch: list[Event]) -> None:
+        """Add a batch of events to the store and act on tasks that ended."""
+        ended = self.store.append(batch)
+        if not ended:
+            return
+        runs = self._runs
+        for run_id, task_id, state in ended:
+            run = runs.get(run_id)
+            if run is not None:
+                run._on_terminal(task_id, state)
+
+    # -- runs ------------------------------------------------------------------------------------
+    def start(self, spec: RunSpec, *, loop: asyncio.AbstractEventLoop | None = None) -> Run:
+        """Start a validated run and return at once.
+
+        ``loop``: for the asyncio model, run the coroutines on this loop instead of the engine's
+        (the caller owns it; used by the GUI's bounded "coroutines on the GUI loop" lesson).
+        """
+        from .workloads import WORKLOADS
+        from .workloads.calibrate import calibration
+
+        if not isinstance(spec, RunSpec):
+            raise TypeError("Session.start takes a RunSpec; build one with engine.make_spec")
+        info = model_info(spec.model)
+        if not info.available:
+            raise SpecError("model", f"{spec.model} is not available here: {info.reason}")
+        if loop is not None and spec.model != "asyncio":
+            raise SpecError("loop", "a caller's loop can only run the asyncio model")
+        wl = WORKLOADS[spec.workload]
+        calib = calibration()
+        params = dict(spec.params)
+        server = None
+        if wl.needs_server:
+            from .workloads.http import LoopbackServer
+
+            server = LoopbackServer()
+            params["url"] = server.url
+        with self._lock:
+            if self._closing:
+                if server is not None:
+                    server.close()
+                raise RuntimeError("the session is shutting down")
+            run_id = self._next_run
+            self._next_run += 1
+            first = self._next_task
+            self._next_task += spec.tasks
+            run = Run(self, run_id, spec, first, calib, params)
+            run.server = server
+            self._runs[run_id] = run
+        self.store.add_run(run_id, spec, first, spec.tasks, now_ns())
+        run.runner = self._make_runner(run, loop)
+        run.runner.start()
+        return run
+
+    def _make_runner(self, run: Run, loop: asyncio.AbstractEventLoop | None) -> Any:
+        from .models import runners
+
+        spec = run.spec
+        workers = spec.effective_workers()
+        m = spec.model
+        if m == "sequential":
+            return runners.ThreadRunner(run, 1, f"run{run.run_id}-sequential")
+        if m in ("threads", "free-threaded"):
+            return runners.ThreadRunner(run, workers, f"run{run.run_id}-thread")
+        if m == "asyncio":
+            return runners.AsyncioRunner(run, loop or self.loop, workers)
+        if m == "processes":
+            return runners.ProcessRunner(run, workers)
+        if m == "asyncio-processes":
+            return runners.AsyncioProcessRunner(run, workers, self.loop)
+        raise SpecError("model", f"{m} has no runner")  # pragma: no cover
+
+    def run(self, run_id: int) -> Run | None:
+        return self._runs.get(run_id)
+
+    def runs(self) -> list[Run]:
+        with self._lock:
+            return list(self._runs.values())
+
+    def active_runs(self) -> list[Run]:
+        return [r for r in self.runs() if not r.ended]
+
+    # -- cancellation ------------------------------------------------------------------------------
+    def cancel_task(self, task_id: int, force: bool = False, reason: str = "cancelled") -> bool:
+        """Cancel one task. ``force`` kills a process task's worker; other models ignore it
+        (a thread cannot be killed) and cancel cooperatively. False if no such live task."""
+        rec = self.store.task(task_id)
+        if rec is None or rec.state.terminal:
+            return False
+        run = self._runs.get(rec.run_id)
+        if run is None or run.runner is None:
+            return False
+        run.runner.cancel([task_id], force and run.runner.can_force, reason)
+        return True
+
+    def cancel_run(self, run_id: int, force: bool = False, reason: str = "cancelled") -> bool:
+        """Cancel every task of a run that has not ended."""
+        run = self._runs.get(run_id)
+        if run is None or run.runner is None or run.ended:
+            return False
+        r = run.runner
+        if hasattr(r, "cancel_all"):
+            if r.can_force:
+                r.cancel_all(reason, force)
+            else:
+                r.cancel_all(reason)
+        else:
+            r.cancel(run.task_ids, force and r.can_force, reason)
+        return True
+
+    def cancel_all(self, force: bool = False, reason: str = "cancel all") -> int:
+        """Cancel every active run; return how many."""
+        n = 0
+        for run in self.active_runs():
+            n += self.cancel_run(run.run_id, force, reason)
+        return n
+
+    # -- workers -------------------------------------------------------------------------------------
+    def worker_pids(self) -> list[int]:
+        """Pids of the worker processes this session's runs have alive now."""
+        pids: list[int] = []
+        for run in self.runs():
+            if run.runner is not None and not run._closed.is_set():
+                pids.extend(run.runner.worker_pids())
+        return pids
+
+    # -- retiring finished runs ------------------------------------------------------------------------
+    def _retire(self, run: Run) -> None:
+        with self._janitor_cv:
+            self._janitor_q.append(run)
+            self._janitor_cv.notify()
+
+    def _janitor_loop(self) -> None:
+        while True:
+            with self._janitor_cv:
+                while not self._janitor_q:
+                    self._janitor_cv.wait()
+                run = self._janitor_q.pop(0)
+            if run is None:
+                return
+            self._close_run(run, 2.0)
+
+    def _close_run(self, run: Run, timeout: float) -> None:
+        if run._closed.is_set():
+            return
+        try:
+            if run.runner is not None:
+                run.runner.close(timeout)
+        finally:
+            if run.server is not None:
+                run.server.close()
+                run.server = None
+            run._closed.set()
+
+    # -- shutdown ----------------------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 2.0) -> ShutdownReport:
+        """Cancel everything, release every worker, stop the engine's threads.
+
+        Returns within about ``timeout`` seconds. Process workers still busy after a short
+        grace are killed; thread tasks that never check their context cannot be, and are listed
+        in the report's ``stuck_tasks``.
+        """
+        t0 = now_ns()
+        deadline = t0 + int(timeout * 1e9)
+        with self._lock:
+            if self._closing:
+                return ShutdownReport(0.0)
+            self._closing = True
+        runs = self.runs()
+        for run in runs:
+            if not run.ended:
+                self.cancel_run(run.run_id, reason="shutdown")
+        # Process pools: give cooperative cancels a moment, then kill (in parallel).
+        closers = []
+        for run in runs:
+            if not run._closed.is_set():
+                th = threading.Thread(target=self._close_run, args=(run, 0.3), daemon=True)
+                th.start()
+                closers.append(th)
+        for th in closers:
+            th.join(max(0.0, (deadline - now_ns()) / 1e9 - 0.2))
+        # In-process tasks stop at their next check; wait for their terminal events.
+        for run in runs:
+            while not run.ended and now_ns() < deadline - 300_000_000:
+                self._flush()
+                threading.Event().wait(0.005)
+        if self._engine_loop is not None:
+            self._engine_loop.stop(max(0.1, (deadline - now_ns()) / 1e9 - 0.1))
+        self._flusher_stop.set()
+        self._flusher.join(0.5)
+        self._flush()
+        with self._janitor_cv:
+            self._janitor_q.append(None)  # type: ignore[arg-type]
+            self._janitor_cv.notify()
+        self._janitor.join(0.2)
+        stuck = [t.task_id for run in runs for t in self.store.tasks(run.run_id)
+                 if not t.state.terminal]
+        return ShutdownReport((now_ns() - t0) / 1e9, stuck)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

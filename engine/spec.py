@@ -1,0 +1,182 @@
+"""Run specs: what to run, validated before anything starts.
+
+:func:`make_spec` takes loosely typed values (from a CLI, a form, a JSON file) and returns a
+frozen :class:`RunSpec`, or raises :class:`SpecError` whose message is one line that names the
+field. Nothing is started for a spec that fails.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: Limits on a spec's values. Beyond them a run is refused: they guard against typos such as
+#: ``--tasks 10000000000`` that would otherwise exhaust memory before anything useful happens.
+MAX_TASKS = 1_000_000
+MAX_SIZE_S = 3600.0
+MAX_WORKERS = 1024
+MAX_PROCESS_WORKERS = 256
+MAX_TIMEOUT_S = 86_400.0
+
+POLICIES = ("collect", "fail-fast")
+MODEL_NAMES_HINT = "sequential, asyncio, threads, processes, asyncio-processes, interpreters, free-threaded"
+
+
+class SpecError(ValueError):
+    """A spec value is invalid. ``field`` names it; ``str()`` is one line for the user."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(us|µs|ms|s|m|min)?\s*$")
+_UNIT = {None: 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "m": 60.0, "min": 60.0}
+
+
+def parse_duration(value: Any, field: str, *, default_unit: str = "s") -> float:
+    """Seconds from ``"200ms"``, ``"1.5s"``, ``"500us"``, ``"2m"`` or a plain number.
+
+    A plain number is in ``default_unit``. Negative, NaN and infinite values are refused.
+    """
+    if isinstance(value, bool):
+        raise SpecError(field, f"expected a duration such as 200ms, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value) * _UNIT[default_unit]
+    elif isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise SpecError(field, f"expected a duration such as 200ms or 1.5s, got {value!r}")
+        number, unit = m.groups()
+        seconds = float(number) * _UNIT[unit or default_unit]
+    else:
+        raise SpecError(field, f"expected a duration such as 200ms, got {type(value).__name__}")
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise SpecError(field, f"must be a finite duration, got {value!r}")
+    if seconds < 0:
+        raise SpecError(field, f"must not be negative, got {value!r}")
+    return seconds
+
+
+def parse_int(value: Any, field: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool):
+        raise SpecError(field, f"expected a whole number, got {value!r}")
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value) or value != int(value):
+            raise SpecError(field, f"expected a whole number, got {value!r}")
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip().replace("_", ""))
+        except ValueError:
+            raise SpecError(field, f"expected a whole number, got {value!r}") from None
+    if not isinstance(value, int):
+        raise SpecError(field, f"expected a whole number, got {type(value).__name__}")
+    if value < lo:
+        raise SpecError(field, f"must be at least {lo}, got {value}")
+    if value > hi:
+        raise SpecError(field, f"must be at most {hi:,}, got {value:,}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated run. Build it with :func:`make_spec`."""
+
+    model: str
+    workload: str
+    tasks: int = 10
+    size_s: float = 0.2
+    workers: int | None = None
+    timeout_s: float | None = None
+    policy: str = "collect"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def effective_workers(self) -> int:
+        """The worker count the model will use, with the model's default filled in."""
+        from .models import default_workers
+
+        return self.workers if self.workers is not None else default_workers(self.model, self.tasks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "workload": self.workload,
+            "tasks": self.tasks,
+            "size_s": self.size_s,
+            "workers": self.effective_workers(),
+            "timeout_s": self.timeout_s,
+            "policy": self.policy,
+            "params": dict(self.params),
+        }
+
+
+def make_spec(
+    model: Any,
+    workload: Any,
+    tasks: Any = 10,
+    size: Any = "200ms",
+    workers: Any = None,
+    timeout: Any = None,
+    policy: Any = "collect",
+    params: Mapping[str, Any] | None = None,
+) -> RunSpec:
+    """Validate loosely typed values into a :class:`RunSpec`; raise :class:`SpecError` if bad."""
+    from .models import model_info
+    from .workloads import WORKLOADS, validate_params
+
+    if not isinstance(model, str) or not model.strip():
+        raise SpecError("model", "is required")
+    model = model.strip()
+    info = model_info(model)  # raises SpecError for unknown names
+    if not info.available:
+        raise SpecError("model", f"{model} is not available here: {info.reason}")
+
+    if not isinstance(workload, str) or not workload.strip():
+        raise SpecError("workload", "is required")
+    workload = workload.strip()
+    wl = WORKLOADS.get(workload)
+    if wl is None:
+        raise SpecError(
+            "workload", f"unknown workload {workload!r}; choose one of {', '.join(WORKLOADS)}"
+        )
+    if wl.process_only and not info.isolated:
+        raise SpecError(
+            "workload",
+            f"{workload} kills its worker process, so it needs a process model "
+            f"(processes or asyncio-processes), not {model}",
+        )
+
+    n = parse_int(tasks, "tasks", 1, MAX_TASKS)
+    size_s = parse_duration(size, "size")
+    if size_s > MAX_SIZE_S:
+        raise SpecError("size", f"must be at most {MAX_SIZE_S:.0f}s per task, got {size!r}")
+
+    w: int | None = None
+    if workers is not None and workers != "":
+        hi = MAX_PROCESS_WORKERS if info.isolated else MAX_WORKERS
+        w = parse_int(workers, "workers", 1, hi)
+        if model == "sequential" and w != 1:
+            raise SpecError("workers", "sequential runs on exactly one worker; leave it unset or 1")
+
+    t: float | None = None
+    if timeout is not None and timeout != "":
+        t = parse_duration(timeout, "timeout")
+        if t == 0:
+            raise SpecError("timeout", "must be greater than 0 (leave it unset for no timeout)")
+        if t > MAX_TIMEOUT_S:
+            raise SpecError("timeout", f"must be at most {MAX_TIMEOUT_S:.0f}s, got {timeout!r}")
+
+    if policy not in POLICIES:
+        raise SpecError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
+
+    p = validate_params(workload, dict(params or {}))
+    return RunSpec(model, workload, n, size_s, w, t, policy, p)
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1

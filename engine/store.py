@@ -1,0 +1,319 @@
+"""The bounded store every front end reads from.
+
+Producers append *batches* of events (never one call per event across a process boundary) and
+samples. Readers keep their own cursor and read only what is new since their last read, so the
+CLI, the GUI and a trace exporter can all read one store without disturbing each other.
+
+Limits (documented, enforced):
+
+* ``max_events`` (default 1,000,000): the event log is a ring. Once full, the oldest events are
+  dropped and a reader that fell behind is told how many it missed. Task records are not part of
+  the ring: the latest state of every task is kept exactly, whatever the ring dropped.
+* ``max_samples`` (default 36,000: one hour at 10 Hz): likewise a ring.
+* ``max_tasks`` (default 2,000,000): task records of *finished runs* are evicted oldest run first
+  once the total passes this limit. Records of active runs are never evicted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from itertools import islice
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .events import TERMINAL_KINDS, Event, Kind, State
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """The latest known state of one task, folded from its events."""
+
+    task_id: int
+    run_id: int
+    index: int
+    state: State = State.QUEUED
+    queued_ns: int = 0
+    start_ns: int | None = None
+    end_ns: int | None = None
+    cancel_requested_ns: int | None = None
+    pid: int = 0
+    tid: int = 0
+    thread: str = ""
+    task_name: str = ""
+    core: int = -1
+    progress: float = 0.0
+    error: dict[str, Any] | None = None
+    reason: str = ""
+
+    @property
+    def duration_ns(self) -> int | None:
+        if self.start_ns is None:
+            return None
+        return (self.end_ns or 0) - self.start_ns if self.end_ns else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.task_id,
+            "run_id": self.run_id,
+            "index": self.index,
+            "state": self.state.value,
+            "queued_ns": self.queued_ns,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "cancel_requested_ns": self.cancel_requested_ns,
+            "pid": self.pid,
+            "thread_id": self.tid,
+            "thread_name": self.thread,
+            "task_name": self.task_name,
+            "core": self.core,
+            "progress": self.progress,
+            "error": self.error,
+            "reason": self.reason,
+        }
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """A run as the store knows it: its spec, its tasks and its clock."""
+
+    run_id: int
+    spec: Any
+    task_ids: range
+    start_ns: int
+    end_ns: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.end_ns is not None
+
+    @property
+    def wall_s(self) -> float | None:
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
+
+
+_STATE_OF_KIND = {
+    Kind.STARTED: State.RUNNING,
+    Kind.CANCEL_REQUESTED: State.CANCEL_REQUESTED,
+    Kind.FINISHED: State.FINISHED,
+    Kind.FAILED: State.FAILED,
+    Kind.CANCELLED: State.CANCELLED,
+    Kind.TIMED_OUT: State.TIMED_OUT,
+}
+
+
+class EventStore:
+    """Thread-safe, bounded store of events, task records, runs and samples."""
+
+    def __init__(
+        self,
+        max_events: int = 1_000_000,
+        max_samples: int = 36_000,
+        max_tasks: int = 2_000_000,
+    ) -> None:
+        self.max_events = max_events
+        self.max_samples = max_samples
+        self.max_tasks = max_tasks
+        self._lock = threading.Lock()
+        self._events: deque[Event] = deque(maxlen=max_events)
+        self._event_seq = 0  # events ever appended; the cursor space
+        self._samples: deque[Any] = deque(maxlen=max_samples)
+        self._sample_seq = 0
+        self._tasks: dict[int, TaskRecord] = {}
+        self._runs: dict[int, RunRecord] = {}
+        #: Terminal events that arrived for a task that already had one. Always 0 unless a
+        #: runner is broken; tests assert it stays 0.
+        self.duplicate_terminals = 0
+        #: Events for tasks the store never registered.
+        self.unknown_events = 0
+
+    # -- producers ---------------------------------------------------------------------
+    def add_run(self, run_id: int, spec: Any, first_task_id: int, n_tasks: int, t_ns: int) -> None:
+        """Register a run and its tasks (all queued at ``t_ns``) and log their queued events."""
+        ids = range(first_task_id, first_task_id + n_tasks)
+        with self._lock:
+            self._runs[run_id] = RunRecord(
+                run_id, spec, ids, t_ns, counts={"queued": n_tasks}
+            )
+            tasks = self._tasks
+            for i, tid in enumerate(ids):
+                tasks[tid] = TaskRecord(tid, run_id, i, queued_ns=t_ns)
+            self._events.extend(Event(run_id, tid, Kind.QUEUED, t_ns) for tid in ids)
+            self._event_seq += n_tasks
+            self._evict_locked()
+
+    def append(self, batch: Iterable[Event]) -> list[tuple[int, int, State]]:
+        """Add a batch of events; return ``(run_id, task_id, state)`` for each new terminal state.
+
+        A second terminal event for one task is not stored (and is counted in
+        ``duplicate_terminals``): a task has exactly one ending.
+        """
+        ended: list[tuple[int, int, State]] = []
+        with self._lock:
+            tasks = self._tasks
+            events = self._events
+            n = 0
+            for ev in batch:
+                rec = tasks.get(ev.task_id)
+                if rec is None:
+                    self.unknown_events += 1
+                    continue
+                kind = ev.kind
+                if rec.state.terminal:
+                    if kind in TERMINAL_KINDS:
+                        self.duplicate_terminals += 1
+                    continue  # nothing happens to a task after its end
+                events.append(ev)
+                n += 1
+                if ev.pid:
+                    rec.pid = ev.pid
+                    rec.tid = ev.tid
+                    rec.thread = ev.thread
+                    if ev.task_name:
+                        rec.task_name = ev.task_name
+                    if ev.core >= 0:
+                        rec.core = ev.core
+                if kind == Kind.PROGRESS:
+                    rec.progress = ev.value
+                    continue
+                if kind == Kind.STARTED:
+                    rec.start_ns = ev.t_ns
+                    if rec.state is State.QUEUED:
+                        rec.state = State.RUNNING
+                    self._count(rec.run_id, "running")
+                    continue
+                if kind == Kind.CANCEL_REQUESTED:
+                    if rec.cancel_requested_ns is None:
+                        rec.cancel_requested_ns = ev.t_ns
+                    if rec.state is State.RUNNING:
+                        rec.state = State.CANCEL_REQUESTED
+                    if ev.info:
+                        rec.reason = ev.info.get("reason", rec.reason)
+                    continue
+                if kind in TERMINAL_KINDS:
+                    new = _STATE_OF_KIND[kind]
+                    was_running = rec.start_ns is not None
+                    rec.state = new
+                    rec.end_ns = ev.t_ns
+                    if kind == Kind.FINISHED:
+                        rec.progress = 1.0
+                    if ev.info:
+                        if kind == Kind.FAILED or "type" in ev.info:
+                            rec.error = ev.info
+                        if "reason" in ev.info:
+                            rec.reason = ev.info["reason"]
+                    run = self._runs.get(rec.run_id)
+                    if run is not None:
+                        c = run.counts
+                        c[new.value] = c.get(new.value, 0) + 1
+                        if was_running:
+                            c["running"] = c.get("running", 0) - 1
+                        else:
+                            c["queued"] = c.get("queued", 0) - 1
+                    ended.append((rec.run_id, rec.task_id, new))
+            self._event_seq += n
+        return ended
+
+    def _count(self, run_id: int, key: str) -> None:
+        run = self._runs.get(run_id)
+        if run is not None:
+            c = run.counts
+            c[key] = c.get(key, 0) + 1
+            if key == "running":
+                c["queued"] = c.get("queued", 0) - 1
+
+    def end_run(self, run_id: int, t_ns: int) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None and run.end_ns is None:
+                run.end_ns = t_ns
+
+    def add_samples(self, samples: Iterable[Any]) -> None:
+        """Add samples (objects with a ``t_ns`` attribute, on the same clock as events)."""
+        samples = list(samples)
+        with self._lock:
+            self._samples.extend(samples)
+            self._sample_seq += len(samples)
+
+    def add_sample(self, sample: Any) -> None:
+        with self._lock:
+            self._samples.append(sample)
+            self._sample_seq += 1
+
+    # -- readers -----------------------------------------------------------------------
+    def read_events(self, cursor: int = 0, limit: int | None = None) -> tuple[list[Event], int, int]:
+        """Events appended since ``cursor``: ``(events, new_cursor, dropped)``.
+
+        ``dropped`` counts events the reader missed because the ring overwrote them.
+        """
+        with self._lock:
+            seq = self._event_seq
+            held = len(self._events)
+            first_held = seq - held
+            dropped = max(0, first_held - cursor)
+            start = max(cursor, first_held) - first_held
+            stop = held if limit is None else min(held, start + limit)
+            if start >= stop:
+                return [], max(cursor, first_held + stop), dropped
+            if start == 0 and stop == held:
+                out = list(self._events)
+            else:
+                out = list(islice(self._events, start, stop))
+            return out, first_held + stop, dropped
+
+    def read_samples(self, cursor: int = 0) -> tuple[list[Any], int]:
+        with self._lock:
+            seq = self._sample_seq
+            held = len(self._samples)
+            first_held = seq - held
+            start = max(cursor, first_held) - first_held
+            if start >= held:
+                return [], seq
+            return list(islice(self._samples, start, held)), seq
+
+    def task(self, task_id: int) -> TaskRecord | None:
+        with self._lock:
+            return self._tasks.get(task_id)
+
+    def tasks(self, run_id: int | None = None) -> list[TaskRecord]:
+        """Snapshot of task records (the live objects: read, do not mutate)."""
+        with self._lock:
+            if run_id is None:
+                return list(self._tasks.values())
+            run = self._runs.get(run_id)
+            if run is None:
+                return []
+            t = self._tasks
+            return [t[i] for i in run.task_ids if i in t]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def runs(self) -> list[RunRecord]:
+        with self._lock:
+            return list(self._runs.values())
+
+    @property
+    def event_count(self) -> int:
+        return self._event_seq
+
+    @property
+    def sample_count(self) -> int:
+        return self._sample_seq
+
+    # -- limits --------------------------------------------------------------------------
+    def _evict_locked(self) -> None:
+        excess = len(self._tasks) - self.max_tasks
+        if excess <= 0:
+            return
+        for run in sorted(self._runs.values(), key=lambda r: r.run_id):
+            if excess <= 0:
+                break
+            if not run.done:
+                continue
+            for tid in run.task_ids:
+                if self._tasks.pop(tid, None) is not None:
+                    excess -= 1
+            del self._runs[run.run_id]

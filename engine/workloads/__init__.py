@@ -1,0 +1,315 @@
+"""The built-in workloads. Each has a blocking form and an async form.
+
+Every function is top-level (so it pickles by reference into worker processes) and takes
+``(ctx, size_s, params, calib)``: the task's :class:`~engine.context.TaskContext`, the size as a
+duration in seconds, the workload's validated parameters, and the calibration rates that turn a
+duration into an amount of work on this machine. Each calls ``ctx.progress`` or ``ctx.check``
+at least every few milliseconds of work, so a cancel or a timeout is seen promptly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from ..spec import SpecError, parse_duration, parse_int
+from .calibrate import FILE_CHUNK, NUMPY_ELEMS, cpu_chunk, file_round, numpy_chunk
+
+Blocking = Callable[[Any, float, dict, dict], Any]
+Async = Callable[[Any, float, dict, dict], Awaitable[Any]]
+
+CHUNK_S = 0.001  # how much work between two progress/cancel checks
+
+
+class WorkloadFailure(Exception):
+    """The deliberate failure of the ``fail`` workload."""
+
+
+# -- cpu ---------------------------------------------------------------------------------
+def _cpu_plan(size_s: float, calib: dict) -> tuple[int, int]:
+    rate = calib["cpu_iters_per_s"]
+    total = int(size_s * rate)
+    return total, max(1, int(rate * CHUNK_S))
+
+
+def cpu(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    total, chunk = _cpu_plan(size_s, calib)
+    done = acc = 0
+    ctx.check()
+    while done < total:
+        n = min(chunk, total - done)
+        acc ^= cpu_chunk(n)
+        done += n
+        ctx.progress(done / total)
+    return acc & 0xFFFFFFFF
+
+
+async def cpu_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    """CPU work in a coroutine: it yields between chunks, so coroutines interleave but never
+    overlap. asyncio gives CPU-bound work no speed-up; this shows it."""
+    total, chunk = _cpu_plan(size_s, calib)
+    done = acc = 0
+    ctx.check()
+    while done < total:
+        n = min(chunk, total - done)
+        acc ^= cpu_chunk(n)
+        done += n
+        ctx.progress(done / total)
+        await asyncio.sleep(0)
+    return acc & 0xFFFFFFFF
+
+
+# -- numpy -------------------------------------------------------------------------------
+def numpy(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    import numpy as np
+
+    total = int(size_s * calib["numpy_calls_per_s"])
+    a = np.linspace(0.0, 100.0, NUMPY_ELEMS)
+    out = np.empty_like(a)
+    ctx.check()
+    for i in range(total):
+        numpy_chunk(a, out)  # releases the GIL inside the C loop
+        ctx.progress((i + 1) / total)
+    return float(out[-1]) if total else 0.0
+
+
+async def numpy_async(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    import numpy as np
+
+    total = int(size_s * calib["numpy_calls_per_s"])
+    a = np.linspace(0.0, 100.0, NUMPY_ELEMS)
+    out = np.empty_like(a)
+    ctx.check()
+    for i in range(total):
+        numpy_chunk(a, out)
+        ctx.progress((i + 1) / total)
+        await asyncio.sleep(0)
+    return float(out[-1]) if total else 0.0
+
+
+# -- sleep -------------------------------------------------------------------------------
+def sleep(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    ctx.sleep(size_s)
+    return size_s
+
+
+async def sleep_async(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    await ctx.asleep(size_s)
+    return size_s
+
+
+# -- http --------------------------------------------------------------------------------
+def _http_plan(size_s: float, params: dict) -> tuple[int, float]:
+    delay = params["delay"]
+    n = max(1, round(size_s / delay)) if delay > 0 else 1
+    return n, size_s / n
+
+
+def http(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    from .http import BlockingClient
+
+    n, each = _http_plan(size_s, params)
+    client = BlockingClient(params["url"])
+    try:
+        for i in range(n):
+            ctx.check()
+            client.get_delay(each)
+            ctx.progress((i + 1) / n)
+    finally:
+        client.close()
+    return n
+
+
+async def http_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    from .http import AsyncClient
+
+    n, each = _http_plan(size_s, params)
+    client = AsyncClient(params["url"])
+    try:
+        for i in range(n):
+            ctx.check()
+            await client.get_delay(each)
+            ctx.progress((i + 1) / n)
+    finally:
+        await client.close()
+    return n
+
+
+# -- file --------------------------------------------------------------------------------
+def file(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    rounds = max(1, int(size_s * calib["file_rounds_per_s"])) if size_s > 0 else 0
+    payload = os.urandom(FILE_CHUNK)
+    fd, path = tempfile.mkstemp(prefix="taskscope-")
+    os.close(fd)
+    try:
+        for i in range(rounds):
+            ctx.check()
+            file_round(path, payload)
+            ctx.progress((i + 1) / rounds)
+    finally:
+        os.unlink(path)
+    return rounds * FILE_CHUNK
+
+
+async def file_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    """File I/O from a coroutine: asyncio has no async files, so each round goes to the loop's
+    default thread pool, as ``aiofiles`` and ``asyncio.to_thread`` do."""
+    rounds = max(1, int(size_s * calib["file_rounds_per_s"])) if size_s > 0 else 0
+    payload = os.urandom(FILE_CHUNK)
+    fd, path = tempfile.mkstemp(prefix="taskscope-")
+    os.close(fd)
+    try:
+        for i in range(rounds):
+            ctx.check()
+            await asyncio.to_thread(file_round, path, payload)
+            ctx.progress((i + 1) / rounds)
+    finally:
+        os.unlink(path)
+    return rounds * FILE_CHUNK
+
+
+# -- mixed -------------------------------------------------------------------------------
+def mixed(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    """Half the size waiting on I/O (simulated latency), then half computing."""
+    ctx.sleep(size_s / 2)
+    return cpu(ctx, size_s / 2, params, calib)
+
+
+async def mixed_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    await ctx.asleep(size_s / 2)
+    return await cpu_async(ctx, size_s / 2, params, calib)
+
+
+# -- blocking: the pitfall -----------------------------------------------------------------
+def blocking(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    if params["mode"] == "cpu":
+        cpu(ctx, size_s, params, calib)
+    else:
+        _blocking_sleep(ctx, size_s)
+    return size_s
+
+
+def _blocking_sleep(ctx: Any, size_s: float) -> None:
+    end = time.monotonic() + size_s
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.005))
+        ctx.progress(1 - max(0.0, end - time.monotonic()) / size_s)
+
+
+async def blocking_async(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    """The classic mistake: ``time.sleep`` (or CPU work) inside a coroutine, with no await.
+
+    The whole event loop stops for ``size_s``; every other coroutine waits. Only our own cancel
+    flag can stop it early, because ``Task.cancel()`` needs an ``await`` to take effect.
+    """
+    if params["mode"] == "cpu":
+        cpu(ctx, size_s, params, calib)
+    else:
+        _blocking_sleep(ctx, size_s)
+    return size_s
+
+
+# -- fail and crash -------------------------------------------------------------------------
+def fail(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
+    ctx.sleep(size_s)
+    if ctx.index % params["every"] == 0:
+        raise WorkloadFailure(f"task {ctx.index} failed on purpose (fail workload)")
+
+
+async def fail_async(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
+    await ctx.asleep(size_s)
+    if ctx.index % params["every"] == 0:
+        raise WorkloadFailure(f"task {ctx.index} failed on purpose (fail workload)")
+
+
+CRASH_EXIT_CODE = 70
+
+
+def crash(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
+    """Works for half its size, then its worker process dies with ``os._exit``."""
+    cpu(ctx, size_s / 2, params, calib)
+    if ctx.index % params["every"] == 0:
+        os._exit(CRASH_EXIT_CODE)
+    cpu(ctx, size_s / 2, params, calib)
+
+
+async def crash_async(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
+    crash(ctx, size_s, params, calib)
+
+
+# -- registry ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    blocking: Blocking
+    async_: Async
+    description: str
+    #: Kills its worker process, so it only runs where workers are processes.
+    process_only: bool = False
+    #: Needs the engine's loopback HTTP server.
+    needs_server: bool = False
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload("cpu", cpu, cpu_async, "pure-Python arithmetic (holds the GIL)"),
+        Workload("numpy", numpy, numpy_async, "NumPy sin over float arrays (releases the GIL)"),
+        Workload("sleep", sleep, sleep_async, "simulated latency: time.sleep / asyncio.sleep"),
+        Workload(
+            "http", http, http_async, "real requests to a loopback HTTP server", needs_server=True
+        ),
+        Workload("file", file, file_async, "write, fsync and read back temp files"),
+        Workload("mixed", mixed, mixed_async, "half I/O wait, then half CPU"),
+        Workload(
+            "blocking", blocking, blocking_async, "time.sleep or CPU inside a coroutine (pitfall)"
+        ),
+        Workload("fail", fail, fail_async, "waits, then raises (every Nth task)"),
+        Workload(
+            "crash", crash, crash_async, "its worker process dies mid-task", process_only=True
+        ),
+    )
+}
+
+#: Parameters each workload accepts: name -> (default, validator).
+_PARAMS: dict[str, dict[str, tuple[Any, Callable[[Any, str], Any]]]] = {
+    "http": {
+        "delay": ("20ms", lambda v, f: parse_duration(v, f)),
+    },
+    "blocking": {
+        "mode": ("sleep", lambda v, f: _choice(v, f, ("sleep", "cpu"))),
+    },
+    "fail": {"every": (1, lambda v, f: parse_int(v, f, 1, 1_000_000))},
+    "crash": {"every": (1, lambda v, f: parse_int(v, f, 1, 1_000_000))},
+}
+
+
+def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SpecError(field, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def validate_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check a workload's parameters and fill in defaults. Raises SpecError naming the field."""
+    known = _PARAMS.get(workload, {})
+    out: dict[str, Any] = {}
+    for key in params:
+        if key not in known:
+            allowed = ", ".join(known) or "none"
+            raise SpecError(
+                f"params.{key}", f"unknown parameter for {workload} (it takes: {allowed})"
+            )
+    for key, (default, check) in known.items():
+        out[key] = check(params.get(key, default), f"params.{key}")
+    if workload == "http":
+        if out["delay"] <= 0 or out["delay"] > 60:
+            raise SpecError("params.delay", "must be between 0 and 60 seconds")
+    return out

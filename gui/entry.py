@@ -1,0 +1,27 @@
+"""The ``taskscope`` console script: a subcommand runs headless, no subcommand opens the window.
+
+Kept tiny and Qt-free: worker processes started by the engine re-import the console script
+as their ``__main__``, and a worker must never import Qt.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+SUBCOMMANDS = {"run", "compare", "bench", "models", "workloads", "-h", "--help"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and (args[0] in SUBCOMMANDS or not args[0].startswith("-")):
+        from engine.cli import main as cli_main
+
+        return cli_main(args)
+    from gui.app import main as gui_main
+
+    return gui_main(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
