@@ -1,0 +1,68 @@
+"""The system sample: what the machine and our workers were doing over one sampling interval.
+
+Samples share the events' clock (:mod:`engine.clock`) and live in the same
+:class:`~engine.store.EventStore`. The sampler (:mod:`engine.sampler`) produces them; the GUI,
+the CLI's ``--json`` and the trace exporter read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class WorkerSample:
+    """One worker process over the interval."""
+
+    pid: int
+    cpu: float  # percent of one core (100 = one core fully busy)
+    rss: int  # bytes
+    core: int  # the core it last ran on, -1 if unknown
+
+
+@dataclass(slots=True, frozen=True)
+class Sample:
+    """Everything measured over the interval ending at ``t_ns``."""
+
+    t_ns: int
+    interval_s: float
+    #: Per-core utilisation, 0..100 (everything but idle and iowait), from cpu_times deltas.
+    cores: tuple[float, ...]
+    cores_user: tuple[float, ...]
+    cores_system: tuple[float, ...]
+    #: Mean of ``cores`` (0..100).
+    total: float
+    #: This process: percent of one core, and resident memory in bytes.
+    self_cpu: float
+    self_rss: int
+    #: Worker processes the engine started, by pid.
+    workers: dict[int, WorkerSample] = field(default_factory=dict)
+    #: This process's threads: native thread id -> percent of one core.
+    threads: dict[int, float] = field(default_factory=dict)
+    #: Worst lateness of a periodic timer in the interval, in ms, per loop ("gui", "engine").
+    #: Missing key: no probe on that loop.
+    lag_ms: dict[str, float] = field(default_factory=dict)
+    #: Share of time a probe thread waited for the GIL over the interval (0..1); None when the
+    #: probe is off. On a free-threaded build with the GIL off: None and ``gil_disabled`` True.
+    gil: float | None = None
+    gil_disabled: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "t_ns": self.t_ns,
+            "interval_s": self.interval_s,
+            "cores": list(self.cores),
+            "cores_user": list(self.cores_user),
+            "cores_system": list(self.cores_system),
+            "total": self.total,
+            "self_cpu": self.self_cpu,
+            "self_rss": self.self_rss,
+            "workers": {
+                str(p): {"cpu": w.cpu, "rss": w.rss, "core": w.core} for p, w in self.workers.items()
+            },
+            "threads": {str(t): c for t, c in self.threads.items()},
+            "lag_ms": dict(self.lag_ms),
+            "gil": self.gil,
+            "gil_disabled": self.gil_disabled,
+        }
