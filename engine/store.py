@@ -48,9 +48,10 @@ class TaskRecord:
 
     @property
     def duration_ns(self) -> int | None:
-        if self.start_ns is None:
+        """Start to end, or None until the task has both."""
+        if self.start_ns is None or self.end_ns is None:
             return None
-        return (self.end_ns or 0) - self.start_ns if self.end_ns else None
+        return self.end_ns - self.start_ns
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -180,7 +181,10 @@ class EventStore:
                 if kind == Kind.STARTED:
                     rec.start_ns = ev.t_ns
                     if rec.state is State.QUEUED:
-                        rec.state = State.RUNNING
+                        # A cancel request can arrive before the worker's 'started' (they travel
+                        # different paths); the task is then running *with* a cancel pending.
+                        rec.state = (State.CANCEL_REQUESTED if rec.cancel_requested_ns is not None
+                                     else State.RUNNING)
                     self._count(rec.run_id, "running")
                     continue
                 if kind == Kind.CANCEL_REQUESTED:

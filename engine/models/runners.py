@@ -105,6 +105,10 @@ class Runner:
             )
 
     def _request(self, tid: int, reason: str) -> None:
+        """Record that a cancel was requested for a task that a worker holds (not yet ended)."""
+        rec = self.run.session.store.task(tid)
+        if rec is None or rec.state.terminal:
+            return
         self.run.session.ingest(
             [Event(self.run.run_id, tid, Kind.CANCEL_REQUESTED, now_ns(), info={"reason": reason})]
         )
@@ -151,8 +155,12 @@ class ThreadRunner(Runner):
         for tid in self._cancel_queued(task_ids, reason):
             with self._lock:
                 ctx = self._running.get(tid)
+                if ctx is None:
+                    # Claimed by a worker that has not registered it yet: it sees this on
+                    # registering. (If it already ended, this entry is never read.)
+                    self._skip[tid] = reason
+            self._request(tid, reason)
             if ctx is not None:
-                self._request(tid, reason)
                 ctx.request_cancel(reason)
 
     def cancel_all(self, reason: str) -> None:
@@ -220,17 +228,18 @@ class AsyncioRunner(Runner):
     def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
         handed = self._cancel_queued(task_ids, reason)
         for tid in handed:
+            self._request(tid, reason)
             entry = self._tasks.get(tid)
             if entry is not None:
-                self._request(tid, reason)
                 entry[1].request_cancel(reason)  # seen even by a coroutine that never awaits
         if handed:
-            self.loop.call_soon_threadsafe(self._cancel_in_loop, handed)
+            self.loop.call_soon_threadsafe(self._cancel_in_loop, handed, reason)
 
-    def _cancel_in_loop(self, ids: list[int]) -> None:
+    def _cancel_in_loop(self, ids: list[int], reason: str = "cancelled") -> None:
         for tid in ids:
             entry = self._tasks.get(tid)
             if entry is not None:
+                entry[1].request_cancel(reason)
                 entry[0].cancel()
 
     def cancel_all(self, reason: str) -> None:
@@ -294,7 +303,7 @@ class ProcessRunner(Runner):
         store = self.run.session.store
         for tid in self._cancel_queued(task_ids, reason):
             rec = store.task(tid)
-            if rec is not None and rec.state is State.RUNNING:
+            if rec is not None and rec.state in (State.RUNNING, State.CANCEL_REQUESTED):
                 self._request(tid, reason)
             self.pool.cancel_task(tid, force, reason)
 
