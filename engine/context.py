@@ -200,7 +200,8 @@ class TaskContext:
         """``asyncio.sleep`` that honours the context's own cancel flag and deadline too."""
         self.check()
         wait, cut = self.remaining_s(seconds)
-        await asyncio.sleep(wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
         if cut:
             raise TaskTimedOut()
         self.check()
@@ -214,20 +215,27 @@ class FlagContext(TaskContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flag = False
-        self._wake = threading.Event()
+        # Created by the first sleep only: most tasks never sleep, and an Event costs more
+        # than the rest of a no-op task's bookkeeping.
+        self._wake: threading.Event | None = None
 
     def request_cancel(self, reason: str = "cancelled") -> None:
         self.cancel_reason = reason
-        self._flag = True
-        self._wake.set()
+        self._flag = True  # set before reading _wake; sleep() creates _wake before reading _flag
+        wake = self._wake
+        if wake is not None:
+            wake.set()
 
     def cancelled(self) -> bool:
         return self._flag
 
     def sleep(self, seconds: float) -> None:
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = threading.Event()
         self.check()
         wait, cut = self.remaining_s(seconds)
-        if wait > 0 and self._wake.wait(wait):
+        if wait > 0 and wake.wait(wait):
             self.check()
         if cut:
             raise TaskTimedOut()

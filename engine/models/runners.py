@@ -203,14 +203,16 @@ class AsyncioRunner(Runner):
         run = self.run
         sem = self._sem
         assert sem is not None
+        limited = self.limit < run.n  # unlimited: like gather, no need to wait for a slot
         while True:
-            await sem.acquire()
+            if limited:
+                await sem.acquire()
             tid, order = self._take()
             if tid < 0:
-                sem.release()
                 return
             if order is None:
-                sem.release()
+                if limited:
+                    sem.release()
                 continue
             name = f"task-{tid}"
             ctx = FlagContext(run.run_id, tid, self.put, run.deadline_ns(), name, order.index)
@@ -222,8 +224,9 @@ class AsyncioRunner(Runner):
             await run_async(ctx, order)
         finally:
             self._tasks.pop(ctx.task_id, None)
-            assert self._sem is not None
-            self._sem.release()
+            if self.limit < self.run.n:
+                assert self._sem is not None
+                self._sem.release()
 
     def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
         handed = self._cancel_queued(task_ids, reason)
