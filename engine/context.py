@@ -245,9 +245,9 @@ class FlagContext(TaskContext):
 class SharedFlagContext(TaskContext):
     """A context for a task in a worker process.
 
-    ``flags`` is a shared-memory array with one slot per worker. The parent writes a task id
-    into this worker's slot to cancel that task; the worker compares it with its own id. A
-    stale id (from a task that already ended) never matches the next task.
+    ``flags`` is a shared-memory array with two entries per worker. The parent writes a task
+    id into one of this worker's entries to cancel that task; the worker compares both with
+    its own id. A stale id (from a task that already ended) never matches another task.
     """
 
     __slots__ = ("_flags", "_slot")
@@ -261,7 +261,10 @@ class SharedFlagContext(TaskContext):
         self._slot = slot
 
     def cancelled(self) -> bool:
-        return self._flags[self._slot] == self.task_id
+        f = self._flags
+        i = 2 * self._slot  # two entries per worker: see ProcPool
+        tid = self.task_id
+        return f[i] == tid or f[i + 1] == tid
 
     def sleep(self, seconds: float) -> None:
         self.check()

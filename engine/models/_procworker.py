@@ -102,6 +102,11 @@ def run_task(order: TaskOrder) -> str:
         flags=w.flags,
         slot=w.slot,
     )
+    if ctx.cancelled():
+        # Cancelled while it waited in this worker's pipe (prefetched): it never starts.
+        ctx.bind()
+        ctx.event(Kind.CANCELLED, info={"reason": "cancelled before it started"})
+        return Kind.CANCELLED
     return run_blocking(ctx, order)
 
 
