@@ -246,7 +246,7 @@ class Session:
         if wl.needs_server:
             from .workloads.http import LoopbackServer
 
-            server = LoopbackServer()
+            server = LoopbackServer(fail_after=int(params.get("fail_after", 0)))
             params["url"] = server.url
         with self._lock:
             if self._closing:

@@ -40,6 +40,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         delay = min(max(delay, 0.0), MAX_DELAY_S)
         owner: LoopbackServer = self.server.owner  # type: ignore[attr-defined]
+        if owner.fail_after and owner.requests >= owner.fail_after:
+            owner.failing = True
+        owner.requests += 1
         if owner.failing:
             # Simulates a server that fails mid-run: the connection drops without a response.
             self.close_connection = True
@@ -61,14 +64,17 @@ class _Handler(BaseHTTPRequestHandler):
 class LoopbackServer:
     """``ThreadingHTTPServer`` on 127.0.0.1, on a port the OS picks, in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_after: int = 0) -> None:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.owner = self  # type: ignore[attr-defined]
         self.host, self.port = self._httpd.server_address[:2]
         self.served = 0
+        self.requests = 0
         #: When True, requests are dropped without an answer (fault injection).
         self.failing = False
+        #: Start failing once this many requests have arrived (0: never).
+        self.fail_after = fail_after
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
