@@ -7,7 +7,7 @@ as their ``__main__``, and a worker must never import Qt.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 SUBCOMMANDS = {"run", "compare", "bench", "models", "workloads", "-h", "--help"}
 

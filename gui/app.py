@@ -1,0 +1,123 @@
+"""Start and stop the desktop app.
+
+Order matters:
+
+1. Check that Qt can open a window here *before* Qt is imported. A missing xcb library makes
+   Qt print a page of text and abort the process; we print one line naming the Debian packages.
+2. Create the engine's :class:`~engine.Session` (it starts its forkserver) before Qt starts:
+   nothing forks after Qt is up (the forkserver itself is a fresh interpreter).
+3. Run the qasync loop with ``asyncio.Runner(loop_factory=qasync.QEventLoop)``: it works on 3.11
+   (where ``asyncio.run`` has no ``loop_factory``) and on 3.12+ alike.
+4. Closing the window cancels every run, shuts the session down (within about 2 s) and returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import sys
+from collections.abc import Sequence
+
+#: Shared libraries Qt's xcb platform plugin needs beyond a bare X client, and their packages.
+XCB_LIBS: dict[str, str] = {
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+}
+DEBIAN_PACKAGES = " ".join(XCB_LIBS.values())
+
+
+def missing_xcb_libs() -> list[str]:
+    """Debian packages whose libraries the xcb plugin needs and that cannot be loaded here."""
+    missing = []
+    for lib, pkg in XCB_LIBS.items():
+        try:
+            ctypes.CDLL(lib)
+        except OSError:
+            missing.append(pkg)
+    return missing
+
+
+def platform_problem(env: dict[str, str] | None = None) -> str | None:
+    """One line explaining why Qt cannot open a window here, or None if it should work."""
+    env = dict(os.environ if env is None else env)
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = env.get("QT_QPA_PLATFORM", "").split(":")[0].strip()
+    if platform and platform != "xcb":
+        return None  # offscreen, wayland, vnc... Qt reports on its own
+    if not platform and env.get("WAYLAND_DISPLAY"):
+        return None
+    missing = missing_xcb_libs()
+    if missing:
+        return ("taskscope: Qt cannot open a window: the xcb platform plugin needs libraries "
+                f"that are missing. Install them with: sudo apt-get install {DEBIAN_PACKAGES}"
+                f" (missing here: {' '.join(missing)})")
+    if not env.get("DISPLAY"):
+        return ("taskscope: no display to open a window on (DISPLAY is not set). Run it on a "
+                "desktop, with ssh -X, or under xvfb-run; `taskscope run ...` works headless.")
+    return None
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="taskscope", description=(
+        "Open the TaskScope window. Subcommands (run, compare, bench, models, workloads) "
+        "run headless instead."))
+    ap.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
+                    help="close the window after this many seconds (for demos and smoke tests)")
+    ap.add_argument("--start", action="store_true",
+                    help="start a run with the form's initial values at once")
+    return ap.parse_args(list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = platform_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+
+    from .sampling import make_session
+
+    session = make_session()  # before Qt: the forkserver starts from a Qt-free process
+
+    import qasync
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from . import theme
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(["taskscope"])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("TaskScope")
+    app.setQuitOnLastWindowClosed(False)  # the window's close handler ends the loop itself
+    theme.apply(app)
+
+    code = 0
+    with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
+        loop = runner.get_loop()
+        win = MainWindow(session, loop)
+        win.show()
+        win.raise_()
+        win.activateWindow()  # without a window manager nothing else gives it keyboard focus
+        if args.start:
+            QTimer.singleShot(300, win.controls.request_start)
+        if args.quit_after is not None:
+            QTimer.singleShot(int(args.quit_after * 1000), win.close)
+        try:
+            runner.run(win.wait_closed())
+        except KeyboardInterrupt:
+            code = 130
+    report = win.shutdown_report or session.shutdown(timeout=2.0)
+    if not report.clean:
+        print(f"taskscope: {len(report.stuck_tasks)} thread task(s) never checked for "
+              "cancellation and were still running at exit", file=sys.stderr)
+    return code

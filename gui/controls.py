@@ -1,0 +1,322 @@
+"""The run form: models, workload, sizes, presets, and validation at the field.
+
+Every value goes through :func:`engine.make_spec`; a :class:`engine.SpecError` names the field
+and the form shows its message under that field (red border, one line), before anything starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+import engine
+from engine import RunSpec, SpecError
+
+#: Bounds for "Coroutines on the GUI loop": a lesson, not a way to run big jobs on the UI.
+GUI_LOOP_MAX_TASKS = 50
+GUI_LOOP_MAX_SIZE_S = 1.0
+
+PARAM_HINTS = {
+    "http": "delay=20ms  (latency per request)",
+    "blocking": "mode=sleep  or  mode=cpu",
+    "fail": "every=3  (every 3rd task fails)",
+    "crash": "every=3  (every 3rd task's worker dies)",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    story: str
+    models: tuple[str, ...]
+    workload: str
+    tasks: int
+    size: str
+    workers: str = ""
+    timeout: str = ""
+    policy: str = "collect"
+    params: str = ""
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset("I/O-bound: sequential vs threads vs asyncio",
+           "20 requests of 300 ms simulated latency. Sequential waits for each in turn; "
+           "threads and coroutines wait together.",
+           ("sequential", "threads", "asyncio"), "sleep", 20, "300ms", "10"),
+    Preset("CPU-bound: threads vs processes",
+           "Pure-Python arithmetic holds the GIL: 4 threads take turns on one core at a time, "
+           "4 processes use every core.",
+           ("threads", "processes"), "cpu", 8, "500ms", "4"),
+    Preset("NumPy releasing the GIL",
+           "NumPy's C loops release the GIL, so threads do run in parallel here.",
+           ("sequential", "threads"), "numpy", 8, "500ms", "4"),
+    Preset("Blocking the event loop",
+           "time.sleep inside a coroutine: no await, so the loop runs one coroutine at a time. "
+           "Tick 'Coroutines on the GUI loop' to feel it in this window.",
+           ("asyncio",), "blocking", 10, "300ms", "", "", "collect", "mode=sleep"),
+    Preset("A crash in a worker",
+           "Every 3rd task's worker process dies mid-task. The pool replaces it; the other "
+           "tasks carry on and the crashed ones are reported as failed.",
+           ("processes",), "crash", 9, "600ms", "2", "", "collect", "every=3"),
+)
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """``"every=3 mode=cpu"`` (spaces or commas) -> ``{"every": "3", "mode": "cpu"}``."""
+    out: dict[str, str] = {}
+    for part in text.replace(",", " ").split():
+        if "=" not in part:
+            raise SpecError("params", f"expected key=value, got {part!r}")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+class Field(QWidget):
+    """An editor with its error line underneath."""
+
+    def __init__(self, editor: QWidget, hint: str = "") -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(1)
+        self.editor = editor
+        lay.addWidget(editor)
+        self.error = QLabel()
+        self.error.setObjectName("fieldError")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        lay.addWidget(self.error)
+        if hint:
+            editor.setToolTip(hint)
+
+    def set_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(bool(message))
+        self.editor.setProperty("invalid", bool(message))
+        self.editor.style().unpolish(self.editor)
+        self.editor.style().polish(self.editor)
+
+
+class Controls(QWidget):
+    """The form. ``startRequested`` carries validated specs (one per selected model)."""
+
+    startRequested = Signal(list, bool)  # list[RunSpec], on the GUI loop
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 4, 8, 8)
+
+        # Presets
+        pbox = QGroupBox("Preset stories")
+        pl = QVBoxLayout(pbox)
+        self.preset = QComboBox()
+        self.preset.addItem("Choose a preset…")
+        for p in PRESETS:
+            self.preset.addItem(p.name)
+        self.preset.currentIndexChanged.connect(self._preset_chosen)
+        pl.addWidget(self.preset)
+        self.story = QLabel("Each preset fills the form with a classic comparison.")
+        self.story.setObjectName("hint")
+        self.story.setWordWrap(True)
+        pl.addWidget(self.story)
+        outer.addWidget(pbox)
+
+        # Models
+        mbox = QGroupBox("Concurrency models (one run each)")
+        ml = QVBoxLayout(mbox)
+        ml.setSpacing(2)
+        self.model_boxes: dict[str, QCheckBox] = {}
+        for info in engine.all_models():
+            cb = QCheckBox(info.name)
+            tip = f"{info.description}\nCancel: {info.cancel_note}"
+            if not info.available:
+                cb.setEnabled(False)
+                cb.setText(f"{info.name}  (unavailable)")
+                tip = f"Not available here: {info.reason}\n\n{tip}"
+            cb.setToolTip(tip)
+            cb.toggled.connect(self._models_changed)
+            self.model_boxes[info.name] = cb
+            ml.addWidget(cb)
+        self.models_field = Field(QLabel(""))
+        self.models_field.editor.hide()
+        ml.addWidget(self.models_field)
+        self.gui_loop = QCheckBox("Coroutines on the GUI loop")
+        self.gui_loop.setToolTip(
+            "Run the asyncio model's coroutines on this window's own event loop instead of the "
+            "engine's loop thread, to see what blocking a UI loop does.\n"
+            f"Bounded: at most {GUI_LOOP_MAX_TASKS} tasks of at most "
+            f"{GUI_LOOP_MAX_SIZE_S:.0f} s each. Off by default.")
+        self.gui_loop.setEnabled(False)
+        ml.addWidget(self.gui_loop)
+        self.gui_loop_field = Field(QLabel(""))
+        self.gui_loop_field.editor.hide()
+        ml.addWidget(self.gui_loop_field)
+        outer.addWidget(mbox)
+
+        # Workload and sizes
+        wbox = QGroupBox("Workload")
+        form = QFormLayout(wbox)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.workload = QComboBox()
+        for name, wl in engine.WORKLOADS.items():
+            self.workload.addItem(name)
+            self.workload.setItemData(self.workload.count() - 1, wl.description,
+                                      Qt.ItemDataRole.ToolTipRole)
+        self.workload.currentTextChanged.connect(self._workload_changed)
+        self.fields: dict[str, Field] = {}
+
+        def line(name: str, text: str, placeholder: str, hint: str) -> QLineEdit:
+            e = QLineEdit(text)
+            e.setPlaceholderText(placeholder)
+            e.setObjectName(f"field_{name}")
+            e.textEdited.connect(lambda _t, n=name: self.fields[n].set_error(""))
+            self.fields[name] = Field(e, hint)
+            return e
+
+        self.fields["workload"] = Field(self.workload)
+        self.wl_desc = QLabel()
+        self.wl_desc.setObjectName("hint")
+        self.wl_desc.setWordWrap(True)
+        self.tasks = line("tasks", "8", "e.g. 8", "How many tasks (1 to 1,000,000)")
+        self.size = line("size", "500ms", "e.g. 200ms, 1.5s",
+                         "How long each task works, as a duration: 200ms, 1.5s, 500us")
+        self.workers = line("workers", "", "model default",
+                            "Pool size (asyncio: concurrency limit). Empty = the model's default")
+        self.timeout = line("timeout", "", "none", "Per-task timeout, e.g. 2s. Empty = none")
+        self.params = line("params", "", "", "Workload parameters as key=value")
+        self.policy = QComboBox()
+        self.policy.addItems(list(engine.spec.POLICIES))
+        self.policy.setToolTip("collect: run every task and collect failures\n"
+                               "fail-fast: cancel the run at the first failure")
+        self.fields["policy"] = Field(self.policy)
+        form.addRow("Workload", self.fields["workload"])
+        form.addRow("", self.wl_desc)
+        form.addRow("Params", self.fields["params"])
+        form.addRow("Tasks", self.fields["tasks"])
+        form.addRow("Size / task", self.fields["size"])
+        form.addRow("Workers", self.fields["workers"])
+        form.addRow("Timeout", self.fields["timeout"])
+        form.addRow("On failure", self.fields["policy"])
+        outer.addWidget(wbox)
+
+        self.start_btn = QPushButton("Start  (Ctrl+R)")
+        self.start_btn.setObjectName("start")
+        self.start_btn.clicked.connect(self.request_start)
+        outer.addWidget(self.start_btn)
+        self.summary = QLabel("")
+        self.summary.setObjectName("hint")
+        self.summary.setWordWrap(True)
+        outer.addWidget(self.summary)
+        outer.addStretch(1)
+
+        self.model_boxes["threads"].setChecked(True)
+        self.workload.setCurrentText("cpu")
+        self._workload_changed("cpu")
+
+    # -- reactions ----------------------------------------------------------------------------
+    def _workload_changed(self, name: str) -> None:
+        wl = engine.WORKLOADS.get(name)
+        self.wl_desc.setText(wl.description if wl else "")
+        hint = PARAM_HINTS.get(name, "")
+        self.params.setPlaceholderText(hint or "none for this workload")
+        self.params.setEnabled(bool(hint))
+        if not hint:
+            self.params.clear()
+        self.fields["params"].set_error("")
+        self.fields["workload"].set_error("")
+
+    def _models_changed(self) -> None:
+        asyncio_on = self.model_boxes["asyncio"].isChecked()
+        self.gui_loop.setEnabled(asyncio_on)
+        if not asyncio_on:
+            self.gui_loop.setChecked(False)
+        self.models_field.set_error("")
+
+    def _preset_chosen(self, i: int) -> None:
+        if i <= 0:
+            return
+        self.apply_preset(PRESETS[i - 1])
+
+    def apply_preset(self, p: Preset) -> None:
+        for name, cb in self.model_boxes.items():
+            cb.setChecked(name in p.models and cb.isEnabled())
+        self.workload.setCurrentText(p.workload)
+        self.tasks.setText(str(p.tasks))
+        self.size.setText(p.size)
+        self.workers.setText(p.workers)
+        self.timeout.setText(p.timeout)
+        self.policy.setCurrentText(p.policy)
+        self.params.setText(p.params)
+        self.story.setText(p.story)
+        self.clear_errors()
+
+    # -- validation -------------------------------------------------------------------------------
+    def selected_models(self) -> list[str]:
+        return [n for n, cb in self.model_boxes.items() if cb.isChecked() and cb.isEnabled()]
+
+    def clear_errors(self) -> None:
+        for f in (*self.fields.values(), self.models_field, self.gui_loop_field):
+            f.set_error("")
+
+    def show_error(self, err: SpecError) -> None:
+        name = err.field.split(".", 1)[0]
+        target = {"model": self.models_field, "loop": self.gui_loop_field}.get(name) \
+            or self.fields.get(name) or self.models_field
+        msg = err.message if "." not in err.field else f"{err.field.split('.', 1)[1]}: {err.message}"
+        target.set_error(msg)
+        if isinstance(target.editor, QLineEdit):
+            target.editor.setFocus()
+
+    def build_specs(self) -> list[RunSpec] | None:
+        """Validate the form: the specs, or None after showing every error at its field."""
+        self.clear_errors()
+        models = self.selected_models()
+        if not models:
+            self.models_field.set_error("choose at least one model")
+            return None
+        specs: list[RunSpec] = []
+        try:
+            params = parse_params(self.params.text()) if self.params.isEnabled() else {}
+            for m in models:
+                specs.append(engine.make_spec(
+                    m, self.workload.currentText(), self.tasks.text(), self.size.text(),
+                    self.workers.text().strip() or None, self.timeout.text().strip() or None,
+                    self.policy.currentText(), params))
+        except SpecError as e:
+            self.show_error(e)
+            return None
+        if self.gui_loop.isChecked():
+            s = specs[models.index("asyncio")]
+            if s.tasks > GUI_LOOP_MAX_TASKS:
+                self.show_error(SpecError(
+                    "tasks", f"at most {GUI_LOOP_MAX_TASKS} tasks with 'Coroutines on the GUI "
+                    "loop' (it is a lesson, not a way to run big jobs)"))
+                return None
+            if s.size_s > GUI_LOOP_MAX_SIZE_S:
+                self.show_error(SpecError(
+                    "size", f"at most {GUI_LOOP_MAX_SIZE_S:.0f}s per task with 'Coroutines on "
+                    "the GUI loop'"))
+                return None
+        return specs
+
+    def request_start(self) -> None:
+        specs = self.build_specs()
+        if specs is not None:
+            self.startRequested.emit(specs, self.gui_loop.isChecked())

@@ -1,0 +1,178 @@
+"""Live per-core CPU over the last 60 s, plus total CPU and this app's own share.
+
+Every core is one band of ONE multi-segment curve (a ``connect`` array breaks the line between
+cores), so 64 cores cost one ``setData`` and one path per frame. Width-1 pens, no antialiasing:
+on a live plot both matter more than looks (see the design's facts table). Samples are shown
+as measured: no smoothing, no interpolation between samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from . import theme
+
+WINDOW_S = 60.0
+BAND = 100.0  # one band per core, 0..100 %
+GAP = 18.0  # space between bands
+TOTAL_C = "#d7dce2"
+APP_C = "#ff7b72"
+WORKERS_C = "#e3b341"
+
+
+class CpuView(QWidget):
+    """Per-core bands on top, total / this app / worker processes below."""
+
+    def __init__(self, ncores: int, capacity: int = 4096) -> None:
+        super().__init__()
+        self.ncores = max(1, ncores)
+        self.cap = capacity
+        self.n = 0
+        self.t = np.zeros(capacity)
+        self.cores = np.zeros((capacity, self.ncores))
+        self.total = np.zeros(capacity)
+        self.app = np.zeros(capacity)
+        self.workers = np.zeros(capacity)
+        self.last: Any = None
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        head = QHBoxLayout()
+        title = QLabel("CPU per core · last 60 s")
+        title.setObjectName("paneTitle")
+        head.addWidget(title)
+        head.addStretch(1)
+        self.readout = QLabel("waiting for the first sample…")
+        self.readout.setObjectName("hint")
+        head.addWidget(self.readout)
+        lay.addLayout(head)
+
+        self.cores_plot = pg.PlotWidget()
+        self.cores_plot.setAntialiasing(False)
+        pi = self.cores_plot.getPlotItem()
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        pi.setMouseEnabled(x=False, y=False)
+        pi.showGrid(x=True, y=False, alpha=0.12)
+        span = self.ncores * (BAND + GAP) - GAP
+        pi.setYRange(-4, span + 4, padding=0)
+        pi.setXRange(-WINDOW_S, 0, padding=0)
+        pi.getAxis("bottom").setStyle(showValues=False)
+        left = pi.getAxis("left")
+        left.setWidth(64)
+        # Core 0 at the top, like `top` and `htop` list them.
+        ticks = []
+        for c in range(self.ncores):
+            base = (self.ncores - 1 - c) * (BAND + GAP)
+            ticks.append((base + BAND / 2, f"cpu{c}"))
+        minor = []
+        if self.ncores <= 8:
+            for c in range(self.ncores):
+                base = (self.ncores - 1 - c) * (BAND + GAP)
+                minor += [(base, "0%"), (base + BAND, "100%")]
+        step = max(1, self.ncores // 16)
+        left.setTicks([ticks[::step], minor])
+        for c in range(self.ncores):
+            base = (self.ncores - 1 - c) * (BAND + GAP)
+            band = pg.LinearRegionItem((base, base + BAND), orientation="horizontal",
+                                       movable=False, brush=pg.mkBrush(255, 255, 255, 8),
+                                       pen=pg.mkPen(None))
+            band.setZValue(-10)
+            pi.addItem(band)
+        self.core_curve = pi.plot(pen=pg.mkPen(theme.ACCENT, width=1), antialias=False,
+                                  skipFiniteCheck=True)
+        lay.addWidget(self.cores_plot, 3)
+
+        self.total_plot = pg.PlotWidget()
+        self.total_plot.setAntialiasing(False)
+        tp = self.total_plot.getPlotItem()
+        tp.setMenuEnabled(False)
+        tp.hideButtons()
+        tp.setMouseEnabled(x=False, y=False)
+        tp.showGrid(x=True, y=True, alpha=0.12)
+        tp.setYRange(0, 100, padding=0.02)
+        tp.setXRange(-WINDOW_S, 0, padding=0)
+        tp.setLabel("bottom", "seconds ago")
+        tl = tp.getAxis("left")
+        tl.setWidth(64)
+        tl.setTicks([[(0, "0%"), (50, "50%"), (100, "100%")]])
+        self.total_plot.getPlotItem().getAxis("bottom").setTicks(
+            [[(-v, str(v)) for v in (60, 50, 40, 30, 20, 10, 0)]])
+        self.total_plot.setXLink(self.cores_plot)
+        self.total_curve = tp.plot(pen=pg.mkPen(TOTAL_C, width=1))
+        self.workers_curve = tp.plot(pen=pg.mkPen(WORKERS_C, width=1))
+        self.app_curve = tp.plot(pen=pg.mkPen(APP_C, width=1))
+        self.total_plot.setMinimumHeight(80)
+        lay.addWidget(self.total_plot, 2)
+        self.legend = QLabel()
+        lay.addWidget(self.legend)
+        self._legend(None)
+
+    # -- data ---------------------------------------------------------------------------
+    def add_samples(self, samples: Sequence[Any]) -> None:
+        for s in samples:
+            if self.n == self.cap:
+                keep = self.cap // 2
+                for a in (self.t, self.total, self.app, self.workers):
+                    a[:keep] = a[self.cap - keep:]
+                self.cores[:keep] = self.cores[self.cap - keep:]
+                self.n = keep
+            i = self.n
+            self.t[i] = s.t_ns / 1e9
+            cores = s.cores[: self.ncores]
+            self.cores[i, : len(cores)] = cores
+            self.total[i] = s.total
+            # Shares of the whole machine, so they compare with "total".
+            self.app[i] = s.self_cpu / self.ncores
+            self.workers[i] = sum(w.cpu for w in s.workers.values()) / self.ncores
+            self.n += 1
+            self.last = s
+
+    def redraw(self, now_ns: int) -> None:
+        if self.n == 0:
+            return
+        now = now_ns / 1e9
+        lo = int(np.searchsorted(self.t[: self.n], now - WINDOW_S - 1))
+        t = self.t[lo: self.n] - now
+        m = len(t)
+        if m == 0:
+            return
+        nc = self.ncores
+        # One curve: core bands one after another, with the connection broken between them.
+        xs = np.tile(t, nc)
+        offs = ((nc - 1 - np.arange(nc)) * (BAND + GAP))[:, None]
+        ys = (np.clip(self.cores[lo: self.n].T, 0, 100) + offs).ravel()
+        connect = np.ones(nc * m, dtype=np.int32)
+        connect[m - 1:: m] = 0
+        self.core_curve.setData(xs, ys, connect=connect)
+        self.total_curve.setData(t, self.total[lo: self.n])
+        self.app_curve.setData(t, self.app[lo: self.n])
+        self.workers_curve.setData(t, self.workers[lo: self.n])
+        s = self.last
+        if s is not None:
+            per = "  ".join(f"cpu{i} {c:.0f}%" for i, c in enumerate(s.cores[:8]))
+            more = " …" if len(s.cores) > 8 else ""
+            self.readout.setText(f"now: {per}{more}  ·  sampled every "
+                                 f"{s.interval_s * 1e3:.0f} ms, unsmoothed")
+            self._legend(s)
+
+    def _legend(self, s: Any) -> None:
+        def item(colour: str, name: str, value: str) -> str:
+            return (f"<span style='color:{colour}'>━━</span> {name}"
+                    f"<span style='color:{theme.TEXT}'><b>{value}</b></span>")
+
+        total = f" {s.total:.0f}%" if s else ""
+        app = f" {s.self_cpu / self.ncores:.0f}%" if s else ""
+        wk = f" {sum(w.cpu for w in s.workers.values()) / self.ncores:.0f}%" if s else ""
+        self.legend.setText(
+            f"<span style='color:{theme.DIM}'>Share of the whole machine:&nbsp;&nbsp; "
+            + "&nbsp;&nbsp;&nbsp;".join([
+                item(TOTAL_C, "total", total),
+                item(APP_C, "TaskScope process (GUI + engine threads)", app),
+                item(WORKERS_C, "worker processes", wk)]) + "</span>")

@@ -1,0 +1,207 @@
+"""What the window's File menu calls to export: plot images, traces, CSV, and to open a replay.
+
+Images go through pyqtgraph's own exporters (``ImageExporter`` for PNG, ``SVGExporter`` for
+SVG), so what is saved is what the plot draws. Traces and CSV are the engine's
+(:mod:`engine.trace`); the wrappers here only exist so the GUI has one module to import and one
+exception type to catch: every function raises :class:`engine.trace.TraceError` (or its
+subclass :class:`ExportError`) with a one-line message a dialog can show as it is.
+
+Call these on the GUI thread (pyqtgraph renders with Qt). None of them opens a dialog: the
+caller asks the user for a path first. pyqtgraph's exporters open a file dialog when given no
+file name; we never let them, since a dialog popping up from an export call is a surprise.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from pyqtgraph.exporters import ImageExporter, SVGExporter
+from pyqtgraph.GraphicsScene import GraphicsScene
+from PySide6 import QtCore, QtWidgets
+
+from engine.store import EventStore
+from engine.trace import (
+    ExportSummary,
+    Replay,
+    TraceError,
+    check_output_path,
+    export_csv,
+    export_run,
+    export_session,
+    load_trace,
+    write_bytes_atomic,
+)
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ExportError",
+    "TraceError",
+    "export_csv_files",
+    "export_plot",
+    "export_plot_png",
+    "export_plot_svg",
+    "export_run_trace",
+    "export_session_trace",
+    "open_replay",
+]
+
+#: File suffixes :func:`export_plot` understands.
+IMAGE_SUFFIXES = (".png", ".svg")
+
+
+class ExportError(TraceError):
+    """An image export failed. A :class:`TraceError`, so one ``except TraceError`` covers every
+    File-menu failure."""
+
+
+def _export_item(target: Any) -> Any:
+    """The item (or scene) pyqtgraph's exporters take, from whatever plot object we are given.
+
+    Accepts a PlotWidget (its PlotItem), a GraphicsLayoutWidget (its whole layout, so every
+    plot in it), any other GraphicsView (its scene), a GraphicsScene, or a QGraphicsItem such
+    as a PlotItem.
+    """
+    if isinstance(target, pg.PlotWidget):
+        item: Any = target.getPlotItem()
+    elif isinstance(target, pg.GraphicsLayoutWidget):
+        item = target.ci
+    elif isinstance(target, pg.GraphicsView):
+        item = target.scene()
+    elif isinstance(target, (GraphicsScene, QtWidgets.QGraphicsItem)):
+        item = target
+    else:
+        raise ExportError(
+            f"cannot export a {type(target).__name__}: expected a pyqtgraph plot, layout, "
+            f"view, scene or graphics item"
+        )
+    scene = item if isinstance(item, GraphicsScene) else item.scene()
+    if scene is None or not scene.views():
+        raise ExportError("cannot export the plot: it is not shown in any view")
+    return item
+
+
+def export_plot_png(target: Any, path: str | os.PathLike[str], width: int | None = None) -> Path:
+    """Save the plot as a PNG through ``pyqtgraph.exporters.ImageExporter``.
+
+    ``width`` in pixels (the height follows the plot's aspect ratio); default: its size on
+    screen. The file is written atomically: a failed export leaves any old file as it was.
+    """
+    check_output_path(path)  # before rendering: a bad path fails fast and cheaply
+    item = _export_item(target)
+    try:
+        exporter = ImageExporter(item)
+        if width is not None:
+            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+                raise ExportError(f"width: expected a positive number of pixels, got {width!r}")
+            exporter.parameters()["width"] = width
+        image = exporter.export(toBytes=True)  # a QImage; never None here (no dialog path)
+    except ExportError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pyqtgraph raises bare Exception (e.g. size 0)
+        raise ExportError(f"cannot render the plot as PNG: {e}") from None
+    if image is None or image.isNull() or image.width() == 0 or image.height() == 0:
+        raise ExportError("cannot render the plot as PNG: the plot has no size yet")
+    buf = QtCore.QBuffer()
+    buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    ok = image.save(buf, "PNG")
+    buf.close()
+    if not ok:
+        raise ExportError("cannot encode the plot as PNG (Qt's PNG writer failed)")
+    return write_bytes_atomic(path, bytes(buf.data().data()))
+
+
+def export_plot_svg(target: Any, path: str | os.PathLike[str]) -> Path:
+    """Save the plot as SVG through ``pyqtgraph.exporters.SVGExporter`` (written atomically)."""
+    check_output_path(path)
+    item = _export_item(target)
+    try:
+        with _svg_closepath_fix():
+            data = SVGExporter(item).export(toBytes=True)
+    except Exception as e:  # noqa: BLE001 - pyqtgraph raises bare exceptions
+        raise ExportError(f"cannot render the plot as SVG: {e}") from None
+    if not data:
+        raise ExportError("cannot render the plot as SVG: pyqtgraph produced nothing")
+    return write_bytes_atomic(path, bytes(data))
+
+
+@contextmanager
+def _svg_closepath_fix() -> Iterator[None]:
+    """Let pyqtgraph's SVG exporter cope with the close-path command newer Qt writes.
+
+    Qt 6.11's SVG generator ends closed paths with a lone ``Z`` token (``"M0,0 L9,0 L0,0 Z"``);
+    pyqtgraph 0.14's ``correctCoordinates`` splits every token on ``","`` and raises
+    ``ValueError`` on it, so every plot's SVG export fails (pyqtgraph issue #3485, still open).
+    For the duration of one export we take the ``Z`` tokens out of each path, let pyqtgraph
+    transform the coordinates (it maps tokens one to one, in order), and put each ``Z`` back at
+    its place. Scoped to our call and restored after, so nothing else in the app is patched.
+    """
+    mod = importlib.import_module("pyqtgraph.exporters.SVGExporter")
+    original = getattr(mod, "correctCoordinates", None)
+    if original is None:  # a pyqtgraph without this helper: nothing to work around
+        yield
+        return
+
+    def correct(node: Any, defs: Any, item: Any, options: Any) -> Any:
+        closes: list[tuple[Any, list[int]]] = []
+        for el in node.getElementsByTagName("path"):
+            tokens = el.getAttribute("d").split()
+            where = [i for i, t in enumerate(tokens) if t in ("Z", "z")]
+            if where:
+                el.setAttribute("d", " ".join(t for t in tokens if t not in ("Z", "z")))
+                closes.append((el, where))
+        result = original(node, defs, item, options)
+        for el, where in closes:
+            tokens = el.getAttribute("d").split()
+            for i in where:
+                tokens.insert(i, "Z")
+            el.setAttribute("d", " ".join(tokens))
+        return result
+
+    mod.correctCoordinates = correct
+    try:
+        yield
+    finally:
+        mod.correctCoordinates = original
+
+
+def export_plot(target: Any, path: str | os.PathLike[str]) -> Path:
+    """PNG or SVG, chosen by the file's suffix (what a single "Export image..." dialog needs)."""
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix == ".png":
+        return export_plot_png(target, path)
+    if suffix == ".svg":
+        return export_plot_svg(target, path)
+    raise ExportError(f"{Path(os.fspath(path)).name}: choose a .png or .svg file name")
+
+
+def export_session_trace(store: EventStore, path: str | os.PathLike[str]) -> ExportSummary:
+    """File > Export > Session trace: every run and sample (see :func:`engine.trace.export_session`)."""
+    return export_session(store, path)
+
+
+def export_run_trace(store: EventStore, run_id: int, path: str | os.PathLike[str]) -> ExportSummary:
+    """File > Export > Run trace: one run and the samples taken while it ran."""
+    return export_run(store, run_id, path)
+
+
+def export_csv_files(
+    store: EventStore, prefix: str | os.PathLike[str], run_ids: list[int] | None = None
+) -> tuple[Path, Path]:
+    """File > Export > CSV: ``PREFIX-tasks.csv`` and ``PREFIX-samples.csv`` (all runs if
+    ``run_ids`` is None)."""
+    return export_csv(store, prefix, run_ids)
+
+
+def open_replay(path: str | os.PathLike[str]) -> Replay:
+    """File > Open trace: read one of our traces for a read-only replay.
+
+    Returns an :class:`engine.trace.Replay` whose ``store`` the views can read exactly like a
+    live session's store. On any problem raises :class:`TraceError` and changes nothing.
+    """
+    return load_trace(path)

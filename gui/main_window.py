@@ -1,0 +1,527 @@
+"""The main window: controls on the left; CPU, timeline and tables on the right.
+
+Responsive by construction: ONE frame timer (about 30 Hz) drains the engine's events and
+samples in batches and updates every view in bulk. Nothing here subscribes to single events,
+and nothing here does engine work: starting, cancelling and shutting down are single calls
+into :class:`engine.Session`, which return at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+import engine
+from engine import RunSpec, Session, SpecError, TaskRecord
+from engine.clock import now_ns
+
+from . import theme
+from .controls import Controls
+from .cpu_view import CpuView
+from .sampling import attach
+from .task_table import (
+    ButtonDelegate,
+    ProgressDelegate,
+    RunTableModel,
+    TaskFilter,
+    TaskTableModel,
+    fmt_s,
+    worker_text,
+)
+from .timeline import TimelineData, TimelineView
+
+FRAME_MS = 33
+CLOSE_TIMEOUT_S = 1.5
+
+
+class MainWindow(QMainWindow):
+    """TaskScope's window. Pass the session and the GUI's (qasync) event loop."""
+
+    closed = Signal()
+
+    def __init__(self, session: Session, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.store = session.store
+        self.loop = loop
+        self.t0_ns = now_ns()
+        self.setWindowTitle("TaskScope: Python concurrency, live")
+        self.resize(1500, 940)
+
+        self.run_model: dict[int, str] = {}
+        self.run_force: dict[int, bool] = {}
+        self.run_gui_loop: dict[int, bool] = {}
+        self.ev_cursor = 0
+        self.sample_cursor = 0
+        self.dropped = 0
+        self.ev_window: deque[tuple[float, int]] = deque()
+        self.frame_ms: deque[float] = deque(maxlen=90)
+        self.last_sample: Any = None
+        self._closing = False
+        self._closed = False
+        self._close_future: asyncio.Future[None] | None = None
+        self.shutdown_report: engine.ShutdownReport | None = None
+
+        self._build()
+        self.sampler = attach(session, loop) if loop is not None else None
+        self.frame_timer = QTimer(self)
+        self.frame_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.frame_timer.setInterval(FRAME_MS)
+        self.frame_timer.timeout.connect(self.frame)
+        self.frame_timer.start()
+
+    # -- layout ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.controls = Controls()
+        self.controls.startRequested.connect(self.start_runs)
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(330)
+        scroll.setMaximumWidth(420)
+
+        self.cpu = CpuView(len(self._cores()))
+
+        self.tl_data = TimelineData(self.t0_ns)
+        self.timeline = TimelineView(self.tl_data, self.now_s, self.describe_task)
+        self.timeline.sigTaskClicked.connect(self.select_task)
+        tl_box = QWidget()
+        tl_lay = QVBoxLayout(tl_box)
+        tl_lay.setContentsMargins(0, 0, 0, 0)
+        tl_lay.setSpacing(2)
+        head = QHBoxLayout()
+        title = QLabel("Timeline · one lane per real worker")
+        title.setObjectName("paneTitle")
+        head.addWidget(title)
+        head.addSpacing(12)
+        for st in theme.STATE_ORDER:
+            if st is engine.State.QUEUED:
+                continue
+            sw = QLabel(f"<span style='color:{theme.STATE_COLORS[st]}'>■</span> "
+                        f"{theme.STATE_LABELS[st]}")
+            head.addWidget(sw)
+        head.addStretch(1)
+        self.tl_hint = QLabel("wheel: zoom · drag: pan · click: select · F: follow now")
+        self.tl_hint.setObjectName("hint")
+        head.addWidget(self.tl_hint)
+        tl_lay.addLayout(head)
+        tl_lay.addWidget(self.timeline, 1)
+
+        # Runs table
+        self.runs = RunTableModel(now_ns, self.can_force, lambda r: self.run_gui_loop.get(r, False))
+        self.runs_view = QTableView()
+        self.runs_view.setModel(self.runs)
+        self.runs_view.setItemDelegateForColumn(RunTableModel.C_PROG, ProgressDelegate(self))
+        self.run_cancel = ButtonDelegate(self)
+        self.run_cancel.clicked.connect(lambda rid: self.session.cancel_run(rid))
+        self.runs_view.setItemDelegateForColumn(RunTableModel.C_CANCEL, self.run_cancel)
+        self.run_kill = ButtonDelegate(self)
+        self.run_kill.clicked.connect(lambda rid: self.session.cancel_run(rid, force=True))
+        self.runs_view.setItemDelegateForColumn(RunTableModel.C_FORCE, self.run_kill)
+        self._style_table(self.runs_view)
+        rh = self.runs_view.horizontalHeader()
+        rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, w in enumerate((60, 150, 170, 150, 260, 80, 90, 80)):
+            self.runs_view.setColumnWidth(col, w)
+        rh.setStretchLastSection(False)
+        rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+
+        # Tasks table
+        self.tasks = TaskTableModel(now_ns, lambda r: self.run_model.get(r, ""), self.can_force)
+        self.proxy = TaskFilter()
+        self.proxy.setSourceModel(self.tasks)
+        self.tasks_view = QTableView()
+        self.tasks_view.setModel(self.proxy)
+        self.tasks_view.setSortingEnabled(True)
+        self.tasks_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_PROG, ProgressDelegate(self))
+        self.task_cancel = ButtonDelegate(self)
+        self.task_cancel.clicked.connect(lambda tid: self.session.cancel_task(tid))
+        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_CANCEL, self.task_cancel)
+        self.task_kill = ButtonDelegate(self)
+        self.task_kill.clicked.connect(lambda tid: self.session.cancel_task(tid, force=True))
+        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_FORCE, self.task_kill)
+        self._style_table(self.tasks_view)
+        self.tasks_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        th = self.tasks_view.horizontalHeader()
+        for col, w in enumerate((60, 70, 120, 250, 45, 85, 110, 70, 60)):
+            self.tasks_view.setColumnWidth(col, w)
+        th.setSectionResizeMode(TaskTableModel.C_WORKER, QHeaderView.ResizeMode.Stretch)
+        self.tasks_view.selectionModel().currentRowChanged.connect(self._table_current)
+
+        self.filter_state = QComboBox()
+        self.filter_state.addItems(list(TaskFilter.GROUPS))
+        self.filter_state.currentTextChanged.connect(self.proxy.set_group)
+        self.filter_text = QLineEdit()
+        self.filter_text.setPlaceholderText("filter: task id, run3, worker, pid…")
+        self.filter_text.setClearButtonEnabled(True)
+        self.filter_text.textChanged.connect(self.proxy.set_text)
+        self.table_count = QLabel("")
+        self.table_count.setObjectName("hint")
+
+        tables = QWidget()
+        tlay = QVBoxLayout(tables)
+        tlay.setContentsMargins(0, 0, 0, 0)
+        tlay.setSpacing(3)
+        t1 = QLabel("Runs")
+        t1.setObjectName("paneTitle")
+        tlay.addWidget(t1)
+        tlay.addWidget(self.runs_view, 2)
+        frow = QHBoxLayout()
+        t2 = QLabel("Tasks")
+        t2.setObjectName("paneTitle")
+        frow.addWidget(t2)
+        frow.addWidget(self.filter_state)
+        frow.addWidget(self.filter_text, 1)
+        frow.addWidget(self.table_count)
+        tlay.addLayout(frow)
+        tlay.addWidget(self.tasks_view, 5)
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.cpu)
+        right.addWidget(tl_box)
+        right.addWidget(tables)
+        right.setSizes([300, 340, 300])
+        right.setChildrenCollapsible(False)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right)
+        split.setSizes([350, 1150])
+        split.setStretchFactor(1, 1)
+        self.setCentralWidget(split)
+
+        # Toolbar and shortcuts
+        tb = QToolBar("Run")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(tb)
+        self.act_start = QAction("▶ Start", self)
+        self.act_start.setShortcut(QKeySequence("Ctrl+R"))
+        self.act_start.setToolTip("Start a run for each selected model (Ctrl+R)")
+        self.act_start.triggered.connect(self.controls.request_start)
+        self.act_cancel_all = QAction("■ Cancel all", self)
+        self.act_cancel_all.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.act_cancel_all.setToolTip(
+            "Cancel every active run (Esc). Cooperative: threads stop at their next check")
+        self.act_cancel_all.triggered.connect(self.cancel_all)
+        self.act_kill_all = QAction("✖ Force cancel all", self)
+        self.act_kill_all.setToolTip(
+            "Cancel everything and kill busy worker processes (threads cannot be killed)")
+        self.act_kill_all.triggered.connect(lambda: self.cancel_all(force=True))
+        self.act_follow = QAction("⇥ Follow now", self)
+        self.act_follow.setCheckable(True)
+        self.act_follow.setChecked(True)
+        self.act_follow.setShortcut(QKeySequence("F"))
+        self.act_follow.setToolTip("Keep the timeline scrolling with the 'now' line (F)")
+        self.act_follow.toggled.connect(self.timeline.set_follow)
+        self.act_clear = QAction("Clear finished", self)
+        self.act_clear.setToolTip("Remove ended runs from the tables and the timeline")
+        self.act_clear.triggered.connect(self.clear_finished)
+        for a in (self.act_start, self.act_cancel_all, self.act_kill_all):
+            tb.addAction(a)
+        tb.addSeparator()
+        for a in (self.act_follow, self.act_clear):
+            tb.addAction(a)
+        for a in (self.act_start, self.act_cancel_all, self.act_follow):
+            # Application-wide: the shortcuts work whichever pane (or floating tooltip) has focus.
+            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            self.addAction(a)
+
+        # Status bar
+        sb = self.statusBar()
+        self.st_gui = QLabel("GUI loop lag –")
+        self.st_engine = QLabel("engine loop lag –")
+        self.st_gil = QLabel("GIL wait –")
+        self.st_events = QLabel("0 events/s")
+        self.st_frame = QLabel("frame –")
+        self.st_tasks = QLabel("")
+        tips = {
+            self.st_gui: "Worst lateness of a 20 ms timer on this window's event loop over the "
+                         "last sample interval. Over ~50 ms the window feels sluggish.",
+            self.st_engine: "Worst lateness of a timer on the engine's own asyncio loop "
+                            "(where coroutine workloads run).",
+            self.st_gil: "Share of time a probe thread waited for the GIL: how much CPU-bound "
+                         "Python threads in this process are contending.",
+            self.st_events: "Task events the engine recorded per second (queued, started, "
+                            "progress, ended, …).",
+            self.st_frame: "Time this window spent on its last frames (draining + drawing).",
+        }
+        for w in (self.st_gui, self.st_engine, self.st_gil, self.st_events, self.st_frame,
+                  self.st_tasks):
+            w.setToolTip(tips.get(w, ""))
+            w.setMinimumWidth(110)
+            sb.addPermanentWidget(w)
+        self.st_gui.setMinimumWidth(150)
+        self.st_engine.setMinimumWidth(165)
+        self.st_frame.setMinimumWidth(150)
+        self.st_events.setMinimumWidth(120)
+        self.st_tasks.setMinimumWidth(190)
+
+    def _style_table(self, v: QTableView) -> None:
+        v.verticalHeader().hide()
+        v.verticalHeader().setDefaultSectionSize(24)
+        v.setAlternatingRowColors(True)
+        v.setShowGrid(False)
+        v.setWordWrap(False)
+        v.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        v.setMouseTracking(True)
+
+    def _cores(self) -> list[float]:
+        import psutil
+
+        return psutil.cpu_percent(percpu=True) or [0.0]
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def now_s(self) -> float:
+        return (now_ns() - self.t0_ns) / 1e9
+
+    def can_force(self, run_id: int) -> bool:
+        return self.run_force.get(run_id, False)
+
+    def rel(self, t_ns: int | None) -> str:
+        return "" if t_ns is None else f"{(t_ns - self.t0_ns) / 1e9:.3f} s"
+
+    def describe_task(self, task_id: int) -> str:
+        r = self.store.task(task_id)
+        if r is None:
+            return f"task {task_id}"
+        model = self.run_model.get(r.run_id, "")
+        lines = [
+            f"<b>task {r.task_id}</b> · run {r.run_id} #{r.index} · "
+            f"<span style='color:{theme.STATE_COLORS[r.state]}'>{theme.STATE_LABELS[r.state]}"
+            "</span>",
+            f"worker: {worker_text(r, model)} · pid {r.pid} · tid {r.tid}",
+        ]
+        if r.task_name:
+            lines.append(f"asyncio task: {r.task_name}")
+        lines.append(f"core: {r.core if r.core >= 0 else 'unknown'} (when last reported)")
+        lines.append(f"queued {self.rel(r.queued_ns)} · started {self.rel(r.start_ns)}"
+                     + (f" · ended {self.rel(r.end_ns)}" if r.end_ns else ""))
+        if r.start_ns is not None:
+            dur = ((r.end_ns or now_ns()) - r.start_ns) / 1e9
+            lines.append(f"waited {fmt_s((r.start_ns - r.queued_ns) / 1e9)} · "
+                         f"ran {fmt_s(dur)} · progress {r.progress * 100:.0f}%")
+        if r.cancel_requested_ns:
+            lines.append(f"cancel requested at {self.rel(r.cancel_requested_ns)}")
+        if r.reason:
+            lines.append(f"reason: {r.reason}")
+        if r.error:
+            msg = str(r.error.get("message", ""))[:200]
+            lines.append(f"<span style='color:{theme.ERROR}'>{r.error.get('type', 'error')}: "
+                         f"{msg}</span>")
+        return "<br>".join(lines)
+
+    # -- commands -----------------------------------------------------------------------------------
+    def start_runs(self, specs: list[RunSpec], on_gui_loop: bool = False) -> list[int]:
+        """Start one run per spec; return their ids. Errors go to the form, never a traceback."""
+        ids = []
+        for spec in specs:
+            loop = self.loop if (on_gui_loop and spec.model == "asyncio") else None
+            try:
+                run = self.session.start(spec, loop=loop)
+            except SpecError as e:
+                self.controls.show_error(e)
+                break
+            except RuntimeError as e:
+                self.statusBar().showMessage(f"Could not start: {e}", 8000)
+                break
+            info = engine.model_info(spec.model)
+            self.run_model[run.run_id] = spec.model
+            self.run_force[run.run_id] = info.can_force
+            self.run_gui_loop[run.run_id] = loop is not None
+            ids.append(run.run_id)
+        if ids:
+            self.controls.summary.setText(
+                f"Started run{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}.")
+            self.act_follow.setChecked(True)
+            self.timeline.set_follow(True)
+            self.frame()  # show the new rows now, not on the next tick
+        return ids
+
+    def cancel_all(self, force: bool = False) -> int:
+        n = self.session.cancel_all(force=force)
+        self.statusBar().showMessage(
+            f"Cancel requested for {n} run{'s' if n != 1 else ''}"
+            + (" (process workers killed)" if force else ""), 4000)
+        return n
+
+    def clear_finished(self) -> None:
+        done = {r.run_id for r in self.runs.runs if r.done}
+        if not done:
+            return
+        keep_runs = [r for r in self.runs.runs if r.run_id not in done]
+        keep_tasks = [t for t in self.tasks.recs if t.run_id not in done]
+        self.runs.clear()
+        for r in keep_runs:
+            self.runs.add(r)
+        self.tasks.clear()
+        self.tasks.add(keep_tasks)
+        self.tl_data.clear()
+        self.tl_data.update(keep_tasks, lambda r: self.run_model.get(r, ""))
+        self.timeline.item.select(None)
+
+    def select_task(self, task_id: int) -> None:
+        row = self.tasks.row_of.get(task_id)
+        if row is None:
+            return
+        idx = self.proxy.mapFromSource(self.tasks.index(row, 0))
+        if not idx.isValid():
+            self.filter_state.setCurrentIndex(0)
+            self.filter_text.clear()
+            idx = self.proxy.mapFromSource(self.tasks.index(row, 0))
+        sel = self.tasks_view.selectionModel()
+        sel.setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                            | QItemSelectionModel.SelectionFlag.Rows)
+        self.tasks_view.scrollTo(idx)
+
+    def _table_current(self, cur: Any, _prev: Any) -> None:
+        if not cur.isValid():
+            return
+        src = self.proxy.mapToSource(cur)
+        if src.isValid():
+            self.timeline.item.select(self.tasks.recs[src.row()].task_id)
+
+    # -- the frame -------------------------------------------------------------------------------------
+    def frame(self) -> None:
+        """Drain events and samples once, update every view in bulk."""
+        if self._closed:
+            return
+        t0 = time.perf_counter()
+        events, self.ev_cursor, dropped = self.store.read_events(self.ev_cursor)
+        self.dropped += dropped
+        now = time.monotonic()
+        self.ev_window.append((now, len(events)))
+        while self.ev_window and now - self.ev_window[0][0] > 1.0:
+            self.ev_window.popleft()
+
+        known = self.runs.row_of
+        for rec in self.store.runs():
+            if rec.run_id not in known and rec.run_id in self.run_model:
+                self.runs.add(rec)
+                self.tasks.add(self.store.tasks(rec.run_id))
+        if events:
+            changed = {ev[1] for ev in events}
+            recs: list[TaskRecord] = []
+            row_of = self.tasks.row_of
+            all_recs = self.tasks.recs
+            for tid in changed:
+                row = row_of.get(tid)
+                if row is not None:
+                    recs.append(all_recs[row])
+            self.tl_data.update(recs, lambda r: self.run_model.get(r, ""))
+            self.tasks.changed(changed)
+        self.runs.refresh()
+        self.tasks_view.viewport().update()  # running durations grow between events
+
+        samples, self.sample_cursor = self.store.read_samples(self.sample_cursor)
+        if samples:
+            self.cpu.add_samples(samples)
+            self.last_sample = samples[-1]
+        self.cpu.redraw(now_ns())
+        self.timeline.tick()
+        self._status()
+        self.frame_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def _status(self) -> None:
+        s = self.last_sample
+        evs = sum(n for _, n in self.ev_window)
+        self.st_events.setText(f"{evs:,} events/s" + (f" · {self.dropped:,} dropped"
+                                                        if self.dropped else ""))
+        if s is not None:
+            self.st_gui.setText(self._lag("GUI loop lag", s.lag_ms.get("gui")))
+            self.st_engine.setText(self._lag("engine loop lag", s.lag_ms.get("engine")))
+            if s.gil_disabled:
+                self.st_gil.setText("GIL: disabled")
+            elif s.gil is None:
+                self.st_gil.setText("GIL wait: n/a")
+            else:
+                colour = theme.ERROR if s.gil > 0.5 else theme.WARN if s.gil > 0.1 else theme.TEXT
+                self.st_gil.setText(f"GIL wait <span style='color:{colour}'>{s.gil * 100:.0f}%"
+                                    "</span>")
+        if self.frame_ms:
+            fm = sorted(self.frame_ms)
+            self.st_frame.setText(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
+        running = sum(r.counts.get("running", 0) for r in self.runs.runs if not r.done)
+        active = sum(1 for r in self.runs.runs if not r.done)
+        self.st_tasks.setText(f"{active} active run{'s' if active != 1 else ''} · "
+                              f"{running} task{'s' if running != 1 else ''} running")
+        shown = self.proxy.rowCount()
+        total = self.tasks.rowCount()
+        self.table_count.setText(f"{shown:,} of {total:,} tasks" if shown != total
+                                 else f"{total:,} tasks")
+
+    @staticmethod
+    def _lag(name: str, ms: float | None) -> str:
+        if ms is None:
+            return f"{name} –"
+        colour = theme.ERROR if ms > 100 else theme.WARN if ms > 30 else theme.TEXT
+        return f"{name} <span style='color:{colour}'>{ms:.0f} ms</span>"
+
+    # -- closing ---------------------------------------------------------------------------------------
+    async def wait_closed(self) -> None:
+        """Return once the window has closed and the session has shut down."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self.closed.connect(lambda: fut.done() or fut.set_result(None))
+        await fut
+
+    def closeEvent(self, ev: QCloseEvent) -> None:
+        if self._closed:
+            ev.accept()
+            return
+        ev.ignore()
+        if self._closing:
+            return
+        self._closing = True
+        self.hide()
+        self.session.cancel_all(force=True, reason="window closed")
+        # Shut down off the GUI thread: coroutines on the GUI loop must keep running to end.
+        import threading
+
+        def work() -> None:
+            self.shutdown_report = self.session.shutdown(timeout=CLOSE_TIMEOUT_S)
+
+        self._shutdown_thread = threading.Thread(target=work, name="taskscope-close",
+                                                 daemon=True)
+        self._shutdown_thread.start()
+        self._close_poll = QTimer(self)
+        self._close_poll.setInterval(20)
+        self._close_poll.timeout.connect(self._finish_close)
+        self._close_poll.start()
+
+    def _finish_close(self) -> None:
+        if self._shutdown_thread.is_alive():
+            return
+        self._close_poll.stop()
+        self.frame_timer.stop()
+        stop = getattr(self.sampler, "stop", None)
+        if stop is not None and self.sampler is not getattr(self.session, "sampler", None):
+            stop()
+        self._closed = True
+        self.close()
+        self.closed.emit()

@@ -1,0 +1,404 @@
+"""The run and task tables: QAbstractTableModels over the store's records, button delegates.
+
+The models hold references to the store's live :class:`~engine.TaskRecord` objects and read
+their fields when a view asks; each frame the window tells them which rows changed and they emit
+one ``dataChanged`` for the whole changed range (never one signal per event).
+
+Buttons are painted by a delegate in a column of their own, one per row: every task and every
+run can be cancelled with a single click, with no selection step first. Process tasks get a
+second button, "Kill", that force-cancels (kills the worker; the pool replaces it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor, QMouseEvent, QPainter
+from PySide6.QtWidgets import (
+    QApplication,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionButton,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from engine import RunRecord, State, TaskRecord
+
+from . import theme
+
+Index = QModelIndex | QPersistentModelIndex
+PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
+ENABLED_ROLE = Qt.ItemDataRole.UserRole + 2
+SORT_ROLE = Qt.ItemDataRole.UserRole + 3
+ID_ROLE = Qt.ItemDataRole.UserRole + 4
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.3f} s"
+
+
+def worker_text(rec: TaskRecord, model: str) -> str:
+    if not rec.pid:
+        return ""
+    if model in ("processes", "asyncio-processes"):
+        return f"process {rec.pid}"
+    if model == "asyncio":
+        return f"{rec.task_name or 'coroutine'} on loop {rec.tid}"
+    return f"{rec.thread or 'thread'} ({rec.tid})"
+
+
+class TaskTableModel(QAbstractTableModel):
+    """One row per task of every run, in task-id order."""
+
+    COLS = ("Task", "Run", "State", "Worker", "Core", "Duration", "Progress", "Cancel", "Force")
+    C_STATE, C_WORKER, C_DUR, C_PROG, C_CANCEL, C_FORCE = 2, 3, 5, 6, 7, 8
+
+    def __init__(self, now_ns: Callable[[], int], model_of: Callable[[int], str],
+                 can_force: Callable[[int], bool]) -> None:
+        super().__init__()
+        self.recs: list[TaskRecord] = []
+        self.row_of: dict[int, int] = {}
+        self.now_ns = now_ns
+        self.model_of = model_of
+        self.can_force = can_force
+        self._brushes = {s: QBrush(QColor(c)) for s, c in theme.STATE_COLORS.items()}
+
+    # -- updates from the frame tick ---------------------------------------------------------
+    def add(self, recs: list[TaskRecord]) -> None:
+        if not recs:
+            return
+        first = len(self.recs)
+        self.beginInsertRows(QModelIndex(), first, first + len(recs) - 1)
+        for r in recs:
+            self.row_of[r.task_id] = len(self.recs)
+            self.recs.append(r)
+        self.endInsertRows()
+
+    def changed(self, task_ids: Iterable[int], running_too: bool = True) -> None:
+        """One dataChanged covering every changed row (and the running ones' durations)."""
+        rows = [self.row_of[t] for t in task_ids if t in self.row_of]
+        if not rows:
+            return
+        self.dataChanged.emit(self.index(min(rows), 0),
+                              self.index(max(rows), len(self.COLS) - 1))
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.recs.clear()
+        self.row_of.clear()
+        self.endResetModel()
+
+    # -- Qt model ----------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.recs)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLS[section]
+        return None
+
+    def duration_s(self, r: TaskRecord) -> float | None:
+        if r.start_ns is None:
+            return None
+        end = r.end_ns if r.end_ns is not None else self.now_ns()
+        return max(0, end - r.start_ns) / 1e9
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        r = self.recs[index.row()]
+        c = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == 0:
+                return str(r.task_id)
+            if c == 1:
+                return f"{r.run_id} · #{r.index}"
+            if c == self.C_STATE:
+                return theme.STATE_LABELS[r.state]
+            if c == self.C_WORKER:
+                return worker_text(r, self.model_of(r.run_id))
+            if c == 4:
+                return "" if r.core < 0 else str(r.core)
+            if c == self.C_DUR:
+                return fmt_s(self.duration_s(r))
+            if c == self.C_PROG:
+                return f"{r.progress * 100:.0f}%"
+            if c == self.C_CANCEL:
+                return "Cancel"
+            if c == self.C_FORCE:
+                return "Kill" if self.can_force(r.run_id) else ""
+            return None
+        if role == SORT_ROLE:
+            if c == 0:
+                return r.task_id
+            if c == 1:
+                return (r.run_id, r.index)
+            if c == self.C_STATE:
+                return r.state.value
+            if c == 4:
+                return r.core
+            if c == self.C_DUR:
+                return self.duration_s(r) or 0.0
+            if c == self.C_PROG:
+                return r.progress
+            return self.data(index)
+        if role == ID_ROLE:
+            return r.task_id
+        if role == PROGRESS_ROLE:
+            return r.progress
+        if role == ENABLED_ROLE:
+            if c == self.C_FORCE:
+                return not r.state.terminal and self.can_force(r.run_id)
+            return not r.state.terminal
+        if role == Qt.ItemDataRole.ForegroundRole and c == self.C_STATE:
+            return self._brushes[r.state]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if c == self.C_CANCEL:
+                if r.state.terminal:
+                    return f"task {r.task_id} already {theme.STATE_LABELS[r.state]}"
+                return f"Cancel task {r.task_id} (cooperative: it stops at its next check)"
+            if c == self.C_FORCE:
+                if self.can_force(r.run_id):
+                    return "Force cancel: kill this task's worker process (the pool replaces it)"
+                return "Threads and coroutines cannot be killed: cancel is cooperative"
+            if r.error:
+                return f"{r.error.get('type', 'error')}: {r.error.get('message', '')}"
+            if r.reason:
+                return r.reason
+        if role == Qt.ItemDataRole.TextAlignmentRole and c in (0, 4, self.C_DUR, self.C_PROG):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class TaskFilter(QSortFilterProxyModel):
+    """Filter by state group and by free text (id, worker, run)."""
+
+    GROUPS: dict[str, tuple[State, ...]] = {
+        "all states": (),
+        "active (queued / running)": (State.QUEUED, State.RUNNING, State.CANCEL_REQUESTED),
+        "running": (State.RUNNING, State.CANCEL_REQUESTED),
+        "finished": (State.FINISHED,),
+        "failed / timed out": (State.FAILED, State.TIMED_OUT),
+        "cancelled": (State.CANCELLED, State.CANCEL_REQUESTED),
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: tuple[State, ...] = ()
+        self.text = ""
+        self.setSortRole(SORT_ROLE)
+
+    def set_group(self, name: str) -> None:
+        self.states = self.GROUPS.get(name, ())
+        self.invalidateFilter()
+
+    def set_text(self, text: str) -> None:
+        self.text = text.strip().lower()
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: Index) -> bool:
+        m: TaskTableModel = self.sourceModel()  # type: ignore[assignment]
+        r = m.recs[row]
+        if self.states and r.state not in self.states:
+            return False
+        if self.text:
+            hay = f"{r.task_id} run{r.run_id} {worker_text(r, m.model_of(r.run_id))} " \
+                  f"{r.state.value} {r.reason}".lower()
+            return self.text in hay
+        return True
+
+    def lessThan(self, a: Index, b: Index) -> bool:
+        va, vb = a.data(SORT_ROLE), b.data(SORT_ROLE)
+        try:
+            return bool(va < vb)
+        except TypeError:
+            return str(va) < str(vb)
+
+
+class RunTableModel(QAbstractTableModel):
+    """One row per run: what it is, its progress, its counts, and Cancel run."""
+
+    COLS = ("Run", "Model", "Workload", "Progress", "Counts", "Wall", "Cancel", "Force")
+    C_PROG, C_CANCEL, C_FORCE = 3, 6, 7
+
+    def __init__(self, now_ns: Callable[[], int], can_force: Callable[[int], bool],
+                 on_gui_loop: Callable[[int], bool]) -> None:
+        super().__init__()
+        self.runs: list[RunRecord] = []
+        self.row_of: dict[int, int] = {}
+        self.now_ns = now_ns
+        self.can_force = can_force
+        self.on_gui_loop = on_gui_loop
+
+    def add(self, run: RunRecord) -> None:
+        n = len(self.runs)
+        self.beginInsertRows(QModelIndex(), n, n)
+        self.row_of[run.run_id] = n
+        self.runs.append(run)
+        self.endInsertRows()
+
+    def refresh(self) -> None:
+        if self.runs:
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(self.runs) - 1, len(self.COLS) - 1))
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.runs.clear()
+        self.row_of.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.runs)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLS[section]
+        return None
+
+    @staticmethod
+    def ended(run: RunRecord) -> int:
+        c = run.counts
+        return sum(c.get(k, 0) for k in ("finished", "failed", "cancelled", "timed_out"))
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        run = self.runs[index.row()]
+        spec = run.spec
+        c = index.column()
+        n = len(run.task_ids)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == 0:
+                return f"run {run.run_id}"
+            if c == 1:
+                return spec.model + (" (GUI loop)" if self.on_gui_loop(run.run_id) else "")
+            if c == 2:
+                return f"{spec.workload} · {spec.tasks} × {fmt_s(spec.size_s)}"
+            if c == self.C_PROG:
+                return f"{self.ended(run)}/{n}"
+            if c == 4:
+                order = ("running", "finished", "failed", "cancelled", "timed_out", "queued")
+                parts = [f"{run.counts.get(k, 0)} {k.replace('_', ' ')}" for k in order
+                         if run.counts.get(k, 0) > 0]
+                return ", ".join(parts)
+            if c == 5:
+                end = run.end_ns if run.end_ns is not None else self.now_ns()
+                return fmt_s((end - run.start_ns) / 1e9)
+            if c == self.C_CANCEL:
+                return "Cancel run"
+            if c == self.C_FORCE:
+                return "Kill all" if self.can_force(run.run_id) else ""
+            return None
+        if role == ID_ROLE:
+            return run.run_id
+        if role == PROGRESS_ROLE:
+            return self.ended(run) / n if n else 1.0
+        if role == ENABLED_ROLE:
+            if c == self.C_FORCE:
+                return not run.done and self.can_force(run.run_id)
+            return not run.done
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if c == self.C_CANCEL:
+                return "Cancel every task of this run that has not ended"
+            if c == self.C_FORCE:
+                return ("Force: kill the run's busy worker processes" if self.can_force(run.run_id)
+                        else "This model's tasks cannot be killed; cancel is cooperative")
+        return None
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """A progress bar in a cell (painted, not a widget)."""
+
+    def paint(self, p: QPainter, opt: QStyleOptionViewItem, index: Index) -> None:
+        frac = index.data(PROGRESS_ROLE) or 0.0
+        bar = QStyleOptionProgressBar()
+        bar.rect = opt.rect.adjusted(3, 3, -3, -3)
+        bar.minimum, bar.maximum = 0, 1000
+        bar.progress = int(frac * 1000)
+        bar.text = index.data() or f"{frac * 100:.0f}%"
+        bar.textVisible = True
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        style = opt.widget.style() if opt.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, p, opt.widget)
+
+
+class ButtonDelegate(QStyledItemDelegate):
+    """A push button painted in every row of a column; a click emits the row's id.
+
+    The button is enabled while ENABLED_ROLE is true (the task or run has not ended). Empty
+    display text means "no button here" (e.g. Kill on a thread task).
+    """
+
+    clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pressed: tuple[int, int] | None = None
+
+    def paint(self, p: QPainter, opt: QStyleOptionViewItem, index: Index) -> None:
+        text = index.data()
+        if not text:
+            return
+        btn = QStyleOptionButton()
+        btn.rect = opt.rect.adjusted(2, 1, -2, -1)
+        btn.text = text
+        enabled = bool(index.data(ENABLED_ROLE))
+        btn.state = QStyle.StateFlag.State_Raised
+        if enabled:
+            btn.state |= QStyle.StateFlag.State_Enabled
+        if self._pressed == (index.row(), index.column()):
+            btn.state |= QStyle.StateFlag.State_Sunken
+        style = opt.widget.style() if opt.widget else QApplication.style()
+        if not enabled:
+            btn.palette = QApplication.palette()
+            btn.palette.setCurrentColorGroup(btn.palette.ColorGroup.Disabled)
+        style.drawControl(QStyle.ControlElement.CE_PushButton, btn, p, opt.widget)
+
+    def editorEvent(self, event: QEvent, model: Any, opt: QStyleOptionViewItem,
+                    index: Index) -> bool:
+        t = event.type()
+        if t not in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease,
+                     QEvent.Type.MouseButtonDblClick):
+            return False
+        assert isinstance(event, QMouseEvent)
+        if event.button() != Qt.MouseButton.LeftButton or not index.data():
+            return False
+        inside = QRect(opt.rect).contains(event.position().toPoint())
+        if t == QEvent.Type.MouseButtonPress:
+            self._pressed = (index.row(), index.column()) if inside else None
+            return True
+        if t == QEvent.Type.MouseButtonRelease:
+            was = self._pressed == (index.row(), index.column())
+            self._pressed = None
+            if was and inside and index.data(ENABLED_ROLE):
+                self.clicked.emit(int(index.data(ID_ROLE)))
+            return True
+        return True

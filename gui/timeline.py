@@ -1,0 +1,497 @@
+"""The task timeline: one lane per real worker, one bar per task, coloured by state.
+
+Drawn by a single custom :class:`pg.GraphicsObject` (only ``paint`` and ``boundingRect``), never
+one item per task. Bars live in flat numpy arrays; ``paint`` selects the bars inside the visible
+range and issues one ``drawRects`` per state colour from a contiguous rect buffer. Above
+:data:`LOD_BARS` visible bars it switches to a coarser level of detail: per lane and per pixel
+column, which states occupy it.
+
+Lanes are real workers, keyed by ``(run, pid, thread id)``: each thread, each worker process and
+the asyncio loop thread. Tasks that overlap in time on one worker (coroutines on one loop) are
+stacked into sub-lanes by greedy interval packing, so a coroutine lane shows real concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtWidgets import QGraphicsSceneHoverEvent, QToolTip
+
+from engine import State, TaskRecord
+
+from . import theme
+
+try:  # pyqtgraph's contiguous QRectF buffer (what BarGraphItem uses); a list otherwise
+    from pyqtgraph.Qt.internals import PrimitiveArray
+except ImportError:  # pragma: no cover
+    PrimitiveArray = None  # type: ignore[assignment,misc]
+
+#: Visible bars above which paint() switches to the per-pixel level of detail.
+LOD_BARS = 50_000
+#: Coroutine sub-lanes per worker before stacking wraps around.
+MAX_SUBLANES = 64
+#: Bar height within a lane (the rest is the gap between lanes).
+BAR_H = 0.74
+
+STATES: tuple[State, ...] = (
+    State.QUEUED,
+    State.RUNNING,
+    State.CANCEL_REQUESTED,
+    State.FINISHED,
+    State.FAILED,
+    State.CANCELLED,
+    State.TIMED_OUT,
+)
+STATE_CODE: dict[State, int] = {s: i for i, s in enumerate(STATES)}
+RUNNING_CODES = (STATE_CODE[State.RUNNING], STATE_CODE[State.CANCEL_REQUESTED])
+
+
+@dataclass
+class Worker:
+    """One real worker: a thread, a process or a loop thread, within one run."""
+
+    key: tuple[int, int, int]
+    run_id: int
+    label: str
+    kind: str  # "thread", "process", "loop"
+    #: Slot occupying each sub-lane (the last bar placed there).
+    subs: list[int] = field(default_factory=list)
+    base: int = 0  # first row
+
+
+class TimelineData:
+    """Bars in flat arrays, indexed by slot (one slot per task that ever started)."""
+
+    def __init__(self, t0_ns: int) -> None:
+        self.t0_ns = t0_ns
+        self.n = 0
+        cap = 1024
+        self.task_id = np.zeros(cap, np.int64)
+        self.worker = np.zeros(cap, np.int32)
+        self.sub = np.zeros(cap, np.int32)
+        self.row = np.zeros(cap, np.int32)
+        self.start = np.zeros(cap, np.float64)
+        self.end = np.full(cap, np.nan)
+        self.state = np.zeros(cap, np.int8)
+        self.slot_of: dict[int, int] = {}
+        self.workers: list[Worker] = []
+        self.worker_of: dict[tuple[int, int, int], int] = {}
+        self.rows = 0
+        self.t_max = 0.0
+        self.version = 0
+
+    def clear(self) -> None:
+        self.__init__(self.t0_ns)  # type: ignore[misc]
+
+    def seconds(self, t_ns: int) -> float:
+        return (t_ns - self.t0_ns) / 1e9
+
+    def _grow(self) -> None:
+        cap = len(self.task_id) * 2
+        for name in ("task_id", "worker", "sub", "row", "start", "state"):
+            a = getattr(self, name)
+            b = np.zeros(cap, a.dtype)
+            b[: self.n] = a[: self.n]
+            setattr(self, name, b)
+        e = np.full(cap, np.nan)
+        e[: self.n] = self.end[: self.n]
+        self.end = e
+
+    def _worker(self, rec: TaskRecord, model: str) -> int:
+        key = (rec.run_id, rec.pid, rec.tid)
+        w = self.worker_of.get(key)
+        if w is not None:
+            return w
+        r = rec.run_id
+        if model in ("processes", "asyncio-processes"):
+            kind, label = "process", f"run{r} process {rec.pid}"
+        elif model == "asyncio":
+            kind, label = "loop", f"run{r} asyncio loop ({rec.tid})"
+        elif rec.thread.startswith(f"run{r}"):
+            kind, label = "thread", f"{rec.thread} ({rec.tid})"
+        else:
+            kind, label = "thread", f"run{r} {rec.thread or 'thread'} ({rec.tid})"
+        w = len(self.workers)
+        self.workers.append(Worker(key, rec.run_id, label, kind))
+        self.worker_of[key] = w
+        return w
+
+    def update(self, records: Iterable[TaskRecord], model_of: Callable[[int], str]) -> None:
+        """Fold the latest state of these tasks into the bars."""
+        new: list[TaskRecord] = []
+        for rec in records:
+            if rec.start_ns is None:
+                continue
+            slot = self.slot_of.get(rec.task_id)
+            if slot is None:
+                new.append(rec)
+                continue
+            self._set(slot, rec)
+        if new:
+            new.sort(key=lambda r: r.start_ns or 0)
+            lanes_changed = False
+            for rec in new:
+                if self.n == len(self.task_id):
+                    self._grow()
+                slot = self.n
+                self.n += 1
+                self.slot_of[rec.task_id] = slot
+                self.task_id[slot] = rec.task_id
+                self._set(slot, rec)
+                w = self._worker(rec, model_of(rec.run_id))
+                self.worker[slot] = w
+                sub = self._place(self.workers[w], slot)
+                self.sub[slot] = sub
+                lanes_changed = True
+            if lanes_changed:
+                self._layout()
+        self.version += 1
+
+    def _set(self, slot: int, rec: TaskRecord) -> None:
+        s = self.seconds(rec.start_ns or 0)
+        self.start[slot] = s
+        self.state[slot] = STATE_CODE[rec.state]
+        if rec.end_ns is not None:
+            e = self.seconds(rec.end_ns)
+            self.end[slot] = e
+            if e > self.t_max:
+                self.t_max = e
+        elif s > self.t_max:
+            self.t_max = s
+
+    def _place(self, w: Worker, slot: int) -> int:
+        start = self.start[slot]
+        for i, other in enumerate(w.subs):
+            e = self.end[other]
+            if not math.isnan(e) and e <= start + 1e-9:
+                w.subs[i] = slot
+                return i
+        if len(w.subs) < MAX_SUBLANES:
+            w.subs.append(slot)
+            return len(w.subs) - 1
+        # Saturated: stack on the sub-lane that frees first (bars overlap there).
+        ends = [self.end[o] if not math.isnan(self.end[o]) else math.inf for o in w.subs]
+        i = int(np.argmin(ends))
+        w.subs[i] = slot
+        return i
+
+    def _layout(self) -> None:
+        order = sorted(range(len(self.workers)), key=lambda i: (self.workers[i].run_id, i))
+        row = 0
+        base = np.zeros(len(self.workers), np.int32)
+        for i in order:
+            w = self.workers[i]
+            w.base = row
+            base[i] = row
+            row += max(1, len(w.subs))
+        self.rows = row
+        n = self.n
+        self.row[:n] = base[self.worker[:n]] + self.sub[:n]
+
+    def ends(self, now_s: float) -> np.ndarray:
+        e = self.end[: self.n].copy()
+        e[np.isnan(e)] = now_s
+        return e
+
+    def find(self, x: float, y: float, now_s: float) -> int | None:
+        """The slot of the bar at (x seconds, y rows), or None."""
+        n = self.n
+        if n == 0 or y < 0:
+            return None
+        row = int(y)
+        frac = y - row
+        if abs(frac - 0.5) > BAR_H / 2 + 0.08:
+            return None
+        ends = self.ends(now_s)
+        hit = np.nonzero((self.row[:n] == row) & (self.start[:n] <= x) & (ends >= x))[0]
+        if len(hit) == 0:
+            return None
+        return int(hit[-1])
+
+    def row_labels(self) -> dict[int, tuple[str, bool]]:
+        """row -> (label, is the worker's first row)."""
+        out: dict[int, tuple[str, bool]] = {}
+        for w in self.workers:
+            n = max(1, len(w.subs))
+            out[w.base] = (w.label, True)
+            if w.kind == "loop" or n > 1:
+                for k in range(n):
+                    if k:
+                        out[w.base + k] = (f"coroutines ·{k + 1}", False)
+                if n > 1:
+                    out[w.base] = (f"{w.label} ·1", True)
+        return out
+
+
+class TimelineItem(pg.GraphicsObject):
+    """Paints every bar of a :class:`TimelineData`: one drawRects per state colour."""
+
+    sigTaskClicked = Signal(int)
+
+    def __init__(self, data: TimelineData, now_s: Callable[[], float],
+                 describe: Callable[[int], str]) -> None:
+        super().__init__()
+        self.data = data
+        self.now_s = now_s
+        self.describe = describe
+        self.selected: int | None = None  # task id
+        self.brushes = [QBrush(theme.qcolor(s)) for s in STATES]
+        self.band_brush = QBrush(QColor(255, 255, 255, 9))
+        self.sel_pen = QPen(QColor("#ffffff"))
+        self.sel_pen.setCosmetic(True)
+        self.sel_pen.setWidth(2)
+        self._arrays = [PrimitiveArray(QRectF, 4) for _ in STATES] if PrimitiveArray else None
+        self._bounds = QRectF(0, 0, 1, 1)
+        self.last_paint_ms = 0.0
+        self.last_lod = False
+        self.setAcceptHoverEvents(True)
+
+    # -- geometry -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        d = self.data
+        b = QRectF(0.0, 0.0, max(1.0, max(d.t_max, self.now_s())), max(1, d.rows))
+        if b != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = b
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._bounds)
+
+    # -- painting ---------------------------------------------------------------------------
+    def paint(self, p: QPainter, *args: object) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        d = self.data
+        view = self.viewRect()
+        if view is None or d.n == 0:
+            return
+        x0, x1 = view.left(), view.right()
+        y0, y1 = view.top(), view.bottom()
+        px = self.pixelWidth() or (x1 - x0) / 1000 or 1e-3
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(Qt.PenStyle.NoPen)
+        # Alternate bands per worker, so lanes read as groups.
+        bands = [QRectF(x0, w.base, x1 - x0, max(1, len(w.subs)))
+                 for i, w in enumerate(d.workers) if i % 2 == 0
+                 and w.base <= y1 and w.base + max(1, len(w.subs)) >= y0]
+        if bands:
+            p.setBrush(self.band_brush)
+            p.drawRects(bands)
+
+        n = d.n
+        now = self.now_s()
+        start = d.start[:n]
+        end = d.ends(now)
+        row = d.row[:n]
+        vis = (end >= x0) & (start <= x1) & (row >= math.floor(y0) - 1) & (row <= y1 + 1)
+        idx = np.nonzero(vis)[0]
+        self.last_lod = len(idx) > LOD_BARS
+        if self.last_lod:
+            self._paint_lod(p, idx, start, end, row, x0, x1, px)
+        else:
+            xs = np.maximum(start[idx], x0 - px)
+            xe = np.minimum(end[idx], x1 + px)
+            w = xe - xs
+            # A one-pixel gap between back-to-back bars; never thinner than one pixel.
+            w = np.where(w > 3 * px, w - px, np.maximum(w, px))
+            ys = row[idx] + (1 - BAR_H) / 2
+            st = d.state[idx]
+            for code in range(len(STATES)):
+                m = st == code
+                k = int(m.sum())
+                if not k:
+                    continue
+                self._draw(p, code, xs[m], ys[m], w[m], np.full(k, BAR_H))
+        if self.selected is not None:
+            slot = d.slot_of.get(self.selected)
+            if slot is not None:
+                s = d.start[slot]
+                e = d.end[slot] if not math.isnan(d.end[slot]) else now
+                p.setPen(self.sel_pen)
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawRect(QRectF(s, d.row[slot] + (1 - BAR_H) / 2, max(e - s, px), BAR_H))
+        self.last_paint_ms = (time.perf_counter() - t0) * 1e3
+
+    def _draw(self, p: QPainter, code: int, x: np.ndarray, y: np.ndarray, w: np.ndarray,
+              h: np.ndarray) -> None:
+        p.setBrush(self.brushes[code])
+        if self._arrays is not None:
+            arr = self._arrays[code]
+            arr.resize(len(x))
+            mem = arr.ndarray()
+            mem[:, 0] = x
+            mem[:, 1] = y
+            mem[:, 2] = w
+            mem[:, 3] = h
+            p.drawRects(*arr.drawargs())
+        else:  # pragma: no cover
+            p.drawRects([QRectF(*r) for r in zip(x, y, w, h, strict=True)])
+
+    def _paint_lod(self, p: QPainter, idx: np.ndarray, start: np.ndarray, end: np.ndarray,
+                   row: np.ndarray, x0: float, x1: float, px: float) -> None:
+        """Coarse detail: for each (row, pixel column), mark each state present there."""
+        cols = max(1, int(math.ceil((x1 - x0) / px)) + 2)
+        r = row[idx].astype(np.int64)
+        r_lo = int(r.min())
+        nrows = int(r.max()) - r_lo + 1
+        c0 = np.clip(((start[idx] - x0) / px).astype(np.int64), 0, cols - 1)
+        c1 = np.clip(((end[idx] - x0) / px).astype(np.int64), 0, cols - 1)
+        st = self.data.state[idx]
+        for code in range(len(STATES)):
+            m = st == code
+            if not m.any():
+                continue
+            diff = np.zeros((nrows, cols + 1), np.int32)
+            rr = r[m] - r_lo
+            np.add.at(diff, (rr, c0[m]), 1)
+            np.add.at(diff, (rr, c1[m] + 1), -1)
+            occ = np.cumsum(diff[:, :cols], axis=1) > 0
+            # Runs of occupied columns -> one rect each.
+            pad = np.zeros((nrows, 1), bool)
+            edges = np.diff(np.concatenate([pad, occ, pad], axis=1).astype(np.int8), axis=1)
+            rs, cs = np.nonzero(edges == 1)
+            _, ce = np.nonzero(edges == -1)
+            if not len(rs):
+                continue
+            xs = x0 + cs * px
+            w = (ce - cs) * px
+            ys = rs + r_lo + (1 - BAR_H) / 2
+            self._draw(p, code, xs, ys.astype(np.float64), w, np.full(len(xs), BAR_H))
+
+    # -- interaction ---------------------------------------------------------------------------
+    def hoverMoveEvent(self, ev: QGraphicsSceneHoverEvent) -> None:
+        pos = ev.pos()
+        slot = self.data.find(pos.x(), pos.y(), self.now_s())
+        if slot is None:
+            QToolTip.hideText()
+            return
+        text = self.describe(int(self.data.task_id[slot]))
+        QToolTip.showText(ev.screenPos(), text)
+
+    def hoverLeaveEvent(self, ev: QGraphicsSceneHoverEvent) -> None:
+        QToolTip.hideText()
+
+    def mouseClickEvent(self, ev: object) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:  # type: ignore[attr-defined]
+            return
+        pos = ev.pos()  # type: ignore[attr-defined]
+        slot = self.data.find(pos.x(), pos.y(), self.now_s())
+        if slot is None:
+            return
+        ev.accept()  # type: ignore[attr-defined]
+        tid = int(self.data.task_id[slot])
+        self.select(tid)
+        self.sigTaskClicked.emit(tid)
+
+    def select(self, task_id: int | None) -> None:
+        self.selected = task_id
+        self.update()
+
+    def bar_center(self, task_id: int) -> QPointF | None:
+        """The centre of a task's bar in data coordinates (for tests and 'reveal')."""
+        slot = self.data.slot_of.get(task_id)
+        if slot is None:
+            return None
+        d = self.data
+        e = d.end[slot] if not math.isnan(d.end[slot]) else self.now_s()
+        return QPointF((d.start[slot] + e) / 2, d.row[slot] + 0.5)
+
+
+class LaneAxis(pg.AxisItem):
+    """Left axis naming the lanes; labels only as many rows as fit."""
+
+    def __init__(self, data: TimelineData) -> None:
+        super().__init__("left")
+        self.data = data
+        self.setWidth(190)
+        self.setStyle(tickLength=0, autoExpandTextSpace=False)
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        labels = self.data.row_labels()
+        if not labels:
+            return []
+        lo, hi = sorted((minVal, maxVal))  # an inverted view hands them over reversed
+        px_per_row = size / max(1e-9, hi - lo)
+        rows = [r for r in labels if lo - 1 <= r <= hi]
+        if px_per_row < 13:
+            rows = [r for r in rows if labels[r][1]]
+            # Still too dense: thin out the worker labels.
+            step = max(1, int(math.ceil(13 / max(px_per_row, 1e-9) / max(1, self._mean_rows()))))
+            rows = rows[::step]
+        return [(1.0, [r + 0.5 for r in sorted(rows)])]
+
+    def _mean_rows(self) -> float:
+        ws = self.data.workers
+        return max(1.0, self.data.rows / max(1, len(ws)))
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        labels = self.data.row_labels()
+        out = []
+        for v in values:
+            lab = labels.get(int(v - 0.5), ("", False))[0]
+            out.append(lab if len(lab) <= 30 else lab[:29] + "…")
+        return out
+
+
+class TimelineView(pg.PlotWidget):
+    """The plot that hosts the timeline: time axis in seconds, live 'now' line, follow mode."""
+
+    sigTaskClicked = Signal(int)
+
+    def __init__(self, data: TimelineData, now_s: Callable[[], float],
+                 describe: Callable[[int], str]) -> None:
+        self.data = data
+        self.lane_axis = LaneAxis(data)
+        super().__init__(axisItems={"left": self.lane_axis})
+        self.setAntialiasing(False)
+        self.now_s = now_s
+        self.item = TimelineItem(data, now_s, describe)
+        self.item.sigTaskClicked.connect(self.sigTaskClicked)
+        pi = self.getPlotItem()
+        pi.addItem(self.item)
+        pi.setLabel("bottom", "time since TaskScope started", units="s")
+        pi.showGrid(x=True, y=False, alpha=0.15)
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        vb = pi.getViewBox()
+        vb.invertY(True)
+        vb.setMouseEnabled(x=True, y=True)
+        vb.setLimits(yMin=-1, xMin=-1)
+        self.now_line = pg.InfiniteLine(0.0, angle=90, pen=pg.mkPen("#ff9f43", width=1),
+                                        label="now", labelOpts={"position": 0.97,
+                                                                "color": "#ff9f43"})
+        pi.addItem(self.now_line)
+        self.follow = True
+        self.span_s = 15.0
+        vb.sigRangeChangedManually.connect(self._manual)
+        vb.setRange(xRange=(-self.span_s * 0.9, self.span_s * 0.1), yRange=(0, 8), padding=0)
+
+    def _manual(self, *args: object) -> None:
+        self.follow = False
+
+    def set_follow(self, on: bool) -> None:
+        self.follow = on
+        if on:
+            xr = self.getPlotItem().getViewBox().viewRange()[0]
+            self.span_s = max(1.0, min(600.0, xr[1] - xr[0]))
+
+    def tick(self) -> None:
+        """Per frame: move the now line, follow it, repaint."""
+        now = self.now_s()
+        self.now_line.setValue(now)
+        self.item.refresh()
+        if self.follow:
+            vb = self.getPlotItem().getViewBox()
+            rows = max(8, self.data.rows)
+            vb.setRange(xRange=(now - self.span_s * 0.92, now + self.span_s * 0.08),
+                        yRange=(0, rows), padding=0, update=False)
+        self.lane_axis.picture = None
+        self.lane_axis.update()
