@@ -1,0 +1,233 @@
+"""Compare mode: real runs, one model after another, figures and readings that follow from them.
+
+Timing assertions are loose on purpose: the machine has 2 cores and other suites may be running.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from engine.compare import (
+    CompareProgress,
+    Figures,
+    _from_samples,
+    p99,
+    plan,
+    reading,
+    start_compare,
+)
+from engine.compare import compare as run_compare
+from engine.samples import Sample, WorkerSample
+from engine.spec import SpecError, cpu_count
+
+
+def _bands_do_not_overlap(res) -> None:
+    ran = [r for r in res.results if r.start_ns is not None]
+    for a, b in zip(ran, ran[1:], strict=False):
+        assert a.end_ns <= b.start_ns, f"{a.model} and {b.model} overlapped"
+
+
+@pytest.mark.skipif(cpu_count() < 2, reason="needs two cores for processes to win")
+def test_cpu_compare_ranks_processes_fastest(session) -> None:
+    seen: list[CompareProgress] = []
+    res = run_compare(session, "cpu", "sequential,threads,processes", tasks=4, size="300ms",
+                      on_progress=seen.append, settle_s=0.2)
+    assert [r.model for r in res.results] == ["sequential", "threads", "processes"]
+    assert all(r.complete for r in res.results), [r.status for r in res.results]
+    seq, thr, proc = res.results
+    assert res.winner == "processes" and proc.winner and not thr.winner and not seq.winner
+    # the ranking only: other suites may share these 2 cores, so no ratio is promised
+    assert proc.wall_s < seq.wall_s and proc.wall_s < thr.wall_s
+    assert seq.speedup == pytest.approx(1.0) and seq.speedup_basis == "sequential"
+    assert proc.speedup > 1.0
+    # threads under the GIL keep about one core busy; processes use more than one
+    assert thr.own_cores is not None and thr.own_cores < 1.4
+    assert proc.own_cores is not None and proc.own_cores > thr.own_cores
+    # every figure is filled from a real measurement
+    for r in res.results:
+        assert r.busy_cores is not None and r.busy_cores > 0.3
+        assert r.peak_rss_bytes and r.peak_rss_bytes > 10 * 2**20
+        assert r.tasks_per_s == pytest.approx(4 / r.wall_s)
+        assert r.overhead_per_task_s == pytest.approx((r.wall_s - r.ideal_s) / 4)
+        assert r.gui_lag_p99_ms is None  # headless: no GUI loop
+        assert r.reading.startswith(f"{r.model}: ")
+        assert r.run_id is not None and session.store.run(r.run_id).done
+    # processes had its own worker processes, so its peak memory is larger
+    assert proc.peak_rss_bytes > seq.peak_rss_bytes
+    assert any("GUI-loop lag: n/a" in n for n in res.notes)
+    _bands_do_not_overlap(res)
+    phases = [(p.phase, p.model) for p in seen if p.phase != "running"]
+    assert phases == [
+        ("settling", "sequential"), ("model_done", "sequential"),
+        ("settling", "threads"), ("model_done", "threads"),
+        ("settling", "processes"), ("model_done", "processes"),
+        ("done", None),
+    ]
+    assert any(p.phase == "running" and p.tasks_done == 4 for p in seen)
+    doc = json.loads(json.dumps(res.as_dict()))
+    assert [e["model"] for e in doc["results"]] == ["sequential", "threads", "processes"]
+
+
+def test_sleep_compare_concurrent_models_far_faster(session) -> None:
+    res = run_compare(session, "sleep", ["sequential", "threads", "asyncio"], tasks=8,
+                      size="100ms", workers=8, settle_s=0.1)
+    seq, thr, aio = res.results
+    assert all(r.complete for r in res.results)
+    assert seq.wall_s > 0.75
+    assert thr.speedup > 3 and aio.speedup > 3
+    assert res.winner in ("threads", "asyncio")
+    # waiting needs no CPU: the concurrent models' readings say so
+    for r in (thr, aio):
+        assert r.own_cores < 0.5
+        assert "overlapped their waiting" in r.reading
+    _bands_do_not_overlap(res)
+
+
+def test_no_sequential_means_speedup_against_the_slowest(session) -> None:
+    res = run_compare(session, "sleep", "threads,asyncio", tasks=4, size="50ms", workers=1,
+                      settle_s=0)
+    slowest = max(res.results, key=lambda r: r.wall_s)
+    assert slowest.speedup == pytest.approx(1.0)
+    assert all(r.speedup_basis == f"slowest ({slowest.model})" for r in res.results)
+    assert any("slowest complete run" in n for n in res.notes)
+
+
+def test_cancel_stops_the_running_model_and_skips_the_rest(session) -> None:
+    started = threading.Event()
+
+    def on_progress(p: CompareProgress) -> None:
+        if p.phase == "running":
+            started.set()
+
+    job = start_compare(session, "sleep", "sequential,threads", tasks=50, size="200ms",
+                        on_progress=on_progress, settle_s=0)
+    assert started.wait(10)
+    assert job.progress is not None and job.progress.model == "sequential"
+    t = time.monotonic()
+    job.cancel()
+    assert job.wait(5), "a cancelled compare must end promptly"
+    assert time.monotonic() - t < 3
+    assert job.error is None and job.result is not None
+    res = job.result
+    assert res.cancelled and res.winner is None
+    assert [r.status for r in res.results] == ["cancelled", "skipped"]
+    assert res.results[0].counts.get("cancelled", 0) > 0
+    assert job.progress.phase == "cancelled"
+
+
+def test_everything_is_validated_before_anything_runs(session) -> None:
+    with pytest.raises(SpecError) as e:
+        plan("cpu", "sequential,nosuchmodel")
+    assert e.value.field == "models"
+    with pytest.raises(SpecError) as e:
+        plan("cpu", "threads,threads")
+    assert e.value.field == "models"
+    with pytest.raises(SpecError) as e:
+        plan("crash", "processes,threads")  # crash needs processes
+    assert e.value.field == "workload"
+    with pytest.raises(SpecError) as e:
+        start_compare(session, "cpu", "sequential", tasks=0)
+    assert e.value.field == "tasks"
+    assert session.store.runs() == []  # nothing started
+    # workers apply to every model but sequential (which always has one)
+    specs = plan("sleep", "sequential,threads", workers=3)
+    assert [s.effective_workers() for s in specs] == [1, 3]
+
+
+# -- readings: derived from the figures ------------------------------------------------------------
+BASE = Figures(model="threads", complete=True, tasks=4, tasks_ok=4, wall_s=1.0, speedup=1.0,
+               is_baseline=False, cores_busy=1.0, workers=6, cores=2, cpu_share=1.0, size_s=0.3,
+               overhead_per_task_s=0.01, gui_lag_p99_ms=None, shares_gil=True)
+
+
+def test_reading_gil_only_when_figures_show_one_core_and_no_speedup() -> None:
+    assert reading(BASE) == "threads: 1.0x, 1.0 cores busy: the GIL lets one thread run Python at a time"
+    # the same model with parallel figures (e.g. NumPy releasing the GIL) reads differently
+    fast = reading(replace(BASE, speedup=1.9, cores_busy=1.9))
+    assert "GIL" not in fast and "in parallel on 1.9 cores" in fast and "2-core limit" in fast
+    # ~1x but two cores busy: not the GIL
+    busy = reading(replace(BASE, cores_busy=1.9))
+    assert "GIL" not in busy and "no faster" in busy
+    # waiting work that overlapped: no CPU needed
+    waits = reading(replace(BASE, speedup=4.0, cores_busy=0.05, cpu_share=0.0))
+    assert "overlapped their waiting" in waits
+
+
+def test_reading_depends_on_numbers_not_model_names() -> None:
+    a = reading(replace(BASE, model="x", shares_gil=False, one_thread=False))
+    b = reading(replace(BASE, model="y", shares_gil=False, one_thread=False))
+    assert a.split(": ", 1)[1] == b.split(": ", 1)[1]
+    slow = reading(replace(BASE, speedup=0.5, overhead_per_task_s=0.2))
+    assert "slower than the baseline" in slow and "200.0 ms lost per task" in slow
+    loop = reading(replace(BASE, shares_gil=False, one_thread=True))
+    assert "one thread runs every task" in loop
+    blocked = reading(replace(BASE, cpu_share=0.0, cores_busy=0.0, shares_gil=False,
+                              one_thread=True))
+    assert "did not overlap" in blocked
+    lag = reading(replace(BASE, gui_lag_p99_ms=80.0))
+    assert "GUI loop lagged 80 ms" in lag
+    assert "GUI loop" not in reading(replace(BASE, gui_lag_p99_ms=5.0))
+    part = reading(replace(BASE, complete=False, tasks_ok=2))
+    assert "did not complete (2 of 4" in part
+    base = reading(replace(BASE, model="sequential", is_baseline=True, workers=1))
+    assert "baseline; one core computed" in base
+    idle = reading(replace(BASE, model="sequential", is_baseline=True, workers=1,
+                           cores_busy=0.0, cpu_share=0.0))
+    assert "CPU sat idle" in idle
+    noisy = reading(replace(BASE, baseline_cores=1.2))
+    assert "other load kept 1.2 cores busy" in noisy
+
+
+def test_figures_from_sampler_samples() -> None:
+    def s(t: int, cores: tuple[float, ...], rss: int, lag: dict[str, float]) -> Sample:
+        return Sample(t_ns=t, interval_s=0.1, cores=cores, cores_user=cores,
+                      cores_system=(0.0,) * len(cores), total=sum(cores) / len(cores),
+                      self_cpu=0.0, self_rss=rss,
+                      workers={7: WorkerSample(7, 50.0, 5 * 2**20, 0)}, lag_ms=lag)
+
+    got = _from_samples([s(1, (100.0, 0.0), 10 * 2**20, {"gui": 3.0}),
+                         s(2, (100.0, 100.0), 30 * 2**20, {"gui": 40.0, "engine": 1.0})])
+    assert got["busy_cores"] == pytest.approx(1.5)
+    assert got["peak_rss"] == 35 * 2**20
+    assert got["gui_lag"] == 40.0 and got["engine_lag"] == 1.0
+    assert "gui_lag" not in _from_samples([s(1, (0.0,), 1, {})])
+    assert p99([]) is None and p99(list(range(1, 101))) == 99
+
+
+def test_cli_compare_json_and_bad_input(tmp_path) -> None:
+    out = tmp_path / "c.csv"
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "compare", "-w", "sleep", "--models",
+         "sequential,asyncio", "-n", "4", "-s", "50ms", "--settle", "0.05", "--json", "-",
+         "--csv", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [e["model"] for e in doc["results"]] == ["sequential", "asyncio"]
+    for e in doc["results"]:
+        for key in ("wall_s", "speedup", "busy_cores", "peak_rss_bytes", "gui_lag_p99_ms",
+                    "tasks_per_s", "overhead_per_task_s", "winner", "reading"):
+            assert key in e
+    assert doc["winner"] == "asyncio"
+    assert "winner: asyncio" in r.stderr  # the table goes to stderr when JSON takes stdout
+    assert out.read_text().splitlines()[0].startswith("model,status,wall_s,speedup")
+    for bad, needle in [
+        (["--models", "sequential,nope", "-w", "cpu"], "models:"),
+        (["--models", "sequential", "-w", "cpu", "-n", "x"], "tasks:"),
+        (["--models", "sequential", "-w", "cpu", "--json", str(tmp_path / "no/x.json")], "--json"),
+        (["--models", "sequential"], "--workload"),
+        (["--models", "threads", "--function", str(tmp_path / "none.py:f")], "no such file"),
+    ]:
+        r = subprocess.run([sys.executable, "-m", "engine.cli", "compare", *bad],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2, (bad, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

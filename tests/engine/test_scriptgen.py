@@ -1,0 +1,116 @@
+"""Show code: every generated script runs standalone, exits 0 and prints its wall time."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import make_spec
+from engine.models import all_models
+from engine.scriptgen import ScriptError, generate
+from engine.workloads.calibrate import calibration
+
+MODELS = [m.name for m in all_models() if m.available]
+WALL = re.compile(r"^wall (\d+\.\d+) s$", re.M)
+
+USER = '''
+import asyncio
+
+def plain(x):
+    return x * 2
+
+async def coro(x, ctx):
+    await ctx.asleep(0.01)
+    ctx.progress(1.0)
+    return x
+'''
+
+WORKLOADS = [
+    ("cpu", {}, "collect"),
+    ("sleep", {}, "collect"),
+    ("fail", {"every": 2}, "collect"),
+    ("fail", {"every": 2}, "fail-fast"),
+    ("custom-sync", {}, "collect"),
+    ("custom-async", {}, "collect"),
+]
+
+
+def _run_script(src: str, tmp_path: Path, name: str) -> subprocess.CompletedProcess:
+    path = tmp_path / f"{name}.py"
+    path.write_text(src)
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_generated_scripts_run(model, tmp_path) -> None:
+    user = tmp_path / "user_mod.py"
+    user.write_text(USER)
+    for workload, params, policy in WORKLOADS:
+        if workload.startswith("custom"):
+            fn = "plain" if workload == "custom-sync" else "coro"
+            params = {"function": f"{user}:{fn}", "args": [3]}
+            wl = "custom"
+        else:
+            wl = workload
+        spec = make_spec(model, wl, 4, "30ms", None, "5s", policy, params)
+        src = generate(spec)
+        assert "import engine" not in src and "from engine" not in src  # no TaskScope needed
+        r = _run_script(src, tmp_path, f"{model}-{workload}-{policy}".replace("-", "_"))
+        label = (model, workload, policy)
+        assert r.returncode == 0, (label, r.stderr[-800:])
+        m = WALL.search(r.stdout)
+        assert m and 0 <= float(m.group(1)) < 30, (label, r.stdout)
+        if workload == "fail":
+            assert "task 0 failed: WorkloadFailure" in r.stdout, (label, r.stdout)
+            if policy == "fail-fast":
+                assert "fail-fast" in r.stdout, (label, r.stdout)
+            else:
+                assert "finished 2 · failed 2" in r.stdout, (label, r.stdout)
+        else:
+            assert "finished 4" in r.stdout, (label, r.stdout)
+
+
+def test_patterns_per_model() -> None:
+    calib = {"cpu_iters_per_s": 1e7, "numpy_calls_per_s": 1e4, "file_rounds_per_s": 1e3}
+    src = {m: generate(make_spec(m, "cpu", 4, "200ms", policy="collect"), calib) for m in MODELS}
+    assert "ThreadPoolExecutor(max_workers=WORKERS)" in src["threads"]
+    assert "ProcessPoolExecutor(max_workers=WORKERS)" in src["processes"]
+    assert 'if __name__ == "__main__"' in src["processes"]
+    assert "asyncio.gather" in src["asyncio"]
+    assert "run_in_executor(pool, task, i)" in src["asyncio-processes"]
+    assert "for i in range(TASKS):" in src["sequential"]
+    # the cpu work is sized from the calibration: 200 ms at 1e7 iterations per second
+    assert "ITERATIONS = 2000000" in src["threads"]
+    ff = generate(make_spec("asyncio", "fail", 4, "10ms", timeout="1s", policy="fail-fast"), calib)
+    assert "asyncio.TaskGroup()" in ff and "asyncio.timeout(TIMEOUT)" in ff
+    limited = generate(make_spec("asyncio", "sleep", 8, "10ms", workers=2), calib)
+    assert "asyncio.Semaphore(WORKERS)" in limited and "WORKERS = 2" in limited
+    real = generate(make_spec("threads", "cpu", 1, "1s"))
+    assert f"ITERATIONS = {int(calibration()['cpu_iters_per_s'])}" in real
+
+
+def test_the_cpu_script_does_about_the_engines_work(tmp_path) -> None:
+    r = _run_script(generate(make_spec("sequential", "cpu", 2, "150ms")), tmp_path, "cpu")
+    assert r.returncode == 0, r.stderr
+    wall = float(WALL.search(r.stdout).group(1))
+    assert 0.1 < wall < 3.0  # 2 x 150 ms of calibrated work, give or take machine load
+
+
+def test_no_standalone_equivalent_is_refused() -> None:
+    with pytest.raises(ScriptError):
+        generate(make_spec("threads", "events", 2, "10ms"))
+
+
+def test_cli_show_code(tmp_path) -> None:
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "run", "-m", "threads", "-w", "sleep",
+                        "-n", "3", "-s", "10ms", "--show-code"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("#!/usr/bin/env python3") and "ThreadPoolExecutor" in r.stdout
+    run = _run_script(r.stdout, tmp_path, "shown")
+    assert run.returncode == 0 and WALL.search(run.stdout)
