@@ -444,6 +444,9 @@ def reading(f: Figures) -> str:
                 why += f", close to the {ceiling}-core limit"
         elif busy is not None and busy < 0.5:
             why = "tasks overlapped their waiting, which needs almost no CPU"
+        elif cpu_work:
+            why = ("faster with only about one core busy on its work, so the baseline ran "
+                   "slow: other load may skew this comparison")
         else:
             why = "waits overlapped while about one core computed"
     elif sp >= 1.15:

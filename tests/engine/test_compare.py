@@ -158,6 +158,9 @@ def test_reading_gil_only_when_figures_show_one_core_and_no_speedup() -> None:
     # waiting work that overlapped: no CPU needed
     waits = reading(replace(BASE, speedup=4.0, cores_busy=0.05, cpu_share=0.0))
     assert "overlapped their waiting" in waits
+    # cpu work faster on about one core cannot be parallelism: the sentence says the baseline was slow
+    odd = reading(replace(BASE, speedup=1.6, cores_busy=0.8))
+    assert "baseline ran slow" in odd and "parallel" not in odd
 
 
 def test_reading_depends_on_numbers_not_model_names() -> None:
