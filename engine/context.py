@@ -25,7 +25,8 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .clock import NS_PER_MS, now_ns
 from .events import Event, Kind
@@ -286,8 +287,14 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     """The failure details an event carries: type, message, traceback (all plain strings)."""
     import traceback
 
-    return {
-        "type": type(exc).__qualname__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
+    # Never raises: a hostile exception (its __str__ raises, say) must still end its task as
+    # failed. Were this to raise, the task would get no terminal event at all.
+    try:
+        message = str(exc)
+    except Exception as e:  # noqa: BLE001
+        message = f"<str() of the exception failed: {type(e).__name__}>"
+    try:
+        tb = "".join(traceback.format_exception(exc))
+    except Exception:  # noqa: BLE001
+        tb = ""
+    return {"type": type(exc).__qualname__, "message": message, "traceback": tb}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .clock import now_ns
 from .context import EventBuffer
@@ -60,7 +60,7 @@ class EngineLoop:
             fut = asyncio.gather(*pending, return_exceptions=True)
             try:
                 loop.run_until_complete(asyncio.wait_for(fut, 1.0))
-            except (asyncio.TimeoutError, asyncio.CancelledError, RuntimeError):
+            except (TimeoutError, asyncio.CancelledError, RuntimeError):
                 pass
         try:
             loop.run_until_complete(loop.shutdown_default_executor())
@@ -160,7 +160,12 @@ class ShutdownReport:
 class Session:
     """Runs, cancellation and shutdown. Use it as a context manager, or call :meth:`shutdown`."""
 
-    def __init__(self, store: EventStore | None = None, *, warm: bool = True) -> None:
+    def __init__(self, store: EventStore | None = None, *, warm: bool = True,
+                 sample_hz: float | None = 10.0) -> None:
+        if sample_hz is not None:  # sampler (issue 3): a bad rate fails before threads start
+            from .sampler import check_hz
+
+            check_hz(sample_hz)
         self.store = store or EventStore()
         if warm:
             from .models.procpool import warm_up
@@ -182,6 +187,17 @@ class Session:
         self._janitor = threading.Thread(target=self._janitor_loop, name="taskscope-janitor",
                                          daemon=True)
         self._janitor.start()
+        # -- sampler (issue 3) ------------------------------------------------------------------
+        # Samples the machine, this process and our workers into the store at ``sample_hz``
+        # (None: no sampler), and probes the engine loop's lag (so that loop starts now).
+        from .sampler import Sampler
+
+        self.sampler: Sampler | None = None
+        if sample_hz is not None:
+            self.sampler = Sampler(self.store, self.worker_pids, sample_hz)
+            self.sampler.add_loop_probe("engine", self.loop)
+            self.sampler.start()
+        # -- end sampler ------------------------------------------------------------------------
 
     # -- the engine loop --------------------------------------------------------------------
     @property
@@ -397,6 +413,8 @@ class Session:
             while not run.ended and now_ns() < deadline - 300_000_000:
                 self._flush()
                 threading.Event().wait(0.005)
+        if self.sampler is not None:  # sampler (issue 3): stop it before the engine loop
+            self.sampler.stop()
         if self._engine_loop is not None:
             self._engine_loop.stop(max(0.1, (deadline - now_ns()) / 1e9 - 0.1))
         self._flusher_stop.set()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: Limits on a spec's values. Beyond them a run is refused: they guard against typos such as
 #: ``--tasks 10000000000`` that would otherwise exhaust memory before anything useful happens.
@@ -28,7 +29,13 @@ MODEL_NAMES_HINT = "sequential, asyncio, threads, processes, asyncio-processes, 
 class SpecError(ValueError):
     """A spec value is invalid. ``field`` names it; ``str()`` is one line for the user."""
 
+    #: Longest message kept: a 5,000-digit ``--tasks`` must not become a 5,000-character line.
+    MAX_MESSAGE = 240
+
     def __init__(self, field: str, message: str) -> None:
+        message = " ".join(message.splitlines())
+        if len(message) > self.MAX_MESSAGE:
+            message = message[: self.MAX_MESSAGE - 3] + "..."
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
@@ -174,7 +181,13 @@ def make_spec(
     if policy not in POLICIES:
         raise SpecError("policy", f"must be one of {', '.join(POLICIES)}, got {policy!r}")
 
+    if params is not None and not isinstance(params, Mapping):
+        raise SpecError("params", f"expected name=value pairs, got {type(params).__name__}")
     p = validate_params(workload, dict(params or {}))
+    if workload == "custom" and info.isolated:
+        from .custom import check_for_processes
+
+        check_for_processes(p)  # arguments must pickle; the function must import in a worker
     return RunSpec(model, workload, n, size_s, w, t, policy, p)
 
 

@@ -7,7 +7,8 @@ Protocol on the worker's duplex connection (pickled tuples):
 
 * parent -> worker: ``(job_id, fn, args)`` to run ``fn(*args)``; ``None`` to exit.
 * worker -> parent: ``("ev", [Event, ...])`` a batch of task events;
-  ``("done", job_id, ok, value, [Event, ...])`` the job's outcome plus the events still pending.
+  ``("done", job_id, ok, value, [Event, ...])`` the job's outcome plus the events still pending;
+  ``value`` is the pickled result or exception, as bytes (the parent unpickles it apart).
 
 Events are batched: a flusher thread ships whatever is pending every ``FLUSH_S``; a task's
 ``started`` event goes out at once so a long task shows as running straight away.
@@ -61,17 +62,31 @@ class _Worker:
                     return
 
     def send_done(self, job_id: int, ok: bool, value: Any) -> None:
+        # The value travels pickled on its own (bytes inside the message), so that a value
+        # that pickles here but cannot be rebuilt in the parent (an exception whose __init__
+        # takes other arguments than its args, a class the parent lacks) fails only this job,
+        # there, with a clear message: the parent unpickles it separately (see ProcPool).
         with self.send_lock:
             batch = self.buffer.take()
             try:
-                payload = pickle.dumps(("done", job_id, ok, value, batch), pickle.HIGHEST_PROTOCOL)
+                blob = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
             except Exception as e:  # noqa: BLE001 - an unpicklable result or exception
                 value = RuntimeError(
                     f"the task's {'result' if ok else 'exception'} could not be pickled: "
-                    f"{type(e).__name__}: {e}; it was {_safe_repr(value)}"
+                    f"{_one_line(e)}; it was {_safe_repr(value)}"
                 )
-                payload = pickle.dumps(("done", job_id, False, value, batch))
+                ok = False
+                blob = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(("done", job_id, ok, blob, batch), pickle.HIGHEST_PROTOCOL)
             self.conn.send_bytes(payload)
+
+
+def _one_line(e: BaseException) -> str:
+    try:
+        text = str(e)
+    except Exception:  # noqa: BLE001
+        text = ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _safe_repr(value: Any) -> str:

@@ -27,11 +27,13 @@ import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import pickle
 import signal
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any, Callable
+from typing import Any
 
 from ..clock import now_ns
 from ..events import Event, Kind
@@ -146,6 +148,8 @@ class ProcPool(Executor):
         self._closed = False
         self._wake_r, self._wake_w = mp.Pipe(duplex=False)
         self.restarts = 0
+        #: Messages from workers that could not be unpickled here (normally 0).
+        self.lost_messages = 0
         self._slots: list[_Slot] = [self._spawn(i) for i in range(n)]
         self._reader = threading.Thread(target=self._read_loop, name=f"{name}-reader", daemon=True)
         self._reader.start()
@@ -296,6 +300,10 @@ class ProcPool(Executor):
                 slots = list(self._slots)
                 closed = self._closed
             if closed and not any(s.proc.is_alive() for s in slots):
+                # Workers killed at shutdown may have died after the last wait: their jobs
+                # still need their endings (and their futures a result) before we leave.
+                for s in slots:
+                    self._on_death(s)
                 return
             conns = {s.conn: s for s in slots}
             sentinels = {s.proc.sentinel: s for s in slots}
@@ -321,11 +329,18 @@ class ProcPool(Executor):
         conn = slot.conn
         try:
             while conn.poll():
-                msg = conn.recv()
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    raise
+                except Exception:  # noqa: BLE001 - a batch that cannot be rebuilt here must
+                    self.lost_messages += 1  # not kill the reader thread (and the pool)
+                    continue
                 if msg[0] == "ev":
                     self._on_events(msg[1])
                     continue
-                _, job_id, ok, value, batch = msg
+                _, job_id, ok, blob, batch = msg
+                ok, value = _load_value(ok, blob)
                 if batch:
                     self._on_events(batch)
                 with self._lock:
@@ -413,9 +428,9 @@ class ProcPool(Executor):
         with self._lock:
             for slot in self._slots:
                 job = slot.jobs[0] if slot.jobs else None
-                if job is not None and job.deadline_ns is not None and not job.killed:
-                    if t > job.deadline_ns + grace:
-                        self._kill_locked(job, "timeout")
+                if (job is not None and job.deadline_ns is not None and not job.killed
+                        and t > job.deadline_ns + grace):
+                    self._kill_locked(job, "timeout")
 
     # -- shutting down --------------------------------------------------------------------------------
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = True, grace_s: float = 0.3) -> None:
@@ -462,6 +477,19 @@ class ProcPool(Executor):
                 slot.conn.close()
             except OSError:
                 pass
+
+
+def _load_value(ok: bool, blob: bytes) -> tuple[bool, Any]:
+    """A job's result or exception, unpickled apart from its message (see ``send_done``): one
+    that cannot be rebuilt here fails its own job, never the reader thread."""
+    try:
+        return ok, pickle.loads(blob)
+    except Exception as e:  # noqa: BLE001 - whatever the value's __reduce__/__init__ raises
+        what = "result" if ok else "exception"
+        return False, RuntimeError(
+            f"the task's {what} was pickled in the worker but could not be unpickled here: "
+            f"{_procworker._one_line(e)}"
+        )
 
 
 def _describe_exit(pid: int, code: int | None) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from ..clock import now_ns
 from ..context import FlagContext
@@ -33,6 +34,10 @@ class Runner:
     """
 
     can_force = False
+    #: Runners whose workers take tasks from a pool set this to a dict: task id -> "" for a task
+    #: claimed by :meth:`_take` and not handed to the pool yet, or the reason of a cancel that
+    #: arrived in that gap (the pool did not hold the task, so it could not cancel it).
+    _claimed: dict[int, str] | None = None
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -68,6 +73,8 @@ class Runner:
             if tid in self._skip:
                 del self._skip[tid]
                 return tid, None
+            if self._claimed is not None:
+                self._claimed[tid] = ""
             return tid, run.order(i)
 
     def _cancel_queued(self, task_ids: Iterable[int], reason: str) -> list[int]:
@@ -78,6 +85,7 @@ class Runner:
         t = now_ns()
         with self._lock:
             first_queued = run.first_task_id + self._next
+            claimed = self._claimed
             for tid in task_ids:
                 if tid >= first_queued:
                     if tid not in self._skip:
@@ -85,6 +93,8 @@ class Runner:
                         ended.append(Event(run.run_id, tid, Kind.CANCELLED, t, info={"reason": reason}))
                 else:
                     handed.append(tid)
+                    if claimed is not None and tid in claimed:
+                        claimed[tid] = reason
         if ended:
             run.session.ingest(ended)
         return handed
@@ -247,7 +257,12 @@ class AsyncioRunner(Runner):
 
     def cancel_all(self, reason: str) -> None:
         self._cancel_all_queued(reason)
-        self.cancel(list(self._tasks), False, reason)
+        # Every task handed out, not just those in ``_tasks``: the feeder (on the loop thread)
+        # may have claimed a task and not registered it yet; ``_cancel_in_loop`` runs after
+        # it has. (Iterating ``_tasks`` from this thread could also race the loop's changes.)
+        with self._lock:
+            handed = range(self.run.first_task_id, self.run.first_task_id + self._next)
+        self.cancel(handed, False, reason)
 
     def close(self, timeout: float) -> None:
         if self.loop.is_closed():
@@ -273,6 +288,7 @@ class ProcessRunner(Runner):
         super().__init__(run)
         self.workers = workers
         self.pool = None
+        self._claimed = {}
 
     def start(self) -> None:
         from . import _procworker
@@ -296,9 +312,32 @@ class ProcessRunner(Runner):
         try:
             fut = self.pool.submit(self._run_task, order)
         except RuntimeError:
-            return False  # the pool is closing
+            self._not_submitted(tid)  # the pool is closing
+            return False
+        self._submitted(tid)
         fut.add_done_callback(lambda _f: self._submit_next())
         return True
+
+    def _submitted(self, tid: int) -> None:
+        """The pool holds the task now: pass on a cancel that came while it was claimed."""
+        with self._lock:
+            reason = self._claimed.pop(tid, "")  # type: ignore[union-attr]
+        if reason and self.pool is not None:
+            self.pool.cancel_task(tid, False, reason)
+
+    def _not_submitted(self, tid: int) -> None:
+        """A claimed task the pool refused (it is shutting down): it ends here, never started."""
+        with self._lock:
+            reason = self._claimed.pop(tid, None)  # type: ignore[union-attr]
+        if reason is not None:  # else close() already ended it
+            self._end_unsubmitted({tid: reason})
+
+    def _end_unsubmitted(self, claimed: dict[int, str]) -> None:
+        t = now_ns()
+        self.run.session.ingest(
+            [Event(self.run.run_id, tid, Kind.CANCELLED, t, info={"reason": reason or "shutdown"})
+             for tid, reason in claimed.items()]
+        )
 
     def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
         if self.pool is None:
@@ -318,6 +357,18 @@ class ProcessRunner(Runner):
     def close(self, timeout: float) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, grace_s=min(0.3, timeout))
+        # Tasks claimed but never handed to the pool (e.g. coroutines the closing engine loop
+        # cancelled before they ran) end here, so that no task is left without an ending.
+        # (One the pool took just before it closed was ended by the pool: skip those.)
+        with self._lock:
+            left = dict(self._claimed or {})
+            if self._claimed:
+                self._claimed.clear()
+        store = self.run.session.store
+        left = {tid: r for tid, r in left.items()
+                if (rec := store.task(tid)) is not None and not rec.state.terminal}
+        if left:
+            self._end_unsubmitted(left)
 
     def worker_pids(self) -> list[int]:
         return self.pool.pids() if self.pool is not None else []
@@ -358,7 +409,13 @@ class AsyncioProcessRunner(ProcessRunner):
 
     async def _one(self, order: TaskOrder) -> None:
         try:
-            await self.loop.run_in_executor(self.pool, self._run_task, order)
+            try:
+                fut = self.loop.run_in_executor(self.pool, self._run_task, order)
+            except RuntimeError:
+                self._not_submitted(order.task_id)  # the pool is closing
+                return
+            self._submitted(order.task_id)
+            await fut
         except asyncio.CancelledError:
             # The coroutine was cancelled; run_in_executor cannot stop a running process task,
             # so stop it through the pool (a queued one was already dequeued by the cancel).

@@ -13,8 +13,9 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from ..spec import SpecError, parse_duration, parse_int
 from .calibrate import FILE_CHUNK, NUMPY_ELEMS, cpu_chunk, file_round, numpy_chunk
@@ -233,15 +234,78 @@ CRASH_EXIT_CODE = 70
 
 
 def crash(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
-    """Works for half its size, then its worker process dies with ``os._exit``."""
+    """Works for half its size, then its worker process dies: ``os._exit`` (mode ``exit``),
+    ``SIGKILL`` from itself (``sigkill``, like the OOM killer), or a segfault (``segfault``,
+    a NULL read through ctypes)."""
     cpu(ctx, size_s / 2, params, calib)
     if ctx.index % params["every"] == 0:
+        mode = params["mode"]
+        if mode == "sigkill":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif mode == "segfault":
+            import ctypes
+            import faulthandler
+
+            faulthandler.disable()  # die quietly: the parent reports the signal
+            ctypes.string_at(0)
         os._exit(CRASH_EXIT_CODE)
     cpu(ctx, size_s / 2, params, calib)
 
 
 async def crash_async(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
     crash(ctx, size_s, params, calib)
+
+
+# -- events: stress the event pipeline ------------------------------------------------------
+def events(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    """Emits progress events as fast as it can for ``size_s``: a load test of the pipeline
+    from the workers to the store (and on to the GUI)."""
+    from ..clock import now_ns
+    from ..events import Kind
+
+    end = now_ns() + int(size_s * 1e9)
+    n = 0
+    emit = ctx.event
+    while True:
+        for _ in range(256):
+            emit(Kind.PROGRESS, 0.5)
+        n += 256
+        ctx.check()
+        if now_ns() >= end:
+            return n
+
+
+async def events_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+    from ..clock import now_ns
+    from ..events import Kind
+
+    end = now_ns() + int(size_s * 1e9)
+    n = 0
+    while True:
+        for _ in range(256):
+            ctx.event(Kind.PROGRESS, 0.5)
+        n += 256
+        ctx.check()
+        await asyncio.sleep(0)
+        if now_ns() >= end:
+            return n
+
+
+# -- custom: the user's own function (see engine/custom.py) ---------------------------------
+def custom(ctx: Any, size_s: float, params: dict, calib: dict) -> Any:
+    """The user's function, resolved by reference in whichever process runs it. Imported
+    lazily: user code is loaded only when a spec names it."""
+    from ..custom import run_blocking
+
+    return run_blocking(ctx, size_s, params, calib)
+
+
+async def custom_async(ctx: Any, size_s: float, params: dict, calib: dict) -> Any:
+    from ..custom import run_async
+
+    return await run_async(ctx, size_s, params, calib)
 
 
 # -- registry ------------------------------------------------------------------------------
@@ -275,6 +339,10 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "crash", crash, crash_async, "its worker process dies mid-task", process_only=True
         ),
+        Workload("events", events, events_async, "floods progress events (pipeline load test)"),
+        Workload(
+            "custom", custom, custom_async, "your own function: params function=mod:fn or file.py:fn"
+        ),
     )
 }
 
@@ -282,12 +350,17 @@ WORKLOADS: dict[str, Workload] = {
 _PARAMS: dict[str, dict[str, tuple[Any, Callable[[Any, str], Any]]]] = {
     "http": {
         "delay": ("20ms", lambda v, f: parse_duration(v, f)),
+        # Fault injection: the server drops every request after this many (0: never).
+        "fail_after": (0, lambda v, f: parse_int(v, f, 0, 10_000_000)),
     },
     "blocking": {
         "mode": ("sleep", lambda v, f: _choice(v, f, ("sleep", "cpu"))),
     },
     "fail": {"every": (1, lambda v, f: parse_int(v, f, 1, 1_000_000))},
-    "crash": {"every": (1, lambda v, f: parse_int(v, f, 1, 1_000_000))},
+    "crash": {
+        "every": (1, lambda v, f: parse_int(v, f, 1, 1_000_000)),
+        "mode": ("exit", lambda v, f: _choice(v, f, ("exit", "sigkill", "segfault"))),
+    },
 }
 
 
@@ -299,6 +372,10 @@ def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
 
 def validate_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
     """Check a workload's parameters and fill in defaults. Raises SpecError naming the field."""
+    if workload == "custom":
+        from ..custom import validate_params as validate_custom
+
+        return validate_custom(params)
     known = _PARAMS.get(workload, {})
     out: dict[str, Any] = {}
     for key in params:
@@ -309,7 +386,6 @@ def validate_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
             )
     for key, (default, check) in known.items():
         out[key] = check(params.get(key, default), f"params.{key}")
-    if workload == "http":
-        if out["delay"] <= 0 or out["delay"] > 60:
-            raise SpecError("params.delay", "must be between 0 and 60 seconds")
+    if workload == "http" and (out["delay"] <= 0 or out["delay"] > 60):
+        raise SpecError("params.delay", "must be between 0 and 60 seconds")
     return out
