@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,7 +128,37 @@ def export_plot_svg(target: Any, path: str | os.PathLike[str]) -> Path:
         raise ExportError(f"cannot render the plot as SVG: {e}") from None
     if not data:
         raise ExportError("cannot render the plot as SVG: pyqtgraph produced nothing")
-    return write_bytes_atomic(path, bytes(data))
+    return write_bytes_atomic(path, _sized_svg(bytes(data)))
+
+
+_SVG_ROOT = re.compile(rb"<svg\b[^>]*>")
+_VIEWBOX = re.compile(rb'viewBox\s*=\s*"\s*[-0-9.eE]+[ ,]+[-0-9.eE]+[ ,]+([0-9.eE]+)[ ,]+([0-9.eE]+)\s*"')
+
+
+def _sized_svg(data: bytes) -> bytes:
+    """Give the SVG absolute sizes: ``width``/``height`` on the root, and on the background.
+
+    pyqtgraph writes only a ``viewBox`` and paints the background as a ``100%`` x ``100%``
+    rect. Browsers resolve that against the viewport, but SVG Tiny renderers (Qt's
+    QSvgRenderer, which the document's own ``baseProfile="tiny"`` invites) do not take
+    percentages there and paint a 100x100 square in the corner instead. Absolute sizes taken
+    from the ``viewBox`` make every renderer draw the same picture.
+    """
+    m = _SVG_ROOT.search(data)
+    if m is None:
+        return data
+    root = m.group(0)
+    vb = _VIEWBOX.search(root)
+    if vb is None:
+        return data
+    w, h = vb.group(1).decode(), vb.group(2).decode()
+    if not re.search(rb"\swidth\s*=", root):
+        sized = root[:-1].rstrip(b"/") + f' width="{w}" height="{h}"'.encode()
+        root = sized + (b"/>" if root.endswith(b"/>") else b">")
+    rest = data[m.end():].replace(
+        b'<rect width="100%" height="100%"', f'<rect width="{w}" height="{h}"'.encode(), 1
+    )
+    return data[: m.start()] + root + rest
 
 
 @contextmanager
