@@ -11,7 +11,8 @@ import math
 import signal
 import sys
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .models import all_models
 from .spec import MODEL_NAMES_HINT, SpecError, make_spec
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one workload under one model and summarise it")
     r.add_argument("--model", "-m", required=True, help=f"one of: {MODEL_NAMES_HINT}")
-    r.add_argument("--workload", "-w", required=True, help=f"one of: {', '.join(WORKLOADS)}")
+    r.add_argument("--workload", "-w", default=None,
+                   help=f"one of: {', '.join(WORKLOADS)} (or give --function)")
     r.add_argument("--tasks", "-n", default="10", help="number of tasks (default 10)")
     r.add_argument("--size", "-s", default="200ms", help="work per task as a duration (200ms)")
     r.add_argument("--workers", "-k", default=None, help="workers / concurrency limit")
@@ -57,6 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--csv", metavar="PREFIX",
                    help="write PREFIX-tasks.csv and PREFIX-samples.csv")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
+    _add_custom_args(r)  # custom workloads (issue 5)
+    r.add_argument("--show-code", action="store_true",
+                   help="print the equivalent standalone Python script instead of running")
+
+    c = sub.add_parser("compare", help="run one workload under several models, one at a time")
+    c.add_argument("--workload", "-w", default=None,
+                   help=f"one of: {', '.join(WORKLOADS)} (or give --function)")
+    c.add_argument("--models", "-M", required=True, help="comma-separated, e.g. sequential,threads")
+    c.add_argument("--tasks", "-n", default="10", help="number of tasks (default 10)")
+    c.add_argument("--size", "-s", default="200ms", help="work per task as a duration (200ms)")
+    c.add_argument("--workers", "-k", default=None, help="workers for every model but sequential")
+    c.add_argument("--timeout", "-t", default=None, help="per-task timeout, e.g. 2s")
+    c.add_argument("--policy", default="collect", help="collect (default) or fail-fast")
+    c.add_argument("--param", "-p", action="append", metavar="KEY=VALUE",
+                   help="workload parameter, e.g. delay=50ms for http")
+    c.add_argument("--settle", default="500ms", help="pause before each model (default 500ms)")
+    c.add_argument("--json", metavar="PATH|-", help="write the results as JSON ('-' for stdout)")
+    c.add_argument("--csv", metavar="PATH", help="write one CSV row per model")
+    _add_custom_args(c)
 
     sub.add_parser("models", help="list the concurrency models and whether each is available")
     sub.add_parser("workloads", help="list the workloads")
@@ -70,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "run":
             return _run(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "models":
             return _models()
         if args.command == "workloads":
@@ -95,8 +118,12 @@ def _models() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    spec = make_spec(args.model, args.workload, args.tasks, args.size, args.workers,
-                     args.timeout, args.policy, _params(args.param))
+    workload, params = _workload_params(args)
+    spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
+                     args.timeout, args.policy, params)
+    if args.show_code:
+        return _show_code(spec)
+    _custom_note(spec)
     _check_exports(args)
     out = _open_json(args.json)
     from .session import Session
@@ -190,6 +217,8 @@ def run_document(session: Any, run_id: int) -> dict[str, Any]:
     rec = session.store.run(run_id)
     tasks = session.store.tasks(run_id)
     spec = rec.spec
+    from .sampler import run_samples  # sampler (issue 3)
+
     return {
         "model": spec.model,
         "workload": spec.workload,
@@ -197,6 +226,8 @@ def run_document(session: Any, run_id: int) -> dict[str, Any]:
         "spec": spec.as_dict(),
         "counts": {k: v for k, v in rec.counts.items() if v and k not in ("queued", "running")},
         "tasks": [t.as_dict() for t in tasks],
+        # sampler (issue 3): cores_avg (per-core % over the run), cpu_total_avg, samples
+        **run_samples(session, rec),
     }
 
 
@@ -230,6 +261,130 @@ def format_summary(doc: dict[str, Any], brief: bool = False) -> str:
     if len(errors) > 5:
         lines.append(f"  … and {len(errors) - 5} more failures")
     return "\n".join(lines)
+
+
+# -- custom workloads, show code, compare (issue 5) ---------------------------------------------
+def _add_custom_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--function", "-f", metavar="REF",
+                   help="your function: package.module:function or path/to/file.py:function "
+                        "(implies --workload custom)")
+    p.add_argument("--arg", "-a", action="append", metavar="VALUE",
+                   help="a positional argument for --function (repeatable); parsed as a JSON "
+                        "literal (3, 0.5, \"x\", [1,2], null), else taken as a string")
+    p.add_argument("--args", metavar="JSON", help="all positional arguments as a JSON list")
+
+
+def _workload_params(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The workload and its params from -w/--param, or from --function/--arg/--args."""
+    params: dict[str, Any] = dict(_params(args.param))
+    if args.function is None:
+        if args.arg or args.args is not None:
+            raise UsageError("--arg/--args need --function")
+        if not args.workload:
+            raise UsageError("give --workload (or --function for your own function)")
+        return args.workload, params
+    if args.workload not in (None, "custom"):
+        raise UsageError(f"--function runs your function; it cannot be combined with "
+                         f"--workload {args.workload}")
+    if args.arg and args.args is not None:
+        raise UsageError("give either --arg (repeatable) or --args JSON, not both")
+    from .custom import parse_cli_arg
+
+    params["function"] = args.function
+    if args.args is not None:
+        params["args"] = args.args  # a JSON list, checked by the spec
+    elif args.arg:
+        params["args"] = [parse_cli_arg(a) for a in args.arg]
+    return "custom", params
+
+
+def _custom_note(spec: Any) -> None:
+    """Say up front when a custom function cannot be interrupted mid-task."""
+    if spec.workload == "custom" and not spec.params.get("takes_ctx"):
+        from .custom import NO_CTX_NOTE
+
+        print(f"taskscope: note: {NO_CTX_NOTE}", file=sys.stderr)
+
+
+def _show_code(spec: Any) -> int:
+    from .scriptgen import ScriptError, generate
+
+    try:
+        print(generate(spec), end="")
+    except ScriptError as e:
+        raise UsageError(f"--show-code: {e}") from None
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``taskscope compare``: validate every model's spec and the outputs, then run them one
+    after another and print the table (and write --json/--csv)."""
+    import csv
+
+    from . import compare as cmp
+    from .spec import parse_duration
+
+    workload, params = _workload_params(args)
+    cmp.plan(workload, args.models, args.tasks, args.size, args.workers, params,
+             args.timeout, args.policy)
+    settle = parse_duration(args.settle, "settle")
+    if settle > 60:
+        raise UsageError("--settle: at most 60s")
+    if args.csv == "-" and args.json == "-":
+        raise UsageError("--json - and --csv - cannot both go to stdout")
+    out = _open_json(args.json)
+    csv_out = None
+    if args.csv is not None:
+        if args.csv == "-":
+            csv_out = sys.stdout
+        else:
+            try:
+                csv_out = open(args.csv, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            except OSError as e:
+                raise UsageError(f"--csv: cannot write {args.csv}: {e.strerror}") from None
+    from .session import Session
+
+    session = Session()
+    cancel = threading.Event()
+    to_stdout = args.json != "-" and args.csv != "-"
+    log = sys.stdout if to_stdout else sys.stderr
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        print("\ntaskscope: cancelling the compare (Ctrl+C again to stop at once)",
+              file=sys.stderr)
+
+    def progress(p: Any) -> None:
+        if p.phase == "model_done" and p.result is not None:
+            r = p.result
+            wall = "-" if r.wall_s is None else f"{r.wall_s:.3f} s"
+            print(f"  [{p.index + 1}/{p.n_models}] {p.model}: {wall} ({r.status})",
+                  file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        if workload == "custom":
+            _custom_note(make_spec("sequential", workload, args.tasks, args.size, None,
+                                   args.timeout, args.policy, params))
+        res = cmp.compare(session, workload, args.models, args.tasks, args.size, args.workers,
+                          params, progress, cancel, timeout=args.timeout, policy=args.policy,
+                          settle_s=settle)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        session.shutdown()
+    print(cmp.format_table(res), file=log)
+    if out is not None:
+        _write_json(out, res.as_dict())
+    if csv_out is not None:
+        rows = cmp.rows(res)
+        w = csv.DictWriter(csv_out, fieldnames=list(rows[0]) if rows else ["model"])
+        w.writeheader()
+        w.writerows(rows)
+        if csv_out is not sys.stdout:
+            csv_out.close()
+    return 130 if res.cancelled else 0
 
 
 def _fmt_s(s: float) -> str:
