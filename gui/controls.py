@@ -198,7 +198,8 @@ class Controls(QWidget):
         self.size = line("size", "500ms", "e.g. 200ms, 1.5s",
                          "How long each task works, as a duration: 200ms, 1.5s, 500us")
         self.workers = line("workers", "", "model default",
-                            "Pool size (asyncio: concurrency limit). Empty = the model's default")
+                            "Pool size (asyncio: concurrency limit). Empty = the model's default.\n"
+                            "Sequential always uses one worker.")
         self.timeout = line("timeout", "", "none", "Per-task timeout, e.g. 2s. Empty = none")
         self.params = line("params", "", "", "Workload parameters as key=value")
         self.policy = QComboBox()
@@ -294,11 +295,14 @@ class Controls(QWidget):
         specs: list[RunSpec] = []
         try:
             params = parse_params(self.params.text()) if self.params.isEnabled() else {}
+            workers = self.workers.text().strip() or None
             for m in models:
+                # In a comparison the pool size is for the pooled models: sequential always
+                # has exactly one worker. Alone, a wrong value is an error at the field.
+                w = None if (m == "sequential" and len(models) > 1) else workers
                 specs.append(engine.make_spec(
                     m, self.workload.currentText(), self.tasks.text(), self.size.text(),
-                    self.workers.text().strip() or None, self.timeout.text().strip() or None,
-                    self.policy.currentText(), params))
+                    w, self.timeout.text().strip() or None, self.policy.currentText(), params))
         except SpecError as e:
             self.show_error(e)
             return None

@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(split)
 
         # Toolbar and shortcuts
-        tb = QToolBar("Run")
+        tb = self.toolbar = QToolBar("Run")
         tb.setMovable(False)
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(tb)

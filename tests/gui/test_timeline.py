@@ -1,0 +1,99 @@
+"""The timeline GraphicsObject on synthetic task records: lanes, packing, level of detail.
+
+The records are the engine's own TaskRecord dataclass filled with plain values (no engine
+behaviour is imitated: these tests are about drawing)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from engine import State, TaskRecord
+from gui.timeline import STATE_CODE, TimelineData, TimelineView
+
+T0 = 1_000_000_000
+
+
+def rec(tid: int, run: int, pid: int, thread_id: int, start_s: float, end_s: float | None,
+        state: State = State.FINISHED, name: str = "") -> TaskRecord:
+    return TaskRecord(tid, run, tid, state=state, queued_ns=T0,
+                      start_ns=T0 + int(start_s * 1e9),
+                      end_ns=None if end_s is None else T0 + int(end_s * 1e9),
+                      pid=pid, tid=thread_id, thread=name or f"run{run}-thread_{thread_id}")
+
+
+def test_one_lane_per_thread_and_coroutines_stack_into_sub_lanes() -> None:
+    d = TimelineData(T0)
+    models = {1: "threads", 2: "asyncio"}
+    recs = [rec(1, 1, 10, 100, 0.0, 1.0), rec(2, 1, 10, 101, 0.0, 1.0),
+            rec(3, 1, 10, 100, 1.0, 2.0)]
+    # Three coroutines on one loop thread: two overlap, the third starts after the first ends.
+    recs += [rec(4, 2, 10, 200, 0.0, 1.0), rec(5, 2, 10, 200, 0.5, 2.0),
+             rec(6, 2, 10, 200, 1.5, None, State.RUNNING)]
+    d.update(recs, models.__getitem__)
+    assert len(d.workers) == 3  # two threads + one loop
+    slot = d.slot_of
+    assert d.row[slot[1]] == d.row[slot[3]] != d.row[slot[2]]  # same thread, same lane
+    loop_rows = {int(d.row[slot[t]]) for t in (4, 5, 6)}
+    assert len(loop_rows) == 2  # 4 and 6 share a sub-lane; 5 overlaps both
+    assert d.row[slot[4]] == d.row[slot[6]]
+    assert d.rows == 4
+    assert d.state[slot[6]] == STATE_CODE[State.RUNNING]
+    assert np.isnan(d.end[slot[6]])
+    # Later events update the same bar, never add one.
+    d.update([rec(6, 2, 10, 200, 1.5, 2.5, State.CANCELLED)], models.__getitem__)
+    assert d.n == 6 and d.state[slot[6]] == STATE_CODE[State.CANCELLED]
+    assert d.find(2.0, d.row[slot[6]] + 0.5, 3.0) == slot[6]
+    labels = d.row_labels()
+    assert any("asyncio loop" in lab for lab, _ in labels.values())
+
+
+def _fill(d: TimelineData, n: int, lanes: int) -> None:
+    recs = []
+    per = n // lanes
+    for i in range(n):
+        lane, k = divmod(i, per)
+        recs.append(rec(i + 1, 1, 10, 1000 + lane, k * 0.01, k * 0.01 + 0.008,
+                        State.FAILED if i % 97 == 0 else State.FINISHED))
+    d.update(recs, lambda r: "threads")
+
+
+def _render(qtbot: Any, view: TimelineView) -> None:
+    view.resize(1200, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    view.grab()  # paints the scene
+
+
+def test_level_of_detail_above_50k_bars_and_paint_stays_fast(qtbot: Any) -> None:
+    d = TimelineData(T0)
+    _fill(d, 60_000, 40)
+    assert d.n == 60_000 and len(d.workers) == 40
+    view = TimelineView(d, lambda: 20.0, lambda t: f"task {t}")
+    qtbot.addWidget(view)
+    view.follow = False
+    view.getPlotItem().getViewBox().setRange(xRange=(0, 16), yRange=(0, 40), padding=0)
+    t = time.perf_counter()
+    _render(qtbot, view)
+    took = time.perf_counter() - t
+    assert view.item.last_lod, "60k visible bars must use the coarse level of detail"
+    assert view.item.last_paint_ms < 1000 and took < 5, (view.item.last_paint_ms, took)
+
+    # Zoomed in, only a few bars are visible: exact bars again.
+    view.getPlotItem().getViewBox().setRange(xRange=(1.0, 1.2), yRange=(0, 5), padding=0)
+    view.grab()
+    assert not view.item.last_lod
+
+
+def test_ten_thousand_bars_draw_exactly(qtbot: Any) -> None:
+    d = TimelineData(T0)
+    _fill(d, 10_000, 20)
+    view = TimelineView(d, lambda: 6.0, lambda t: f"task {t}")
+    qtbot.addWidget(view)
+    view.follow = False
+    view.getPlotItem().getViewBox().setRange(xRange=(0, 5.5), yRange=(0, 20), padding=0)
+    _render(qtbot, view)
+    assert not view.item.last_lod
+    assert view.item.last_paint_ms < 500, view.item.last_paint_ms
