@@ -73,9 +73,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import heapq
 import io
 import json
 import math
+import operator
 import os
 import platform
 import secrets
@@ -318,37 +320,33 @@ def _dur(start_ns: int, end_ns: int, origin: int) -> float:
     return max(0.0, round(_us(end_ns, origin) - _us(start_ns, origin), 3))
 
 
-def _is_coroutine(t: TaskRecord, model: str | None) -> bool:
-    """Did the task's body run as a coroutine interleaved on an in-process loop thread?"""
-    if not t.task_name or not t.pid:
-        return False
-    if model is None:
-        return True
-    from .models import model_info
+def _is_coroutine(t: TaskRecord, isolated: bool | None) -> bool:
+    """Did the task's body run as a coroutine interleaved on an in-process loop thread?
 
-    try:
-        return not model_info(model).isolated
-    except Exception:  # noqa: BLE001 - a model this interpreter does not know: trust the name
-        return True
+    ``isolated``: the run's model runs tasks in worker processes (None: model unknown here, so
+    trust the task name).
+    """
+    return bool(t.task_name) and bool(t.pid) and not isolated
 
 
 def _pack(spans: Sequence[tuple[int, int, Any]]) -> list[tuple[int, Any]]:
     """Greedy interval packing: ``(lane, item)`` so that spans on one lane never overlap.
 
-    ``spans`` are ``(start, end, item)``; lanes are numbered from 0 in first-use order. Touching
-    spans (one ends exactly when the next starts) share a lane.
+    ``spans`` are ``(start, end, item)``; lanes are numbered from 0 in first-use order, so a
+    thread whose tasks never overlap uses lane 0 only. Touching spans (one ends exactly when the
+    next starts) share a lane. O(n log lanes): a heap of lanes by the time they come free.
     """
-    lane_end: list[int] = []
+    free: list[tuple[int, int]] = []  # (end, lane)
+    n_lanes = 0
     out: list[tuple[int, Any]] = []
     for start, end, item in sorted(spans, key=lambda s: (s[0], s[1])):
-        for i, e in enumerate(lane_end):
-            if e <= start:
-                lane_end[i] = end
-                out.append((i, item))
-                break
+        if free and free[0][0] <= start:
+            lane = heapq.heappop(free)[1]
         else:
-            lane_end.append(end)
-            out.append((len(lane_end) - 1, item))
+            lane = n_lanes
+            n_lanes += 1
+        heapq.heappush(free, (end, lane))
+        out.append((lane, item))
     return out
 
 
@@ -416,6 +414,8 @@ def build_trace(
     horizon = max(latest) if now_ns is None else max(now_ns, max(latest))
 
     models = {r.run_id: (r.spec.model if isinstance(r.spec, RunSpec) else None) for r in runs}
+    isolated = {rid: (None if m is None else _isolated(m)) for rid, m in models.items()}
+    specs = {r.run_id: r.spec for r in runs}
     lanes = _Lanes()
     events: list[dict[str, Any]] = []
 
@@ -445,11 +445,11 @@ def build_trace(
         if t.start_ns is None:
             continue
         key = (t.pid, t.tid)
-        (coros if _is_coroutine(t, models.get(t.run_id)) else by_thread).setdefault(key, []).append(t)
+        group = coros if _is_coroutine(t, isolated.get(t.run_id)) else by_thread
+        group.setdefault(key, []).append(t)
 
     lane_of: dict[int, tuple[int, int]] = {}  # task id -> (pid, tid) where it is drawn
-    engine_pids = {t.pid for t in tasks if t.pid and models.get(t.run_id) is not None
-                   and not _isolated(models[t.run_id])}
+    engine_pids = {t.pid for t in tasks if t.pid and isolated.get(t.run_id) is False}
 
     def end_of(t: TaskRecord) -> int:
         assert t.start_ns is not None
@@ -494,7 +494,7 @@ def build_trace(
             lanes.process_sort[pid] = 1
 
     for t in tasks:
-        spec = _run_spec(store, t.run_id)
+        spec = specs.get(t.run_id)
         if t.start_ns is not None:
             pid, tid = lane_of[t.task_id]
             end = end_of(t)
@@ -575,13 +575,14 @@ def build_trace(
     }
 
 
-def _isolated(model: str) -> bool:
+def _isolated(model: str) -> bool | None:
+    """Does the model run tasks in worker processes? None for a model unknown here."""
     from .models import model_info
 
     try:
         return model_info(model).isolated
-    except Exception:  # noqa: BLE001 - unknown model name
-        return False
+    except Exception:  # noqa: BLE001 - unknown model name (a trace from a newer TaskScope)
+        return None
 
 
 def _overflow_tid(lanes: _Lanes, pid: int, tid: int, name: str, lane: int) -> int:
@@ -592,11 +593,6 @@ def _overflow_tid(lanes: _Lanes, pid: int, tid: int, name: str, lane: int) -> in
         lanes.overflow[key] = stid
         lanes.thread(pid, stid, f"{name} (tid {tid}, overlapping {lane})", stid)
     return lanes.overflow[key]
-
-
-def _run_spec(store: EventStore, run_id: int) -> Any:
-    r = store.run(run_id)
-    return None if r is None else r.spec
 
 
 def _task_args(t: TaskRecord, spec: Any, open_: bool) -> dict[str, Any]:
@@ -924,26 +920,44 @@ def _type_name(v: Any) -> str:
             dict: "object"}.get(type(v), type(v).__name__)
 
 
+_EXACT: dict[int, dict[str, frozenset[type]]] = {}
+
+
+def _exact_types(spec: dict[str, tuple[type, ...]]) -> dict[str, frozenset[type]]:
+    """The exact Python types json.loads gives for each field's allowed JSON types.
+
+    json only ever produces exact dict/list/str/int/float/bool/None, so one set lookup per
+    field replaces isinstance chains (bool is not an integer here, an int is a valid float).
+    """
+    got = _EXACT.get(id(spec))
+    if got is None:
+        got = {}
+        for key, types in spec.items():
+            exact: set[type] = set()
+            for t in types:
+                exact.update((int, float) if t is float else (t,))
+            got[key] = frozenset(exact)
+        _EXACT[id(spec)] = got
+    return got
+
+
 def _check_fields(obj: Any, spec: dict[str, tuple[type, ...]], where: str,
                   optional: Sequence[str] = ()) -> dict[str, Any]:
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise _Bad(f"{where}: expected an object, got {_type_name(obj)}")
-    for key in obj:
-        if key not in spec:
-            raise _Bad(f"{where}: unknown field {key!r}")
-    for key, types in spec.items():
+    exact = _exact_types(spec)
+    if len(obj) != len(spec) or not obj.keys() <= exact.keys():
+        for key in obj:
+            if key not in spec:
+                raise _Bad(f"{where}: unknown field {key!r}")
+    for key, allowed in exact.items():
         if key not in obj:
             if key in optional:
                 continue
             raise _Bad(f"{where}: missing field {key!r}")
         v = obj[key]
-        ok = any(
-            (type(v) is int) if t is int else
-            (type(v) in (int, float)) if t is float else
-            isinstance(v, t)
-            for t in types
-        )
-        if not ok:
+        if type(v) not in allowed:
+            types = spec[key]
             want = " or ".join(_type_name(t()) if t is not type(None) else "null" for t in types)
             raise _Bad(f"{where}.{key}: expected {want}, got {_type_name(v)}")
     return obj
@@ -1191,8 +1205,8 @@ def _build_replay(p: Path, doc: Any) -> Replay:
         want = _decode_task(t)
         if _task_tuple(rec) != _task_tuple(want):
             patched += 1
-            for f in dataclasses.fields(TaskRecord):
-                setattr(rec, f.name, getattr(want, f.name))
+            for name in _TASK_RECORD_FIELDS:
+                setattr(rec, name, getattr(want, name))
     for r in runs_raw:
         rr = store.run(r["run_id"])
         assert rr is not None
@@ -1213,14 +1227,15 @@ def _build_replay(p: Path, doc: Any) -> Replay:
     )
 
 
+_TASK_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))
+_task_values = operator.attrgetter(*_TASK_RECORD_FIELDS)
+
+
 def _task_tuple(t: TaskRecord) -> tuple[Any, ...]:
-    out = []
-    for f in dataclasses.fields(TaskRecord):
-        v = getattr(t, f.name)
-        if isinstance(v, float) and math.isnan(v):
-            v = "NaN"  # NaN != NaN; compare it as a marker
-        out.append(v)
-    return tuple(out)
+    v = _task_values(t)
+    if math.isnan(t.progress):  # NaN != NaN; compare it as a marker
+        v = tuple("NaN" if isinstance(x, float) and math.isnan(x) else x for x in v)
+    return v
 
 
 def _decode_task(t: dict[str, Any]) -> TaskRecord:
