@@ -205,7 +205,12 @@ class EventStore:
                     if ev.info:
                         if kind == Kind.FAILED or "type" in ev.info:
                             rec.error = ev.info
-                        if "reason" in ev.info:
+                        # Why a task was cancelled is the requester's to say ("fail-fast:
+                        # task 3 failed"); a worker process only saw its flag, so its own
+                        # 'cancelled' does not overwrite a requested reason.
+                        requested = (kind == Kind.CANCELLED and rec.cancel_requested_ns is not None
+                                     and rec.reason)
+                        if "reason" in ev.info and not requested:
                             rec.reason = ev.info["reason"]
                     run = self._runs.get(rec.run_id)
                     if run is not None:
