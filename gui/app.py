@@ -72,8 +72,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "run headless instead."))
     ap.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
                     help="close the window after this many seconds (for demos and smoke tests)")
+    ap.add_argument("--preset", type=int, default=None, metavar="N",
+                    help="fill the form with preset story N (1-5) first")
     ap.add_argument("--start", action="store_true",
-                    help="start a run with the form's initial values at once")
+                    help="start a run with the form's values at once")
     return ap.parse_args(list(argv))
 
 
@@ -105,9 +107,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
         loop = runner.get_loop()
         win = MainWindow(session, loop)
+        screen = app.primaryScreen()
+        if screen is not None:
+            avail = screen.availableGeometry()
+            win.resize(min(1600, avail.width()), min(1000, avail.height()))
         win.show()
         win.raise_()
         win.activateWindow()  # without a window manager nothing else gives it keyboard focus
+        if args.preset is not None:
+            from .controls import PRESETS
+
+            if not 1 <= args.preset <= len(PRESETS):
+                print(f"taskscope: --preset takes 1 to {len(PRESETS)}", file=sys.stderr)
+                return 2
+            win.controls.preset.setCurrentIndex(args.preset)
         if args.start:
             QTimer.singleShot(300, win.controls.request_start)
         if args.quit_after is not None:

@@ -96,7 +96,7 @@ class CpuView(QWidget):
         tp.hideButtons()
         tp.setMouseEnabled(x=False, y=False)
         tp.showGrid(x=True, y=True, alpha=0.12)
-        tp.setYRange(0, 100, padding=0.02)
+        tp.setYRange(-4, 106, padding=0)
         tp.setXRange(-WINDOW_S, 0, padding=0)
         tp.setLabel("bottom", "seconds ago")
         tl = tp.getAxis("left")

@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         self.ev_window: deque[tuple[float, int]] = deque()
         self.frame_ms: deque[float] = deque(maxlen=90)
         self.last_sample: Any = None
+        self._frames = 0
         self._closing = False
         self._closed = False
         self._close_future: asyncio.Future[None] | None = None
@@ -147,6 +148,7 @@ class MainWindow(QMainWindow):
         rh.setStretchLastSection(False)
         rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.runs_view.setMinimumHeight(24 * 4 + 26)
 
         # Tasks table
         self.tasks = TaskTableModel(now_ns, lambda r: self.run_model.get(r, ""), self.can_force)
@@ -154,8 +156,9 @@ class MainWindow(QMainWindow):
         self.proxy.setSourceModel(self.tasks)
         self.tasks_view = QTableView()
         self.tasks_view.setModel(self.proxy)
+        # Unsorted = task-id order (the source order) until the user clicks a header.
+        self.tasks_view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.tasks_view.setSortingEnabled(True)
-        self.tasks_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_PROG, ProgressDelegate(self))
         self.task_cancel = ButtonDelegate(self)
         self.task_cancel.clicked.connect(lambda tid: self.session.cancel_task(tid))
@@ -203,7 +206,7 @@ class MainWindow(QMainWindow):
         right.addWidget(self.cpu)
         right.addWidget(tl_box)
         right.addWidget(tables)
-        right.setSizes([300, 340, 300])
+        right.setSizes([250, 330, 360])
         right.setChildrenCollapsible(False)
 
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -435,6 +438,9 @@ class MainWindow(QMainWindow):
             self.tasks.changed(changed)
         self.runs.refresh()
         self.tasks_view.viewport().update()  # running durations grow between events
+        self._frames += 1
+        if self._frames % 10 == 0 and self.proxy.active:
+            self.proxy.refresh()  # an active filter or sort follows state changes at 3 Hz
 
         samples, self.sample_cursor = self.store.read_samples(self.sample_cursor)
         if samples:
