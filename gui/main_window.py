@@ -443,10 +443,10 @@ class MainWindow(QMainWindow):
             self.proxy.refresh()  # an active filter or sort follows state changes at 3 Hz
 
         samples, self.sample_cursor = self.store.read_samples(self.sample_cursor)
-        if samples:
+        if samples:  # the plot moves when a sample arrives (10 Hz), not on every frame
             self.cpu.add_samples(samples)
             self.last_sample = samples[-1]
-        self.cpu.redraw(now_ns())
+            self.cpu.redraw(now_ns())
         self.timeline.tick()
         self._status()
         self.frame_ms.append((time.perf_counter() - t0) * 1e3)

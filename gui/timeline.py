@@ -230,9 +230,7 @@ class TimelineData:
             if w.kind == "loop" or n > 1:
                 for k in range(n):
                     if k:
-                        out[w.base + k] = (f"coroutines ·{k + 1}", False)
-                if n > 1:
-                    out[w.base] = (f"{w.label} ·1", True)
+                        out[w.base + k] = (f"coroutine slot {k + 1}", False)
         return out
 
 
