@@ -1,0 +1,287 @@
+"""Responsiveness probes: how late an event loop runs a timer, and how long threads wait for the GIL.
+
+Both are *measurements from the inside*: nothing here guesses from CPU load. A loop that is
+blocked runs our timer late, by exactly as long as it was blocked; a GIL that another thread
+holds makes our probe thread wait, by exactly as long as it was held. The sampler
+(:mod:`engine.sampler`) reads both once per interval.
+
+No Qt here: :class:`LagProbe` works on any :class:`asyncio.AbstractEventLoop` (a stock loop, or
+the GUI's qasync loop), through ``call_soon_threadsafe`` and ``call_later`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+import sysconfig
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from .clock import NS_PER_MS, now_ns
+
+__all__ = ["GilProbe", "LagProbe", "gil_disabled", "lag_stats"]
+
+
+def lag_stats(values: Iterable[float]) -> dict[str, float]:
+    """p50, p99 and max of ``values`` (nearest-rank percentiles; all 0.0 when empty).
+
+    Nearest rank rather than interpolation, so every figure is a lateness that really happened.
+    """
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+
+    def rank(p: float) -> float:
+        return v[max(0, math.ceil(p * n) - 1)]
+
+    return {"p50": rank(0.50), "p99": rank(0.99), "max": v[-1]}
+
+
+class LagProbe:
+    """A periodic timer on an asyncio loop that records how late each firing is.
+
+    Lateness = actual fire time - scheduled time, on the engine clock. A loop that is free runs
+    the timer within about a millisecond; a loop blocked for 200 ms runs it up to 200 ms late.
+    The timer re-arms itself from inside the loop, so the probe costs one timer per
+    ``interval_s`` on that loop (qasync turns every ``call_later`` into a Qt timer, which is why
+    the probe never uses more than one at a time).
+
+    :meth:`take` (called from the sampler's thread) returns the worst lateness since the
+    previous :meth:`take`, *including a stall still in progress*: while the loop is blocked,
+    successive samples show the stall growing instead of zero followed by one late spike.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
+                 history_s: float = 120.0) -> None:
+        if not (isinstance(interval_s, int | float) and 0.001 <= interval_s <= 10.0):
+            raise ValueError(f"interval_s: expected 0.001..10 seconds, got {interval_s!r}")
+        self.loop = loop
+        self.interval_s = float(interval_s)
+        self._interval_ns = int(interval_s * 1e9)
+        self._lock = threading.Lock()
+        self._due_ns = 0  # when the armed timer should fire; 0 = not armed
+        self._worst_ns = 0  # worst lateness of firings since the last take()
+        self._handle: asyncio.TimerHandle | None = None
+        self._stopped = False
+        #: (fire time ns, lateness ms) of every firing, bounded to about ``history_s``.
+        self.history: deque[tuple[int, float]] = deque(
+            maxlen=max(16, int(history_s / self.interval_s)))
+        self.fired = 0
+
+    def start(self) -> None:
+        """Arm the first timer (from any thread). Raises RuntimeError if the loop is closed."""
+        self.loop.call_soon_threadsafe(self._arm)
+
+    def stop(self) -> None:
+        """Stop re-arming and cancel the pending timer (from any thread; idempotent)."""
+        self._stopped = True
+        try:
+            self.loop.call_soon_threadsafe(self._cancel)
+        except RuntimeError:  # loop already closed: nothing is pending any more
+            pass
+
+    # -- on the loop ----------------------------------------------------------------------
+    def _arm(self) -> None:
+        if self._stopped:
+            return
+        with self._lock:
+            self._due_ns = now_ns() + self._interval_ns
+        self._handle = self.loop.call_later(self.interval_s, self._fire)
+
+    def _fire(self) -> None:
+        t = now_ns()
+        with self._lock:
+            late = max(0, t - self._due_ns)
+            self._due_ns = 0
+            if late > self._worst_ns:
+                self._worst_ns = late
+            self.history.append((t, late / NS_PER_MS))
+            self.fired += 1
+        self._arm()
+
+    def _cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        with self._lock:
+            self._due_ns = 0
+
+    # -- from the sampler ---------------------------------------------------------------------
+    def take(self) -> float | None:
+        """Worst lateness in ms since the last call, or None if the timer has not run yet.
+
+        A timer that is overdue right now counts with its lateness so far, but only while its
+        loop is running: a loop that was stopped is not late, it is gone.
+        """
+        t = now_ns()
+        running = self.loop.is_running()
+        with self._lock:
+            worst = self._worst_ns
+            self._worst_ns = 0
+            if self._due_ns and running and t > self._due_ns:
+                worst = max(worst, t - self._due_ns)
+            armed_ever = self.fired > 0 or self._due_ns != 0
+        if not armed_ever:
+            return None
+        return worst / NS_PER_MS
+
+    def stats(self, window_s: float = 10.0) -> dict[str, float]:
+        """p50/p99/max lateness (ms) of the firings in the last ``window_s`` seconds."""
+        since = now_ns() - int(window_s * 1e9)
+        with self._lock:
+            values = [ms for t, ms in self.history if t >= since]
+        return lag_stats(values)
+
+
+def gil_disabled() -> bool:
+    """True on a free-threaded build running with the GIL off (then there is nothing to wait
+    for, and a GIL probe would only measure OS scheduling noise)."""
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return False
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    return is_enabled is not None and not is_enabled()
+
+
+def _voluntary_switches() -> Callable[[], int] | None:
+    """The calling thread's count of voluntary context switches, where the OS keeps one per
+    thread (Linux: ``getrusage(RUSAGE_THREAD)``); None elsewhere.
+
+    A thread that wakes from ``sleep`` and finds the GIL taken blocks on the GIL's condition
+    variable: a second voluntary switch. One that only waited for a free CPU does not. That is
+    how the probe tells GIL waiting from OS scheduling delay on a saturated machine.
+    """
+    try:
+        import resource
+
+        who = resource.RUSAGE_THREAD  # type: ignore[attr-defined]
+        getrusage = resource.getrusage
+        getrusage(who)
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+
+    def count() -> int:
+        return getrusage(who).ru_nvcsw
+
+    return count
+
+
+class GilProbe:
+    """Share of time a thread that wants the GIL has to wait for it (gilknocker's approach).
+
+    A daemon thread sleeps ``poll_s`` (releasing the GIL) over and over. Waking up, it must take
+    the GIL back before ``time.sleep`` returns; how much longer than requested the sleep took,
+    minus the overshoot the OS adds anyway (the *baseline*, measured at start), is time spent
+    waiting for the GIL. The metric is that waiting time divided by the elapsed time, 0..1,
+    like gilknocker's ``contention_metric``. Measured here: 0.00 idle, 0.02 with a thread busy
+    10% of the time, 0.46 at 50%, 0.72 with one CPU-bound thread, 0.80-0.85 with two (CPython
+    makes a waiter wait for the 5 ms switch interval, so a 2 ms poll cannot reach 1.0).
+
+    On a saturated machine the OS itself wakes the probe late, which would look like GIL
+    waiting. Where the OS counts context switches per thread (Linux), a wake-up counts only if
+    the thread really blocked on the GIL (a second voluntary switch after the sleep's own), so
+    the metric stays at 0 with every core busy in other processes. Elsewhere that OS delay is
+    not separated (documented limitation).
+
+    Cost: about 1% of one core with the default ``poll_s`` = 2 ms, less under contention (fewer
+    wake-ups); see :attr:`cpu_percent` and :func:`engine.sampler.measure_cost`.
+    """
+
+    CALIBRATION_SLEEPS = 25
+    #: Upper bound on the baseline: a start under heavy GIL load must not hide contention.
+    MAX_BASELINE_NS = 1_000_000
+
+    def __init__(self, poll_s: float = 0.002) -> None:
+        if not (isinstance(poll_s, int | float) and 0.0005 <= poll_s <= 0.1):
+            raise ValueError(f"poll_s: expected 0.0005..0.1 seconds, got {poll_s!r}")
+        self.poll_s = float(poll_s)
+        self.disabled = gil_disabled()
+        self.baseline_ns = 0
+        # Written only by the probe thread (monotonic totals, so readers never reset them).
+        self._wait_total_ns = 0
+        self._cpu_ns = 0  # the probe thread's own CPU time
+        self._started_ns = 0
+        self._last_take: tuple[int, int] | None = None  # (t_ns, wait_total_ns)
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Calibrate and start the probe thread (no thread at all when the GIL is off)."""
+        if self.disabled or self.thread is not None:
+            return
+        self.thread = threading.Thread(target=self._main, name="taskscope-gil-probe",
+                                       daemon=True)
+        self.thread.start()
+        self._ready.wait(2.0)
+
+    def stop(self, timeout: float = 0.5) -> None:
+        self._stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def _main(self) -> None:
+        sleep = time.sleep
+        clock = time.perf_counter_ns
+        poll = self.poll_s
+        poll_ns = int(poll * 1e9)
+        # Baseline: the overshoot of an uncontended sleep. A low percentile, not the mean, so
+        # that a busy moment during calibration does not make real waiting look normal.
+        over = []
+        for _ in range(self.CALIBRATION_SLEEPS):
+            a = clock()
+            sleep(poll)
+            over.append(clock() - a - poll_ns)
+        over.sort()
+        base = min(over[len(over) // 5], self.MAX_BASELINE_NS)
+        self.baseline_ns = max(0, base)
+        self._started_ns = now_ns()
+        self._last_take = (self._started_ns, 0)
+        cpu0 = time.thread_time_ns()
+        self._ready.set()
+        stop = self._stop.is_set
+        switches = _voluntary_switches()
+        total = 0
+        while not stop():
+            n0 = switches() if switches is not None else 0
+            a = clock()
+            sleep(poll)
+            o = clock() - a - poll_ns
+            if switches is not None and switches() - n0 < 2:
+                # Only the sleep itself blocked: the thread never waited on the GIL's condition
+                # variable, so any overshoot was the OS waking us late (a loaded machine).
+                if o < base:
+                    base = max(0, o)
+                    self.baseline_ns = base
+            elif o < base:
+                # The OS overshoots less than the calibration said: lower the baseline.
+                base = max(0, o)
+                self.baseline_ns = base
+            else:
+                total += o - base
+                self._wait_total_ns = total
+            self._cpu_ns = time.thread_time_ns() - cpu0
+
+    def take(self) -> float | None:
+        """Share of time (0..1) spent waiting for the GIL since the last call; None when the
+        GIL is off or the probe is not running."""
+        if self.disabled or self._last_take is None:
+            return None
+        t = now_ns()
+        wait = self._wait_total_ns
+        t0, w0 = self._last_take
+        self._last_take = (t, wait)
+        if t <= t0:
+            return 0.0
+        return min(1.0, max(0.0, (wait - w0) / (t - t0)))
+
+    @property
+    def cpu_percent(self) -> float:
+        """The probe thread's own CPU since it started, in percent of one core."""
+        if not self._started_ns:
+            return 0.0
+        wall = now_ns() - self._started_ns
+        return 100.0 * self._cpu_ns / wall if wall > 0 else 0.0
