@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsSceneHoverEvent, QToolTip
+from PySide6.QtWidgets import QToolTip
 
 from engine import State, TaskRecord
 
@@ -255,7 +255,7 @@ class TimelineItem(pg.GraphicsObject):
         self._bounds = QRectF(0, 0, 1, 1)
         self.last_paint_ms = 0.0
         self.last_lod = False
-        self.setAcceptHoverEvents(True)
+        self.hovered: int | None = None  # task id under the mouse
 
     # -- geometry -------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -372,17 +372,22 @@ class TimelineItem(pg.GraphicsObject):
             self._draw(p, code, xs, ys.astype(np.float64), w, np.full(len(xs), BAR_H))
 
     # -- interaction ---------------------------------------------------------------------------
-    def hoverMoveEvent(self, ev: QGraphicsSceneHoverEvent) -> None:
-        pos = ev.pos()
-        slot = self.data.find(pos.x(), pos.y(), self.now_s())
-        if slot is None:
+    def hoverEvent(self, ev: object) -> None:
+        """pyqtgraph's hover protocol (its scene delivers these, with item coordinates)."""
+        if ev.isExit():  # type: ignore[attr-defined]
+            self.hovered = None
             QToolTip.hideText()
             return
-        text = self.describe(int(self.data.task_id[slot]))
-        QToolTip.showText(ev.screenPos(), text)
-
-    def hoverLeaveEvent(self, ev: QGraphicsSceneHoverEvent) -> None:
-        QToolTip.hideText()
+        pos = ev.pos()  # type: ignore[attr-defined]
+        slot = self.data.find(pos.x(), pos.y(), self.now_s())
+        if slot is None:
+            if self.hovered is not None:
+                QToolTip.hideText()
+            self.hovered = None
+            return
+        tid = int(self.data.task_id[slot])
+        self.hovered = tid
+        QToolTip.showText(ev.screenPos().toPoint(), self.describe(tid))  # type: ignore[attr-defined]
 
     def mouseClickEvent(self, ev: object) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:  # type: ignore[attr-defined]

@@ -181,3 +181,22 @@ def test_closing_while_tasks_run_cancels_and_leaves_no_workers(window: Any, qtbo
     # Thread tasks check their flag every millisecond: all of them stopped.
     thread_run = ids[1]
     assert all(s.terminal for s in states(window, thread_run)), states(window, thread_run)
+
+
+def test_hovering_a_bar_shows_the_task_details(window: Any, qtbot: Any) -> None:
+    fill(window, ("threads",), "sleep", 1, "1s", workers="1")
+    qtbot.mouseClick(window.controls.start_btn, Qt.MouseButton.LeftButton)
+    run_id = started_run(window)
+    qtbot.waitUntil(lambda: window.store.run(run_id).done, timeout=WAIT)
+    window.act_follow.setChecked(False)
+    vb = window.timeline.getPlotItem().getViewBox()
+    vb.setRange(xRange=(0, window.now_s() + 0.5), yRange=(0, 2), padding=0)
+    qtbot.wait(50)
+    task = window.store.tasks(run_id)[0].task_id
+    pos = window.timeline.mapFromScene(vb.mapViewToScene(window.timeline.item.bar_center(task)))
+    qtbot.mouseMove(window.timeline.viewport(), pos)
+    qtbot.waitUntil(lambda: window.timeline.item.hovered == task, timeout=5000)
+    from PySide6.QtWidgets import QToolTip
+
+    qtbot.waitUntil(QToolTip.isVisible, timeout=5000)
+    assert f"task {task}" in QToolTip.text() and "finished" in QToolTip.text()
