@@ -28,6 +28,8 @@ from engine import RunSpec, SpecError
 #: Bounds for "Coroutines on the GUI loop": a lesson, not a way to run big jobs on the UI.
 GUI_LOOP_MAX_TASKS = 50
 GUI_LOOP_MAX_SIZE_S = 1.0
+#: Tasks x size: a blocking coroutine freezes the window for its whole size, one after another.
+GUI_LOOP_MAX_TOTAL_S = 5.0
 
 PARAM_HINTS = {
     "http": "delay=20ms  (latency per request)",
@@ -161,7 +163,8 @@ class Controls(QWidget):
             "Run the asyncio model's coroutines on this window's own event loop instead of the "
             "engine's loop thread, to see what blocking a UI loop does.\n"
             f"Bounded: at most {GUI_LOOP_MAX_TASKS} tasks of at most "
-            f"{GUI_LOOP_MAX_SIZE_S:.0f} s each. Off by default.")
+            f"{GUI_LOOP_MAX_SIZE_S:.0f} s each, {GUI_LOOP_MAX_TOTAL_S:.0f} s in all. "
+            "Off by default.")
         self.gui_loop.setEnabled(False)
         ml.addWidget(self.gui_loop)
         self.gui_loop_field = Field(QLabel(""))
@@ -317,6 +320,12 @@ class Controls(QWidget):
                 self.show_error(SpecError(
                     "size", f"at most {GUI_LOOP_MAX_SIZE_S:.0f}s per task with 'Coroutines on "
                     "the GUI loop'"))
+                return None
+            if s.tasks * s.size_s > GUI_LOOP_MAX_TOTAL_S:
+                self.show_error(SpecError(
+                    "size", f"tasks × size must stay under {GUI_LOOP_MAX_TOTAL_S:.0f}s with "
+                    "'Coroutines on the GUI loop' (a blocking coroutine freezes this window "
+                    "for that long)"))
                 return None
         return specs
 

@@ -61,6 +61,10 @@ def test_gui_loop_option_is_bounded(window: Any, qtbot: Any) -> None:
     qtbot.mouseClick(c.start_btn, Qt.MouseButton.LeftButton)
     assert c.fields["tasks"].error.isVisibleTo(window)
     assert "GUI loop" in c.fields["tasks"].error.text()
+    c.tasks.setText("20")
+    c.size.setText("500ms")  # 10 s of possible freeze in all: refused too
+    qtbot.mouseClick(c.start_btn, Qt.MouseButton.LeftButton)
+    assert "freezes this window" in c.fields["size"].error.text()
     assert window.store.runs() == []
 
 
