@@ -38,7 +38,7 @@ from engine.clock import now_ns
 from . import theme
 from .controls import Controls
 from .cpu_view import CpuView
-from .sampling import attach
+from .sampling import attach, detach
 from .task_table import (
     ButtonDelegate,
     ProgressDelegate,
@@ -505,6 +505,7 @@ class MainWindow(QMainWindow):
             return
         self._closing = True
         self.hide()
+        detach(self.sampler)
         self.session.cancel_all(force=True, reason="window closed")
         # Shut down off the GUI thread: coroutines on the GUI loop must keep running to end.
         import threading
@@ -525,9 +526,6 @@ class MainWindow(QMainWindow):
             return
         self._close_poll.stop()
         self.frame_timer.stop()
-        stop = getattr(self.sampler, "stop", None)
-        if stop is not None and self.sampler is not getattr(self.session, "sampler", None):
-            stop()
         self._closed = True
         self.close()
         self.closed.emit()
