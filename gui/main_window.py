@@ -277,9 +277,9 @@ class MainWindow(QMainWindow):
             w.setToolTip(tips.get(w, ""))
             w.setMinimumWidth(110)
             sb.addPermanentWidget(w)
-        self.st_gui.setMinimumWidth(150)
-        self.st_engine.setMinimumWidth(165)
-        self.st_frame.setMinimumWidth(150)
+        self.st_gui.setMinimumWidth(180)
+        self.st_engine.setMinimumWidth(195)
+        self.st_frame.setMinimumWidth(190)
         self.st_events.setMinimumWidth(120)
         self.st_tasks.setMinimumWidth(190)
 
