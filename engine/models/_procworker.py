@@ -40,6 +40,9 @@ class _Worker:
         self.buffer = EventBuffer()
         self.send_lock = threading.Lock()
         self.alive = True
+        #: ``(lock, started)`` shared with the parent: see :func:`run_task`.
+        self.claim: Any = None
+        self.job_id = 0  # the job being run now
 
     def put(self, ev: Event) -> None:
         self.buffer.put(ev)
@@ -117,7 +120,16 @@ def run_task(order: TaskOrder) -> str:
         flags=w.flags,
         slot=w.slot,
     )
-    if ctx.cancelled():
+    if w.claim is not None:
+        # Claim the task under the lock the parent holds when it cancels a job it sent us: if
+        # the cancel came first, the parent has already reported it cancelled (it never
+        # started), and we must say nothing more about it.
+        lock, started = w.claim
+        with lock:
+            if ctx.cancelled():
+                return Kind.CANCELLED
+            started[w.slot] = w.job_id
+    elif ctx.cancelled():
         # Cancelled while it waited in this worker's pipe (prefetched): it never starts.
         ctx.bind()
         ctx.event(Kind.CANCELLED, info={"reason": "cancelled before it started"})
@@ -125,10 +137,11 @@ def run_task(order: TaskOrder) -> str:
     return run_blocking(ctx, order)
 
 
-def worker_main(conn: Any, flags: Any, slot: int) -> None:
-    """Entry point of a worker process."""
+def worker_main(conn: Any, flags: Any, slot: int, claim: Any = None) -> None:
+    """Entry point of a worker process. ``claim``: ``(lock, started)`` (see :func:`run_task`)."""
     global _worker
     w = _Worker(conn, flags, slot)
+    w.claim = claim
     _worker = w
     t = threading.Thread(target=w.flusher, name="taskscope-flusher", daemon=True)
     t.start()
@@ -141,6 +154,7 @@ def worker_main(conn: Any, flags: Any, slot: int) -> None:
             if msg is None:
                 break
             job_id, fn, args = msg
+            w.job_id = job_id
             try:
                 value = fn(*args)
                 ok = True

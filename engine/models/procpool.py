@@ -88,7 +88,7 @@ PREFETCH = 1
 
 class _Job:
     __slots__ = ("job_id", "fn", "args", "future", "order", "slot", "parity", "killed",
-                 "deadline_ns", "cancel_reason")
+                 "deadline_ns", "cancel_reason", "ended")
 
     def __init__(self, job_id: int, fn: Callable, args: tuple, future: Future) -> None:
         self.job_id = job_id
@@ -105,20 +105,26 @@ class _Job:
         self.killed = ""  # why we killed its worker: "" (not killed), "cancel" or "timeout"
         self.deadline_ns: int | None = None
         self.cancel_reason = ""
+        #: Reported cancelled by the parent before its worker started it (the worker skips it).
+        self.ended = False
 
 
 class _Slot:
     """One worker process and the jobs sent to it: ``jobs[0]`` runs, the rest wait in its pipe."""
 
-    __slots__ = ("index", "proc", "conn", "jobs", "pid", "seq")
+    __slots__ = ("index", "proc", "conn", "jobs", "pid", "seq", "claim_lock")
 
-    def __init__(self, index: int, proc: Any, conn: Any) -> None:
+    def __init__(self, index: int, proc: Any, conn: Any, claim_lock: Any = None) -> None:
         self.index = index
         self.proc = proc
         self.conn = conn
         self.jobs: deque[_Job] = deque()
         self.pid: int = proc.pid
         self.seq = 0
+        #: Held by the worker while it claims its next job, and by the parent while it decides
+        #: whether a cancel found that job unstarted (see ``_flag_locked``). One per worker:
+        #: a worker killed while holding it takes it along, and nobody else waits on it.
+        self.claim_lock = claim_lock
 
 
 class ProcPool(Executor):
@@ -141,6 +147,8 @@ class ProcPool(Executor):
         self._on_events = on_events
         self._ctx = mp.get_context(start_method())
         self._flags = self._ctx.RawArray("q", 2 * n)
+        #: ``started[slot]``: the job id the worker last claimed (started), under its lock.
+        self._started = self._ctx.RawArray("q", n)
         self._lock = threading.RLock()
         self._queue: deque[_Job] = deque()
         self._by_task: dict[int, _Job] = {}
@@ -159,15 +167,17 @@ class ProcPool(Executor):
         parent, child = self._ctx.Pipe(duplex=True)
         self._flags[2 * index] = 0
         self._flags[2 * index + 1] = 0
+        self._started[index] = 0
+        claim_lock = self._ctx.Lock()
         proc = self._ctx.Process(
             target=_procworker.worker_main,
-            args=(child, self._flags, index),
+            args=(child, self._flags, index, (claim_lock, self._started)),
             name=f"{self.name}-worker-{index}",
             daemon=True,
         )
         proc.start()
         child.close()
-        return _Slot(index, proc, parent)
+        return _Slot(index, proc, parent, claim_lock)
 
     def pids(self) -> list[int]:
         """The pids of the live workers (the sampler reads these)."""
@@ -228,8 +238,6 @@ class ProcPool(Executor):
         job.parity = slot.seq & 1
         slot.seq += 1
         slot.jobs.append(job)
-        if len(slot.jobs) == 1:
-            self._arm_deadline(job)
         try:
             slot.conn.send((job.job_id, job.fn, job.args))
         except (OSError, ValueError):
@@ -244,11 +252,54 @@ class ProcPool(Executor):
                 self._emit_parent(job.order, Kind.FAILED, error_info(e))
             self._finish_job(job, False, e)
 
-    @staticmethod
-    def _arm_deadline(job: _Job) -> None:
-        """Start the watchdog clock of a job that is now at the head of its worker."""
-        if job.order is not None and job.order.timeout_s is not None:
-            job.deadline_ns = now_ns() + int(job.order.timeout_s * 1e9)
+    def _note_started(self, slot: _Slot, batch: list[Event]) -> None:
+        """Start the watchdog clock of the slot's running job when its 'started' arrives.
+
+        The clock counts from the task's own start, as its cooperative deadline does in the
+        worker, not from when the job was sent: a fresh worker can take a good part of a
+        second to start on a busy machine, and that is not the task's time.
+        """
+        with self._lock:
+            job = slot.jobs[0] if slot.jobs else None
+            if (job is None or job.order is None or job.order.timeout_s is None
+                    or job.deadline_ns is not None):
+                return
+            tid = job.order.task_id
+            for ev in batch:
+                if ev.task_id == tid and ev.kind == Kind.STARTED:
+                    job.deadline_ns = ev.t_ns + int(job.order.timeout_s * 1e9)
+                    return
+
+    def _flag_locked(self, job: _Job) -> bool:
+        """Set the cancel flag of a job a worker holds; return True if it has started there.
+
+        A job that has not started is reported cancelled here and now, and its worker skips
+        it without a word when it gets to it (a prefetched job may wait behind a long task).
+        Both sides decide under the worker's claim lock, so exactly one of them reports it.
+        """
+        assert job.order is not None
+        slot = self._slots[job.slot]
+        tid = job.order.task_id
+        lock = slot.claim_lock
+        if lock is None or not lock.acquire(timeout=0.2):
+            # No lock, or its worker died holding it (its death ends the job): flag only.
+            self._flags[2 * job.slot + job.parity] = tid
+            return True
+        try:
+            self._flags[2 * job.slot + job.parity] = tid
+            # The worker runs its jobs in the order sent. If it claimed this job or one sent
+            # after it (it may have moved on before we read its 'done'), this one started.
+            claimed = self._started[job.slot]
+            started = any(j.job_id == claimed
+                          for j in itertools.dropwhile(lambda j: j is not job, slot.jobs))
+        finally:
+            lock.release()
+        if not started and not job.ended:
+            job.ended = True
+            self._by_task.pop(tid, None)
+            self._emit_parent(job.order, Kind.CANCELLED,
+                              {"reason": job.cancel_reason or "cancelled"})
+        return started
 
     def _end_unstarted(self, job: _Job, reason: str) -> None:
         if job.order is not None:
@@ -263,8 +314,9 @@ class ProcPool(Executor):
     def cancel_task(self, task_id: int, force: bool = False, reason: str = "cancelled") -> bool:
         """Cancel an engine task: dequeue it, flag it, or (``force``) kill its worker.
 
-        A job waiting in a worker's pipe is flagged; the worker ends it as cancelled without
-        starting it. Returns False if the pool does not (or no longer) hold that task.
+        A job sent to a worker that has not started it yet (prefetched behind a long task) is
+        reported cancelled at once; the worker skips it. Returns False if the pool does not (or
+        no longer) hold that task.
         """
         with self._lock:
             job = self._by_task.get(task_id)
@@ -279,8 +331,7 @@ class ProcPool(Executor):
                 job.future.cancel()
                 self._end_unstarted(job, reason)
                 return True
-            self._flags[2 * job.slot + job.parity] = task_id
-            if force:
+            if self._flag_locked(job) and force:
                 self._kill_locked(job, "cancel")
             return True
 
@@ -338,6 +389,7 @@ class ProcPool(Executor):
                     continue
                 if msg[0] == "ev":
                     self._on_events(msg[1])
+                    self._note_started(slot, msg[1])
                     continue
                 _, job_id, ok, blob, batch = msg
                 ok, value = _load_value(ok, blob)
@@ -350,8 +402,6 @@ class ProcPool(Executor):
                     slot.jobs.popleft()
                     if job.order is not None:
                         self._by_task.pop(job.order.task_id, None)
-                    if slot.jobs:
-                        self._arm_deadline(slot.jobs[0])
                     if self._closed:
                         if not slot.jobs:
                             try:
@@ -391,7 +441,9 @@ class ProcPool(Executor):
             for w in reversed(waiting):
                 w.slot = -1
                 w.deadline_ns = None
-                if self._closed:
+                if w.ended:  # already reported cancelled: nothing to re-run
+                    self._finish_job(w, False, TaskKilled("cancelled before it started"))
+                elif self._closed:
                     self._end_unstarted(w, w.cancel_reason or "shutdown")
                     self._finish_job(w, False, TaskKilled("the pool shut down before it started"))
                 else:
@@ -401,6 +453,9 @@ class ProcPool(Executor):
                 self._slots[slot.index] = self._spawn(slot.index)
             self._dispatch_locked()
         if job is None:
+            return
+        if job.ended:  # reported cancelled before it started: its ending is already told
+            self._finish_job(job, False, TaskKilled("cancelled before it started"))
             return
         if job.killed == "cancel":
             exc: BaseException = TaskKilled(f"worker {slot.pid} killed by force cancel")
@@ -447,9 +502,9 @@ class ProcPool(Executor):
             for slot in self._slots:
                 if slot.jobs:
                     for job in slot.jobs:
-                        if job.order is not None:
+                        if job.order is not None and not job.ended:
                             job.cancel_reason = job.cancel_reason or "shutdown"
-                            self._flags[2 * slot.index + job.parity] = job.order.task_id
+                            self._flag_locked(job)
                 else:
                     try:
                         slot.conn.send(None)

@@ -1,0 +1,239 @@
+"""One test body per concurrency model (and per workload), as qasync runs one body over every
+executor kind: the event stream's invariants, the real worker identity, and the physics."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psutil
+import pytest
+
+import engine
+from engine.events import Kind
+from tests.engine.enginekit import (
+    AVAILABLE_MODELS,
+    PROCESS_MODELS,
+    check_invariants,
+    run_to_end,
+    wait_until,
+)
+
+CORES = os.cpu_count() or 1
+
+#: The terminal state every task of a plain run of each workload ends in.
+EXPECTED = {w: "finished" for w in engine.WORKLOADS}
+EXPECTED.update({"fail": "failed", "crash": "failed"})
+
+#: Parameters a workload cannot run without (the custom workload needs a function to call).
+REQUIRED_PARAMS = {"custom": {"function": "time:sleep", "args": [0.06]}}
+
+
+def _combos() -> list[tuple[str, str]]:
+    out = []
+    for m in AVAILABLE_MODELS:
+        for w, wl in engine.WORKLOADS.items():
+            if wl.process_only and m not in PROCESS_MODELS:
+                continue
+            out.append((m, w))
+    return out
+
+
+def test_every_workload_is_parametrized() -> None:
+    covered = {w for _, w in _combos()}
+    assert covered == set(engine.WORKLOADS)
+    assert {"sequential", "asyncio", "threads", "processes", "asyncio-processes"} <= set(
+        AVAILABLE_MODELS
+    )
+
+
+@pytest.mark.parametrize(("model", "workload"), _combos())
+def test_run_invariants(session, model: str, workload: str) -> None:
+    n = 4
+    run = run_to_end(session, model, workload, tasks=n, size="60ms",
+                     params=REQUIRED_PARAMS.get(workload))
+    tasks = session.store.tasks(run.run_id)
+    assert [t.state.value for t in tasks] == [EXPECTED[workload]] * n
+    for t in tasks:
+        assert t.start_ns is not None and t.end_ns is not None
+        assert t.queued_ns <= t.start_ns <= t.end_ns
+        assert 0 <= t.core < CORES, t
+        assert t.pid > 0 and t.tid > 0
+        if workload == "fail":
+            assert t.error["type"] == "WorkloadFailure"
+            assert "failed on purpose" in t.error["message"]
+            assert "WorkloadFailure" in t.error["traceback"]
+        elif workload == "crash":
+            assert t.error["type"] == "WorkerDied"
+            assert f"exited with code {engine.workloads.CRASH_EXIT_CODE}" in t.error["message"]
+        else:
+            assert t.error is None
+            assert t.progress == 1.0
+            assert t.duration_ns >= 50_000_000  # it really did its ~60 ms of work
+    if model in PROCESS_MODELS:
+        assert all(t.pid != os.getpid() for t in tasks)
+    else:
+        assert all(t.pid == os.getpid() for t in tasks)
+
+
+# -- real worker identity ---------------------------------------------------------------------
+def _live_descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@pytest.mark.parametrize("model", PROCESS_MODELS)
+def test_process_tasks_run_in_child_processes(session, model: str) -> None:
+    run = session.start(engine.make_spec(model, "sleep", tasks=2, size="400ms", workers=2))
+    # While they run, every task's pid is a live descendant of this process, not this process.
+    recs = wait_until(lambda: [t for t in session.store.tasks(run.run_id) if t.pid]
+                      if all(t.pid for t in session.store.tasks(run.run_id)) else None)
+    children = _live_descendants()
+    pids = {t.pid for t in recs}
+    assert os.getpid() not in pids
+    assert pids <= children, (pids, children)
+    assert pids <= set(session.worker_pids())
+    assert len(pids) == 2  # two workers, one task each
+    assert run.wait(30)
+    check_invariants(session, run)
+    for t in session.store.tasks(run.run_id):
+        assert t.tid == t.pid  # a worker runs its task on its main thread
+        assert t.thread == "MainThread"
+        if model == "asyncio-processes":
+            assert t.task_name == f"task-{t.task_id}"
+
+
+def test_thread_tasks_report_distinct_native_ids(session) -> None:
+    k = 4
+    run = run_to_end(session, "threads", "sleep", tasks=3 * k, size="150ms", workers=k)
+    tasks = session.store.tasks(run.run_id)
+    tids = {t.tid for t in tasks}
+    assert len(tids) == k, tids
+    assert threading.main_thread().native_id not in tids
+    assert session.loop_thread_id not in tids
+    assert {t.pid for t in tasks} == {os.getpid()}
+    assert all(t.thread.startswith(f"run{run.run_id}-thread") for t in tasks)
+    # A native id that really is one of this process's threads (it may have exited by now).
+    assert all(t.tid > 0 for t in tasks)
+
+
+def test_threads_really_overlap(session) -> None:
+    run = run_to_end(session, "threads", "sleep", tasks=4, size="300ms", workers=4)
+    tasks = session.store.tasks(run.run_id)
+    latest_start = max(t.start_ns for t in tasks)
+    earliest_end = min(t.end_ns for t in tasks)
+    assert latest_start < earliest_end  # all four were running at one moment
+
+
+def test_coroutine_tasks_share_the_engine_loop_thread(session) -> None:
+    run = run_to_end(session, "asyncio", "sleep", tasks=20, size="100ms")
+    tasks = session.store.tasks(run.run_id)
+    loop_tid = session.loop_thread_id
+    assert loop_tid not in (0, threading.main_thread().native_id)
+    assert {t.tid for t in tasks} == {loop_tid}
+    assert {t.pid for t in tasks} == {os.getpid()}
+    assert {t.thread for t in tasks} == {"taskscope-engine-loop"}
+    # Each coroutine is a real asyncio task with its own name.
+    assert len({t.task_name for t in tasks}) == 20
+    assert all(t.task_name.startswith("task-") for t in tasks)
+    # They ran concurrently on that one thread: 20 x 100 ms well under 2 s.
+    assert run.record.wall_s < 1.5
+
+
+def test_sequential_uses_one_thread_one_task_at_a_time(session) -> None:
+    run = run_to_end(session, "sequential", "sleep", tasks=5, size="50ms")
+    tasks = sorted(session.store.tasks(run.run_id), key=lambda t: t.start_ns)
+    assert len({t.tid for t in tasks}) == 1
+    assert tasks[0].tid != threading.main_thread().native_id
+    assert tasks[0].tid != session.loop_thread_id
+    for a, b in zip(tasks, tasks[1:], strict=False):
+        assert a.end_ns <= b.start_ns  # never two at once
+    assert [t.index for t in tasks] == list(range(5))  # in order
+
+
+@pytest.mark.parametrize("model", AVAILABLE_MODELS)
+def test_events_name_their_worker(session, model: str) -> None:
+    run = session.start(engine.make_spec(model, "cpu", tasks=2, size="80ms"))
+    assert run.wait(30)
+    by_task = check_invariants(session, run)
+    for evs in by_task.values():
+        worker = {(e.pid, e.tid, e.thread) for e in evs if e.kind in (Kind.STARTED, Kind.PROGRESS,
+                                                                      Kind.FINISHED)}
+        assert len(worker) == 1, worker  # one task, one real worker, from start to end
+        assert all(0 <= e.core < CORES for e in evs if e.kind != Kind.QUEUED)
+        assert any(e.kind == Kind.PROGRESS for e in evs)
+
+
+# -- policy --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", AVAILABLE_MODELS)
+def test_collect_runs_every_task(session, model: str) -> None:
+    run = run_to_end(session, model, "fail", tasks=6, size="30ms", workers=1, params={"every": 2})
+    states = {t.index: t.state.value for t in session.store.tasks(run.run_id)}
+    assert states == {i: ("failed" if i % 2 == 0 else "finished") for i in range(6)}
+
+
+@pytest.mark.parametrize("model", AVAILABLE_MODELS)
+def test_fail_fast_cancels_the_rest(session, model: str) -> None:
+    run = run_to_end(session, model, "fail", tasks=6, size="50ms", workers=1, policy="fail-fast",
+                     params={"every": 2})
+    tasks = session.store.tasks(run.run_id)
+    by_index = {t.index: t for t in tasks}
+    assert by_index[0].state.value == "failed"
+    # Task 1 may have been handed to the worker before the failure was seen; it is then
+    # stopped by its flag. Nothing after it may run to completion or fail.
+    assert by_index[1].state.value in ("cancelled", "finished")
+    for i in range(2, 6):
+        t = by_index[i]
+        assert t.state.value == "cancelled", t
+        assert t.reason == "fail-fast: task 0 failed", t
+    assert run.record.wall_s < 0.05 * 6
+
+
+# -- physics (loose: precise figures belong to the benchmark) ---------------------------------------
+def _wall(session, model: str, workload: str, **kw) -> float:
+    run = session.start(engine.make_spec(model, workload, **kw))
+    assert run.wait(60)
+    check_invariants(session, run)
+    assert {t.state.value for t in session.store.tasks(run.run_id)} == {"finished"}
+    return run.record.wall_s
+
+
+def _best_ratio(session, fast: tuple, slow: tuple, attempts: int = 2) -> tuple[float, float, float]:
+    """Best of a few tries (a neighbour's burst of load must not fail physics that holds)."""
+    best = (float("inf"), 0.0, 0.0)
+    for _ in range(attempts):
+        a = _wall(session, *fast[:2], **fast[2])
+        b = _wall(session, *slow[:2], **slow[2])
+        if a / b < best[0]:
+            best = (a / b, a, b)
+    return best
+
+
+@pytest.mark.skipif(CORES < 2, reason="needs 2 cores")
+def test_physics_processes_beat_sequential_on_cpu(session) -> None:
+    ratio, p, s = _best_ratio(
+        session,
+        ("processes", "cpu", {"tasks": 2, "size": "1s", "workers": 2}),
+        ("sequential", "cpu", {"tasks": 2, "size": "1s"}),
+    )
+    print(f"cpu 2x1s: processes {p:.3f}s, sequential {s:.3f}s, ratio {ratio:.2f}")
+    assert ratio < 0.75, (p, s)
+
+
+def test_physics_asyncio_sleeps_overlap(session) -> None:
+    t0 = time.monotonic()
+    wall = _wall(session, "asyncio", "sleep", tasks=100, size="1s")
+    print(f"asyncio 100 x sleep 1s: wall {wall:.3f}s")
+    assert 1.0 <= wall < 3.0
+    assert time.monotonic() - t0 < 4.0
+
+
+@pytest.mark.skipif(CORES < 2, reason="needs 2 cores")
+def test_physics_numpy_scales_under_threads(session) -> None:
+    ratio, t, s = _best_ratio(
+        session,
+        ("threads", "numpy", {"tasks": 2, "size": "600ms", "workers": 2}),
+        ("sequential", "numpy", {"tasks": 2, "size": "600ms"}),
+    )
+    print(f"numpy 2x600ms: threads(2) {t:.3f}s, sequential {s:.3f}s, ratio {ratio:.2f}")
+    assert ratio < 0.85, (t, s)
