@@ -29,7 +29,7 @@ class Kind:
 TERMINAL_KINDS = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED, Kind.TIMED_OUT})
 
 
-class State(str, Enum):
+class State(str, Enum):  # noqa: UP042 - StrEnum would change str()/f-strings front ends use
     """The state a task is in, as front ends show it."""
 
     QUEUED = "queued"

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from itertools import islice
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from itertools import islice
+from typing import Any
 
 from .events import TERMINAL_KINDS, Event, Kind, State
 
