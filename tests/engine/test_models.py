@@ -3,6 +3,7 @@ executor kind: the event stream's invariants, the real worker identity, and the 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -140,6 +141,26 @@ def test_coroutine_tasks_share_the_engine_loop_thread(session) -> None:
     assert run.record.wall_s < 1.5
 
 
+def test_asyncio_on_a_callers_loop_runs_on_that_loops_thread(session) -> None:
+    """The GUI's bounded lesson: coroutines on the caller's loop, not the engine's."""
+    loop = asyncio.new_event_loop()
+    th = threading.Thread(target=loop.run_forever, name="callers-loop", daemon=True)
+    th.start()
+    try:
+        run = session.start(engine.make_spec("asyncio", "sleep", tasks=5, size="50ms"),
+                            loop=loop)
+        assert run.wait(10)
+        check_invariants(session, run)
+        tasks = session.store.tasks(run.run_id)
+        assert {t.tid for t in tasks} == {th.native_id}
+        assert {t.thread for t in tasks} == {"callers-loop"}
+        assert th.native_id != session.loop_thread_id
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(5)
+        loop.close()
+
+
 def test_sequential_uses_one_thread_one_task_at_a_time(session) -> None:
     run = run_to_end(session, "sequential", "sleep", tasks=5, size="50ms")
     tasks = sorted(session.store.tasks(run.run_id), key=lambda t: t.start_ns)
@@ -198,26 +219,66 @@ def _wall(session, model: str, workload: str, **kw) -> float:
     return run.record.wall_s
 
 
-def _best_ratio(session, fast: tuple, slow: tuple, attempts: int = 2) -> tuple[float, float, float]:
-    """Best of a few tries (a neighbour's burst of load must not fail physics that holds)."""
-    best = (float("inf"), 0.0, 0.0)
+def _control_ratio(seconds: float = 0.15) -> float:
+    """A raw control, no engine: two threads of GIL-free NumPy against the same work done
+    serially, right now. About 0.5 when this process can have two cores, 1.0 when the machine
+    is too busy (other suites share these 2 cores) to give it more than one."""
+    import numpy as np
+
+    a = np.linspace(0.0, 100.0, 65_536)
+
+    def work(n: int) -> None:
+        out = np.empty_like(a)
+        for _ in range(n):
+            np.sin(a, out=out)
+
+    t = time.perf_counter()
+    work(20)
+    n = max(1, int(20 * seconds / (time.perf_counter() - t)))
+    t = time.perf_counter()
+    work(n)
+    work(n)
+    serial = time.perf_counter() - t
+    t = time.perf_counter()
+    th = [threading.Thread(target=work, args=(n,)) for _ in range(2)]
+    for x in th:
+        x.start()
+    for x in th:
+        x.join()
+    return (time.perf_counter() - t) / serial
+
+
+def _physics(session, fast: tuple, slow: tuple, bound: float, attempts: int = 4) -> str:
+    """Assert ``wall(fast) / wall(slow) < bound``, loosely and honestly on a shared machine.
+
+    Passes at the first attempt within ``bound``. An attempt that misses counts against the
+    engine only if raw controls just before and after it show this process could have two
+    cores; if no attempt could (the machine was saturated throughout), the test is skipped
+    with the figures, since two-core physics cannot be seen without two cores.
+    """
+    tried = []
     for _ in range(attempts):
+        before = _control_ratio()
         a = _wall(session, *fast[:2], **fast[2])
         b = _wall(session, *slow[:2], **slow[2])
-        if a / b < best[0]:
-            best = (a / b, a, b)
-    return best
+        after = _control_ratio()
+        fig = (f"{fast[0]} {a:.3f}s, {slow[0]} {b:.3f}s, ratio {a / b:.2f} "
+               f"(controls {before:.2f}/{after:.2f})")
+        print(fig)
+        if a / b < bound:
+            return fig
+        tried.append((a / b, max(before, after), fig))
+    fair = [t for t in tried if t[1] <= 0.75]
+    if not fair:
+        pytest.skip("machine too busy for two-core physics: " + "; ".join(t[2] for t in tried))
+    pytest.fail(f"ratio not below {bound} with two cores free: " + "; ".join(t[2] for t in fair))
 
 
 @pytest.mark.skipif(CORES < 2, reason="needs 2 cores")
 def test_physics_processes_beat_sequential_on_cpu(session) -> None:
-    ratio, p, s = _best_ratio(
-        session,
-        ("processes", "cpu", {"tasks": 2, "size": "1s", "workers": 2}),
-        ("sequential", "cpu", {"tasks": 2, "size": "1s"}),
-    )
-    print(f"cpu 2x1s: processes {p:.3f}s, sequential {s:.3f}s, ratio {ratio:.2f}")
-    assert ratio < 0.75, (p, s)
+    """2 cpu tasks of 1 s: about 1 s under processes, about 2 s under sequential."""
+    _physics(session, ("processes", "cpu", {"tasks": 2, "size": "1s", "workers": 2}),
+             ("sequential", "cpu", {"tasks": 2, "size": "1s"}), 0.75)
 
 
 def test_physics_asyncio_sleeps_overlap(session) -> None:
@@ -230,10 +291,6 @@ def test_physics_asyncio_sleeps_overlap(session) -> None:
 
 @pytest.mark.skipif(CORES < 2, reason="needs 2 cores")
 def test_physics_numpy_scales_under_threads(session) -> None:
-    ratio, t, s = _best_ratio(
-        session,
-        ("threads", "numpy", {"tasks": 2, "size": "600ms", "workers": 2}),
-        ("sequential", "numpy", {"tasks": 2, "size": "600ms"}),
-    )
-    print(f"numpy 2x600ms: threads(2) {t:.3f}s, sequential {s:.3f}s, ratio {ratio:.2f}")
-    assert ratio < 0.85, (t, s)
+    """NumPy releases the GIL: 2 threads do 2 tasks in clearly less time than one thread."""
+    _physics(session, ("threads", "numpy", {"tasks": 2, "size": "600ms", "workers": 2}),
+             ("sequential", "numpy", {"tasks": 2, "size": "600ms"}), 0.85)
