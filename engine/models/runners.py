@@ -230,6 +230,10 @@ class AsyncioRunner(Runner):
             self._tasks[tid] = (task, ctx)
 
     async def _one(self, ctx: FlagContext, order: TaskOrder) -> None:
+        # A task's timeout counts from when it starts, as with asyncio.wait_for and as in the
+        # other models, not from when the feeder created it: behind a coroutine that blocks
+        # the loop, it would otherwise time out the instant it began.
+        ctx.deadline_ns = self.run.deadline_ns()
         try:
             await run_async(ctx, order)
         finally:

@@ -64,11 +64,13 @@ def check_invariants(session: engine.Session, run: engine.Run) -> dict[int, list
             assert queued_ns <= s.t_ns <= term.t_ns, (tid, queued_ns, s.t_ns, term.t_ns)
             assert s.pid > 0 and s.tid > 0, s
             # Progress comes from the worker that runs the task, between start and end.
+            last = 0.0
             for e in evs:
                 if e.kind == Kind.PROGRESS:
                     assert s.t_ns <= e.t_ns <= term.t_ns
                     assert (e.pid, e.tid) == (s.pid, s.tid)
-                    assert 0.0 <= e.value <= 1.0
+                    assert last <= e.value <= 1.0, (tid, last, e.value)  # never goes back
+                    last = e.value
         else:
             # Only a task cancelled before it started may end without a started event.
             assert term.kind == Kind.CANCELLED, (tid, kinds)

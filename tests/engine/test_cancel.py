@@ -220,7 +220,7 @@ def test_crash_fails_only_its_task_and_the_pool_recovers(session, model: str) ->
 
 
 # -- timeouts ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("workload", ["cpu", "sleep"])
+@pytest.mark.parametrize("workload", ["cpu", "sleep", "blocking"])
 @pytest.mark.parametrize("model", AVAILABLE_MODELS)
 def test_cooperative_timeout(session, model: str, workload: str) -> None:
     run = run_to_end(session, model, workload, tasks=2, size="3s", timeout="200ms")

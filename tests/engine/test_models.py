@@ -17,7 +17,9 @@ from tests.engine.enginekit import (
     AVAILABLE_MODELS,
     PROCESS_MODELS,
     check_invariants,
+    run_events,
     run_to_end,
+    states,
     wait_until,
 )
 
@@ -183,6 +185,39 @@ def test_events_name_their_worker(session, model: str) -> None:
         assert len(worker) == 1, worker  # one task, one real worker, from start to end
         assert all(0 <= e.core < CORES for e in evs if e.kind != Kind.QUEUED)
         assert any(e.kind == Kind.PROGRESS for e in evs)
+
+
+def _max_overlap(tasks) -> int:
+    edges = sorted([(t.start_ns, 1) for t in tasks] + [(t.end_ns, -1) for t in tasks])
+    cur = best = 0
+    for _, d in edges:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+@pytest.mark.parametrize("model", [m for m in AVAILABLE_MODELS if m != "sequential"])
+def test_workers_limit_how_many_run_at_once(session, model: str) -> None:
+    run = run_to_end(session, model, "sleep", tasks=9, size="120ms", workers=3)
+    tasks = session.store.tasks(run.run_id)
+    assert _max_overlap(tasks) == 3
+    assert run.record.wall_s >= 3 * 0.12 * 0.9  # three rounds of three, not one round of nine
+
+
+@pytest.mark.parametrize("model", AVAILABLE_MODELS)
+def test_many_tiny_tasks_keep_every_invariant(session, model: str) -> None:
+    n = 3000
+    run = run_to_end(session, model, "cpu", tasks=n, size=0, wait_s=90)
+    assert set(states(session, run).values()) == {"finished"}
+    assert run.record.counts["finished"] == n
+
+
+def test_progress_is_reported_every_few_milliseconds(session) -> None:
+    run = run_to_end(session, "threads", "cpu", tasks=1, size="200ms")
+    evs = [e for e in run_events(session, run.run_id) if e.kind == Kind.PROGRESS]
+    assert len(evs) >= 5
+    gaps = [(b.t_ns - a.t_ns) / 1e6 for a, b in zip(evs, evs[1:], strict=False)]
+    assert sorted(gaps)[len(gaps) // 2] < 50  # median gap, ms (events are capped at ~10 ms)
 
 
 # -- policy --------------------------------------------------------------------------------------
