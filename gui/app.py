@@ -76,6 +76,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                     help="fill the form with preset story N (1-5) first")
     ap.add_argument("--start", action="store_true",
                     help="start a run with the form's values at once")
+    ap.add_argument("--replay", default=None, metavar="PATH",
+                    help="open a saved trace (taskscope run ... --trace PATH, or File > Export) "
+                         "in a read-only replay window at start")
     return ap.parse_args(list(argv))
 
 
@@ -123,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             win.controls.preset.setCurrentIndex(args.preset)
         if args.start:
             QTimer.singleShot(300, win.controls.request_start)
+        if args.replay:
+            win.files.open_trace(args.replay)  # loads off the GUI thread; errors in a box
         if args.quit_after is not None:
             QTimer.singleShot(int(args.quit_after * 1000), win.close)
         try:

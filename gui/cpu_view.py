@@ -39,12 +39,15 @@ class CpuView(QWidget):
         self.app = np.zeros(capacity)
         self.workers = np.zeros(capacity)
         self.last: Any = None
+        #: Replay: samples are drawn against seconds since this instant (the timeline's axis),
+        #: all of them; live (None): the last WINDOW_S seconds against "seconds ago".
+        self.origin_ns: int | None = None
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         head = QHBoxLayout()
-        title = QLabel("CPU per core · last 60 s")
+        title = self.title = QLabel("CPU per core · last 60 s")
         title.setObjectName("paneTitle")
         head.addWidget(title)
         head.addStretch(1)
@@ -114,6 +117,27 @@ class CpuView(QWidget):
         lay.addWidget(self.legend)
         self._legend(None)
 
+    def set_replay(self, origin_ns: int, n_samples: int) -> None:
+        """Show a recorded trace: every sample, on seconds since ``origin_ns`` (the replay
+        timeline's axis), instead of a scrolling last-60-s window. Call before add_samples."""
+        self.origin_ns = origin_ns
+        if n_samples >= self.cap:  # keep every sample: no halving in a replay
+            self.cap = n_samples + 1
+            self.n = 0
+            self.t = np.zeros(self.cap)
+            self.cores = np.zeros((self.cap, self.ncores))
+            self.total = np.zeros(self.cap)
+            self.app = np.zeros(self.cap)
+            self.workers = np.zeros(self.cap)
+        self.title.setText("CPU per core · as recorded")
+        for plot in (self.cores_plot, self.total_plot):
+            pi = plot.getPlotItem()
+            pi.setMouseEnabled(x=True, y=False)
+        tp = self.total_plot.getPlotItem()
+        tp.getAxis("bottom").setTicks(None)
+        tp.setLabel("bottom", "time since the trace starts", units="s")
+        self.readout.setText("no CPU samples in this trace" if n_samples == 0 else "")
+
     # -- data ---------------------------------------------------------------------------
     def add_samples(self, samples: Sequence[Any]) -> None:
         for s in samples:
@@ -138,8 +162,12 @@ class CpuView(QWidget):
         if self.n == 0:
             return
         now = now_ns / 1e9
-        lo = int(np.searchsorted(self.t[: self.n], now - WINDOW_S - 1))
-        t = self.t[lo: self.n] - now
+        if self.origin_ns is not None:  # replay: all of it, against the trace's own start
+            lo = 0
+            t = self.t[: self.n] - self.origin_ns / 1e9
+        else:
+            lo = int(np.searchsorted(self.t[: self.n], now - WINDOW_S - 1))
+            t = self.t[lo: self.n] - now
         m = len(t)
         if m == 0:
             return
@@ -158,7 +186,8 @@ class CpuView(QWidget):
         if s is not None:
             per = "  ".join(f"cpu{i} {c:.0f}%" for i, c in enumerate(s.cores[:8]))
             more = " …" if len(s.cores) > 8 else ""
-            self.readout.setText(f"now: {per}{more}  ·  sampled every "
+            when = "at the end" if self.origin_ns is not None else "now"
+            self.readout.setText(f"{when}: {per}{more}  ·  sampled every "
                                  f"{s.interval_s * 1e3:.0f} ms, unsmoothed")
             self._legend(s)
 

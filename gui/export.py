@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter, SVGExporter
 from pyqtgraph.GraphicsScene import GraphicsScene
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.store import EventStore
 from engine.trace import (
@@ -47,6 +47,7 @@ __all__ = [
     "export_plot",
     "export_plot_png",
     "export_plot_svg",
+    "export_plots",
     "export_run_trace",
     "export_session_trace",
     "open_replay",
@@ -94,6 +95,10 @@ def export_plot_png(target: Any, path: str | os.PathLike[str], width: int | None
     screen. The file is written atomically: a failed export leaves any old file as it was.
     """
     check_output_path(path)  # before rendering: a bad path fails fast and cheaply
+    return write_bytes_atomic(path, _png_bytes(_render_png(target, width)))
+
+
+def _render_png(target: Any, width: int | None = None) -> QtGui.QImage:
     item = _export_item(target)
     try:
         exporter = ImageExporter(item)
@@ -108,18 +113,26 @@ def export_plot_png(target: Any, path: str | os.PathLike[str], width: int | None
         raise ExportError(f"cannot render the plot as PNG: {e}") from None
     if image is None or image.isNull() or image.width() == 0 or image.height() == 0:
         raise ExportError("cannot render the plot as PNG: the plot has no size yet")
+    return image
+
+
+def _png_bytes(image: QtGui.QImage) -> bytes:
     buf = QtCore.QBuffer()
     buf.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
     ok = image.save(buf, "PNG")
     buf.close()
     if not ok:
         raise ExportError("cannot encode the plot as PNG (Qt's PNG writer failed)")
-    return write_bytes_atomic(path, bytes(buf.data().data()))
+    return bytes(buf.data().data())
 
 
 def export_plot_svg(target: Any, path: str | os.PathLike[str]) -> Path:
     """Save the plot as SVG through ``pyqtgraph.exporters.SVGExporter`` (written atomically)."""
     check_output_path(path)
+    return write_bytes_atomic(path, _render_svg(target))
+
+
+def _render_svg(target: Any) -> bytes:
     item = _export_item(target)
     try:
         with _svg_closepath_fix():
@@ -128,7 +141,7 @@ def export_plot_svg(target: Any, path: str | os.PathLike[str]) -> Path:
         raise ExportError(f"cannot render the plot as SVG: {e}") from None
     if not data:
         raise ExportError("cannot render the plot as SVG: pyqtgraph produced nothing")
-    return write_bytes_atomic(path, _sized_svg(bytes(data)))
+    return _sized_svg(bytes(data))
 
 
 _SVG_ROOT = re.compile(rb"<svg\b[^>]*>")
@@ -209,6 +222,69 @@ def export_plot(target: Any, path: str | os.PathLike[str]) -> Path:
     if suffix == ".svg":
         return export_plot_svg(target, path)
     raise ExportError(f"{Path(os.fspath(path)).name}: choose a .png or .svg file name")
+
+
+def export_plots(targets: Sequence[Any], path: str | os.PathLike[str]) -> Path:
+    """Several plots stacked top to bottom in one PNG or SVG (by the file's suffix).
+
+    For views made of more than one pyqtgraph scene (the CPU view: per-core bands above, totals
+    below). Each plot goes through pyqtgraph's exporter as in :func:`export_plot`; the results
+    are stacked: PNG images painted one under the other, SVG documents placed as translated
+    groups of one document (their element ids prefixed so clip paths stay distinct).
+    """
+    if len(targets) == 1:
+        return export_plot(targets[0], path)
+    if not targets:
+        raise ExportError("nothing to export: no plots given")
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ExportError(f"{Path(os.fspath(path)).name}: choose a .png or .svg file name")
+    check_output_path(path)
+    if suffix == ".png":
+        images = [_render_png(t) for t in targets]
+        width = max(i.width() for i in images)
+        out = QtGui.QImage(width, sum(i.height() for i in images),
+                           QtGui.QImage.Format.Format_ARGB32)
+        out.fill(images[0].pixelColor(0, 0))  # the plots' own background where one is narrower
+        painter = QtGui.QPainter(out)
+        y = 0
+        for i in images:
+            painter.drawImage(0, y, i)
+            y += i.height()
+        painter.end()
+        return write_bytes_atomic(path, _png_bytes(out))
+    return write_bytes_atomic(path, _stack_svgs([_render_svg(t) for t in targets]))
+
+
+def _stack_svgs(docs: Sequence[bytes]) -> bytes:
+    parts: list[str] = []
+    width = height = 0.0
+    style = ""
+    for k, data in enumerate(docs):
+        text = data.decode("utf-8")
+        root = re.search(r"<svg\b[^>]*>", text)
+        vb = _VIEWBOX.search(root.group(0).encode()) if root else None
+        end = text.rfind("</svg>")
+        if root is None or vb is None or end < 0:
+            raise ExportError("cannot combine the plots as SVG: unexpected exporter output")
+        w, h = float(vb.group(1)), float(vb.group(2))
+        body = text[root.end():end]
+        st = re.search(r"<style>.*?</style>", body, re.S)
+        if st and not style:
+            style = st.group(0)
+        body = re.sub(r"<title>.*?</title>|<desc>.*?</desc>|<style>.*?</style>", "", body,
+                      flags=re.S)
+        body = re.sub(r'\bid="([^"]+)"', rf'id="p{k}_\1"', body)
+        body = re.sub(r"url\(#([^)]+)\)", rf"url(#p{k}_\1)", body)
+        body = re.sub(r'href="#([^"]+)"', rf'href="#p{k}_\1"', body)
+        parts.append(f'<g transform="translate(0,{height:g})">{body}</g>')
+        width = max(width, w)
+        height += h
+    head = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+            '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'version="1.2" baseProfile="tiny" viewBox="0 0 {width:g} {height:g}" '
+            f'width="{width:g}" height="{height:g}">\n<title>TaskScope plots</title>\n')
+    return (head + style + "\n".join(parts) + "\n</svg>\n").encode("utf-8")
 
 
 def export_session_trace(store: EventStore, path: str | os.PathLike[str]) -> ExportSummary:

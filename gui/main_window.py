@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 import engine
 from engine import RunSpec, Session, SpecError, TaskRecord
 from engine.clock import now_ns
+from engine.trace import Replay
 
 from . import theme
 from .controls import Controls
@@ -55,16 +56,31 @@ CLOSE_TIMEOUT_S = 1.5
 
 
 class MainWindow(QMainWindow):
-    """TaskScope's window. Pass the session and the GUI's (qasync) event loop."""
+    """TaskScope's window. Pass the session and the GUI's (qasync) event loop.
+
+    With ``replay`` (a trace read by :func:`engine.trace.load_trace`) and no session, the same
+    window shows that trace read-only: nothing to start or cancel (see :mod:`gui.replay`).
+    """
 
     closed = Signal()
 
-    def __init__(self, session: Session, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, session: Session | None, loop: asyncio.AbstractEventLoop | None = None,
+                 *, replay: Replay | None = None, timeline: TimelineData | None = None) -> None:
         super().__init__()
+        self._timeline_ready = timeline  # a replay's bars, laid out off the GUI thread
+        if (session is None) == (replay is None):
+            raise ValueError("MainWindow needs a session (live) or a replay, not both")
         self.session = session
-        self.store = session.store
+        self.replay = replay
+        self.store = replay.store if replay is not None else session.store  # type: ignore[union-attr]
         self.loop = loop
-        self.t0_ns = now_ns()
+        self.t0_ns = replay.origin_ns if replay is not None else now_ns()
+        #: Replay: the trace's last instant; "now" stands still there. Live: None.
+        self.end_ns: int | None = None
+        if replay is not None:
+            from .replay import replay_end_ns
+
+            self.end_ns = replay_end_ns(replay)
         self.setWindowTitle("TaskScope: Python concurrency, live")
         self.resize(1500, 940)
 
@@ -84,12 +100,20 @@ class MainWindow(QMainWindow):
         self.shutdown_report: engine.ShutdownReport | None = None
 
         self._build()
-        self.sampler = attach(session, loop) if loop is not None else None
+        from .file_menu import FileMenu
+
+        self.files = FileMenu(self)
+        self.sampler = attach(session, loop) if loop is not None and session is not None else None
         self.frame_timer = QTimer(self)
         self.frame_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.frame_timer.setInterval(FRAME_MS)
         self.frame_timer.timeout.connect(self.frame)
-        self.frame_timer.start()
+        if replay is not None:
+            from .replay import enter_replay_mode
+
+            enter_replay_mode(self, replay)  # draws the whole trace once; no frame timer
+        else:
+            self.frame_timer.start()
 
     # -- layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -101,10 +125,11 @@ class MainWindow(QMainWindow):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(330)
         scroll.setMaximumWidth(420)
+        self.controls_pane = scroll
 
         self.cpu = CpuView(len(self._cores()))
 
-        self.tl_data = TimelineData(self.t0_ns)
+        self.tl_data = self._timeline_ready or TimelineData(self.t0_ns)
         self.timeline = TimelineView(self.tl_data, self.now_s, self.describe_task)
         self.timeline.sigTaskClicked.connect(self.select_task)
         tl_box = QWidget()
@@ -130,7 +155,7 @@ class MainWindow(QMainWindow):
         tl_lay.addWidget(self.timeline, 1)
 
         # Runs table
-        self.runs = RunTableModel(now_ns, self.can_force, lambda r: self.run_gui_loop.get(r, False))
+        self.runs = RunTableModel(self.clock_ns, self.can_force, lambda r: self.run_gui_loop.get(r, False))
         self.runs_view = QTableView()
         self.runs_view.setModel(self.runs)
         self.runs_view.setItemDelegateForColumn(RunTableModel.C_PROG, ProgressDelegate(self))
@@ -147,11 +172,13 @@ class MainWindow(QMainWindow):
             self.runs_view.setColumnWidth(col, w)
         rh.setStretchLastSection(False)
         rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        # One run can be selected (click its row): File > Export selected run trace uses it.
+        self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.runs_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.runs_view.setMinimumHeight(24 * 4 + 26)
 
         # Tasks table
-        self.tasks = TaskTableModel(now_ns, lambda r: self.run_model.get(r, ""), self.can_force)
+        self.tasks = TaskTableModel(self.clock_ns, lambda r: self.run_model.get(r, ""), self.can_force)
         self.proxy = TaskFilter()
         self.proxy.setSourceModel(self.tasks)
         self.tasks_view = QTableView()
@@ -293,13 +320,20 @@ class MainWindow(QMainWindow):
         v.setMouseTracking(True)
 
     def _cores(self) -> list[float]:
+        if self.replay is not None:  # the traced machine's cores, not this one's
+            last = self.replay.samples[-1] if self.replay.samples else None
+            return [0.0] * max(1, len(last.cores) if last is not None else 1)
         import psutil
 
         return psutil.cpu_percent(percpu=True) or [0.0]
 
     # -- helpers -------------------------------------------------------------------------------------
+    def clock_ns(self) -> int:
+        """Now (live), or the end of the trace (replay: time stands still there)."""
+        return now_ns() if self.end_ns is None else self.end_ns
+
     def now_s(self) -> float:
-        return (now_ns() - self.t0_ns) / 1e9
+        return (self.clock_ns() - self.t0_ns) / 1e9
 
     def can_force(self, run_id: int) -> bool:
         return self.run_force.get(run_id, False)
@@ -324,7 +358,7 @@ class MainWindow(QMainWindow):
         lines.append(f"queued {self.rel(r.queued_ns)} · started {self.rel(r.start_ns)}"
                      + (f" · ended {self.rel(r.end_ns)}" if r.end_ns else ""))
         if r.start_ns is not None:
-            dur = ((r.end_ns or now_ns()) - r.start_ns) / 1e9
+            dur = ((r.end_ns or self.clock_ns()) - r.start_ns) / 1e9
             lines.append(f"waited {fmt_s((r.start_ns - r.queued_ns) / 1e9)} · "
                          f"ran {fmt_s(dur)} · progress {r.progress * 100:.0f}%")
         if r.cancel_requested_ns:
@@ -446,7 +480,7 @@ class MainWindow(QMainWindow):
         if samples:  # the plot moves when a sample arrives (10 Hz), not on every frame
             self.cpu.add_samples(samples)
             self.last_sample = samples[-1]
-            self.cpu.redraw(now_ns())
+            self.cpu.redraw(self.clock_ns())
         self.timeline.tick()
         self._status()
         self.frame_ms.append((time.perf_counter() - t0) * 1e3)
@@ -500,10 +534,18 @@ class MainWindow(QMainWindow):
         if self._closed:
             ev.accept()
             return
+        if self.session is None:  # a replay: nothing runs behind it
+            self.files.shutdown()
+            self.frame_timer.stop()
+            self._closed = True
+            ev.accept()
+            self.closed.emit()
+            return
         ev.ignore()
         if self._closing:
             return
         self._closing = True
+        self.files.shutdown()  # closes the replay windows it opened
         self.hide()
         detach(self.sampler)
         self.session.cancel_all(force=True, reason="window closed")

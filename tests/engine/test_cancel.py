@@ -73,8 +73,9 @@ def test_cancelling_queued_tasks_ends_them_at_once_without_starting(session, mod
     wait_until(lambda: started(session, first))
     queued = list(run.task_ids)[1:]
     t0 = time.monotonic_ns()
-    for tid in queued:
-        assert session.cancel_task(tid, reason="not needed")
+    for i, tid in enumerate(queued):
+        # force or not: nothing is killed for a task that has not started
+        assert session.cancel_task(tid, force=bool(i % 2), reason="not needed")
     # Each ends as cancelled straight away, though the only worker is still busy.
     wait_until(lambda: all(session.store.task(t).state.terminal for t in queued), timeout=1.0)
     for tid in queued:
@@ -85,6 +86,8 @@ def test_cancelling_queued_tasks_ends_them_at_once_without_starting(session, mod
         assert rec.end_ns - t0 < 0.5 * S
         assert Kind.STARTED not in _kinds(session, run, tid)
     assert session.store.task(first).state.value == "running"
+    if model in PROCESS_MODELS:
+        assert run.runner.pool.restarts == 0  # the busy worker was left alone
     assert session.cancel_task(first)
     assert run.wait(5)
     check_invariants(session, run)

@@ -135,3 +135,47 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], needle: str, tmp_pa
     assert needle in err, err
     assert p.stdout == ""
     assert not out.exists()  # nothing ran: not even the output file was opened
+
+
+@pytest.mark.parametrize("model", ["processes", "threads"])
+def test_ctrl_c_cancels_the_run_and_leaves_no_worker(model: str, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    path = tmp_path / "run.json"
+    proc = subprocess.Popen([TASKSCOPE, "run", "-m", model, "-w", "cpu", "-n", "6", "-s", "20s",
+                             "-k", "2", "--json", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        me = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 30
+        workers: set[int] = set()
+        while time.monotonic() < deadline:  # wait until it really runs (workers busy)
+            time.sleep(0.1)
+            kids = [p for p in me.children(recursive=True) if p.ppid() != proc.pid]
+            if model == "threads" and me.num_threads() >= 4 and me.cpu_percent(0.2) > 50:
+                break
+            if model == "processes" and len(kids) >= 2:
+                workers = {p.pid for p in kids}
+                time.sleep(0.5)
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert took < 5, took
+    assert "Traceback" not in err
+    assert "cancelling" in err
+    assert "cancelled" in out
+    doc = json.loads(path.read_text())
+    assert {t["state"] for t in doc["tasks"]} <= {"cancelled", "finished"}
+    assert "cancelled" in {t["state"] for t in doc["tasks"]}
+    assert not [p for p in workers if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
