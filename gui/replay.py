@@ -86,8 +86,14 @@ def enter_replay_mode(win: MainWindow, replay: Replay) -> None:
 
     # Nothing to start or cancel. Shortcuts cleared too: the live window's application-wide
     # Ctrl+R / Esc / F would otherwise become ambiguous, and Qt would fire neither.
-    for act in (win.act_start, win.act_cancel_all, win.act_kill_all, win.act_clear,
-                win.act_follow):
+    # Every toolbar/window action is about the live session (start, cancel, follow, show the
+    # form's code...), so all of them go, not only the ones named here.
+    acts = {*win.toolbar.actions(), *win.actions(), win.act_start, win.act_cancel_all,
+            win.act_kill_all, win.act_clear, win.act_follow}
+    for act in acts:
+        if act.isSeparator():
+            act.setVisible(False)
+            continue
         act.setShortcut(QKeySequence())
         act.setEnabled(False)
         act.setVisible(False)
