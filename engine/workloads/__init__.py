@@ -37,29 +37,35 @@ def _cpu_plan(size_s: float, calib: dict) -> tuple[int, int]:
     return total, max(1, int(rate * CHUNK_S))
 
 
-def cpu(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+def cpu(ctx: Any, size_s: float, params: dict, calib: dict,
+        span: tuple[float, float] = (0.0, 1.0)) -> int:
+    """``span``: the part of the task's progress this work covers, when it is only a part of
+    the task (``mixed``, ``crash``), so that the task's progress never goes back."""
     total, chunk = _cpu_plan(size_s, calib)
+    p0, width = span[0], span[1] - span[0]
     done = acc = 0
     ctx.check()
     while done < total:
         n = min(chunk, total - done)
         acc ^= cpu_chunk(n)
         done += n
-        ctx.progress(done / total)
+        ctx.progress(p0 + width * done / total)
     return acc & 0xFFFFFFFF
 
 
-async def cpu_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
+async def cpu_async(ctx: Any, size_s: float, params: dict, calib: dict,
+                    span: tuple[float, float] = (0.0, 1.0)) -> int:
     """CPU work in a coroutine: it yields between chunks, so coroutines interleave but never
     overlap. asyncio gives CPU-bound work no speed-up; this shows it."""
     total, chunk = _cpu_plan(size_s, calib)
+    p0, width = span[0], span[1] - span[0]
     done = acc = 0
     ctx.check()
     while done < total:
         n = min(chunk, total - done)
         acc ^= cpu_chunk(n)
         done += n
-        ctx.progress(done / total)
+        ctx.progress(p0 + width * done / total)
         await asyncio.sleep(0)
     return acc & 0xFFFFFFFF
 
@@ -177,12 +183,12 @@ async def file_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
 def mixed(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
     """Half the size waiting on I/O (simulated latency), then half computing."""
     ctx.sleep(size_s / 2)
-    return cpu(ctx, size_s / 2, params, calib)
+    return cpu(ctx, size_s / 2, params, calib, span=(0.5, 1.0))
 
 
 async def mixed_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
     await ctx.asleep(size_s / 2)
-    return await cpu_async(ctx, size_s / 2, params, calib)
+    return await cpu_async(ctx, size_s / 2, params, calib, span=(0.5, 1.0))
 
 
 # -- blocking: the pitfall -----------------------------------------------------------------
@@ -237,7 +243,7 @@ def crash(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
     """Works for half its size, then its worker process dies: ``os._exit`` (mode ``exit``),
     ``SIGKILL`` from itself (``sigkill``, like the OOM killer), or a segfault (``segfault``,
     a NULL read through ctypes)."""
-    cpu(ctx, size_s / 2, params, calib)
+    cpu(ctx, size_s / 2, params, calib, span=(0.0, 0.5))
     if ctx.index % params["every"] == 0:
         mode = params["mode"]
         if mode == "sigkill":
@@ -251,7 +257,7 @@ def crash(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
             faulthandler.disable()  # die quietly: the parent reports the signal
             ctypes.string_at(0)
         os._exit(CRASH_EXIT_CODE)
-    cpu(ctx, size_s / 2, params, calib)
+    cpu(ctx, size_s / 2, params, calib, span=(0.5, 1.0))
 
 
 async def crash_async(ctx: Any, size_s: float, params: dict, calib: dict) -> None:
