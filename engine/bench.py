@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .clock import now_ns
@@ -38,6 +39,8 @@ class Figure:
     #: "max": measured must be <= target; "min": measured must be >= target.
     sense: str = "max"
     note: str = ""
+    #: Structured detail for ``--json`` (p50/max beside a p99, per-case figures, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool | None:
@@ -170,6 +173,33 @@ def pipeline_figure(quick: bool, seconds: float | None = None,
             s.shutdown()
     return Figure("pipeline.events_per_s", "events/s from 2 worker processes into the store",
                   round(rate), "ev/s", 200_000, sense="min", note=f"{n:,} events in {span:.2f} s")
+
+
+#: Modules a TaskScope worker process must never have imported (see :func:`worker_qt_check`).
+QT_MODULES = ("PySide6", "shiboken6", "pyqtgraph", "qasync")
+
+
+def worker_qt_check() -> None:
+    """Run as a custom-workload task in a worker process: fail if Qt was imported there.
+
+    A worker whose ``__main__`` pulls in Qt takes about ten times as long to start (see
+    DESIGN.md), so ``taskscope bench`` checks it: the task finishes when the worker is Qt-free
+    and fails naming the modules when it is not.
+    """
+    loaded = [m for m in QT_MODULES if m in sys.modules]
+    if loaded:
+        raise RuntimeError(f"Qt imported in a worker process: {', '.join(loaded)}")
+
+
+def pipeline_rate(session: Session, run_id: int, events: int) -> tuple[float, float]:
+    """``(events/s, span s)`` of a finished ``events`` run that added ``events`` to the
+    store, counted from its first task start (pool start-up is not pipeline time)."""
+    rec = session.store.run(run_id)
+    if rec is None:
+        raise KeyError(f"no run {run_id} in the store")
+    starts = [t.start_ns for t in session.store.tasks(run_id) if t.start_ns]
+    span = ((rec.end_ns or 0) - min(starts)) / 1e9 if starts else (rec.wall_s or 0.0)
+    return (events / span if span > 0 else 0.0), span
 
 
 def cancel_latency_figures(quick: bool) -> list[Figure]:

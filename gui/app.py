@@ -79,6 +79,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--replay", default=None, metavar="PATH",
                     help="open a saved trace (taskscope run ... --trace PATH, or File > Export) "
                          "in a read-only replay window at start")
+    # For `taskscope bench` (gui/bench.py): report when the window is first painted and how
+    # long the first process task takes, then close.
+    ap.add_argument("--bench-startup", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(list(argv))
 
 
@@ -128,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             QTimer.singleShot(300, win.controls.request_start)
         if args.replay:
             win.files.open_trace(args.replay)  # loads off the GUI thread; errors in a box
+        if args.bench_startup:
+            from .bench import startup_probe
+
+            startup_probe(win)
         if args.quit_after is not None:
             QTimer.singleShot(int(args.quit_after * 1000), win.close)
         try:

@@ -1,0 +1,71 @@
+"""`taskscope bench --quick` runs every figure of issue 7 and reports each against its target.
+
+One smoke test, in a fresh process (the bench opens its own offscreen window and qasync loop).
+It checks the report, never whether a target was met: that depends on the machine, and the
+bench itself prints measured against target (the README's "Performance" section has a full run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+#: One or more figures for each of the eight of issue 7 (a prefix each).
+EXPECTED = {
+    "overhead.asyncio.no-op", "overhead.threads.no-op", "overhead.processes.no-op",
+    "overhead.asyncio.1ms", "overhead.threads.1ms", "overhead.processes.1ms",  # 1
+    "gui.lag.saturated", "gui.lag.gil_threads", "gui.gil_contention",  # 2
+    "pipeline.events_per_s", "pipeline.window.events_per_s", "pipeline.window.gui_lag",  # 3
+    "paint.10k.all", "paint.10k.panned", "paint.100k.all", "paint.100k.panned",
+    "paint.1M.all", "paint.1M.panned",  # 4
+    "cancel.sequential.p99", "cancel.asyncio.p99", "cancel.threads.p99",
+    "cancel.processes.p99", "cancel.asyncio-processes.p99", "cancel.processes.force.p99",  # 5
+    "idle.window", "idle.sampler_thread",  # 6
+    "startup.window_shown", "startup.first_process_result", "startup.workers_import_qt",  # 7
+    "memory.per_100k_events",  # 8
+}
+
+
+@pytest.mark.timeout(150)
+def test_bench_quick_reports_every_figure_against_its_target(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    t = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "gui.entry", "bench", "--quick", "--json", str(out)],
+                       env=env, capture_output=True, text=True, timeout=140)
+    took = time.monotonic() - t
+    assert p.returncode == 0, p.stderr[-3000:]
+
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    figs = {f["key"]: f for f in doc["figures"]}
+    assert set(figs) == EXPECTED, set(figs) ^ EXPECTED
+    assert doc["errors"] == []
+    assert doc["machine"]["cores"] and doc["machine"]["python"]
+    for key, f in figs.items():
+        for field in ("measured", "target", "ok", "unit", "label"):
+            assert field in f, (key, field)
+        assert isinstance(f["measured"], int | float), (key, f)  # measured, not n/a
+        if f["target"] is None:
+            assert f["ok"] is None, key
+        else:
+            assert f["ok"] is (f["measured"] <= f["target"] if f["sense"] == "max"
+                               else f["measured"] >= f["target"]), key
+
+    # The table: a header, one row per figure with its measured value and a met column.
+    lines = p.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("figure"))
+    assert lines[header].split()[:5] == ["figure", "measured", "target", "met", "note"]
+    rows = lines[header + 2: header + 2 + len(figs)]
+    for f, row in zip(doc["figures"], rows, strict=True):
+        assert row.startswith(f["label"]), (f["label"], row)
+        met = {True: "yes", False: "NO", None: "-"}[f["ok"]]
+        assert f"  {met}  " in row, row
+    # --quick is meant to take under 30 s on a quiet 2-core machine; the bound here only
+    # catches a runaway (test machines are often loaded by other suites).
+    assert took < 140
