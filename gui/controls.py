@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 import engine
 from engine import RunSpec, SpecError
 
+from .custom_panel import CustomPanel
+
 #: Bounds for "Coroutines on the GUI loop": a lesson, not a way to run big jobs on the UI.
 GUI_LOOP_MAX_TASKS = 50
 GUI_LOOP_MAX_SIZE_S = 1.0
@@ -117,6 +119,7 @@ class Controls(QWidget):
     """The form. ``startRequested`` carries validated specs (one per selected model)."""
 
     startRequested = Signal(list, bool)  # list[RunSpec], on the GUI loop
+    showCodeRequested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -140,7 +143,7 @@ class Controls(QWidget):
         outer.addWidget(pbox)
 
         # Models
-        mbox = QGroupBox("Concurrency models (one run each)")
+        mbox = QGroupBox("Concurrency models (several: one after another)")
         ml = QVBoxLayout(mbox)
         ml.setSpacing(2)
         self.model_boxes: dict[str, QCheckBox] = {}
@@ -179,10 +182,12 @@ class Controls(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.workload = QComboBox()
         for name, wl in engine.WORKLOADS.items():
-            self.workload.addItem(name)
+            # The item's data is the workload's name; "custom" reads "custom…" (it asks more).
+            self.workload.addItem("custom…" if name == "custom" else name, name)
             self.workload.setItemData(self.workload.count() - 1, wl.description,
                                       Qt.ItemDataRole.ToolTipRole)
-        self.workload.currentTextChanged.connect(self._workload_changed)
+        self.workload.currentIndexChanged.connect(
+            lambda _i: self._workload_changed(self.workload_name()))
         self.fields: dict[str, Field] = {}
 
         def line(name: str, text: str, placeholder: str, hint: str) -> QLineEdit:
@@ -205,6 +210,8 @@ class Controls(QWidget):
                             "Sequential always uses one worker.")
         self.timeout = line("timeout", "", "none", "Per-task timeout, e.g. 2s. Empty = none")
         self.params = line("params", "", "", "Workload parameters as key=value")
+        self.custom = CustomPanel()
+        self.custom.hide()
         self.policy = QComboBox()
         self.policy.addItems(list(engine.spec.POLICIES))
         self.policy.setToolTip("collect: run every task and collect failures\n"
@@ -212,6 +219,8 @@ class Controls(QWidget):
         self.fields["policy"] = Field(self.policy)
         form.addRow("Workload", self.fields["workload"])
         form.addRow("", self.wl_desc)
+        form.addRow("Function", self.custom)
+        self.custom_label = form.labelForField(self.custom)
         form.addRow("Params", self.fields["params"])
         form.addRow("Tasks", self.fields["tasks"])
         form.addRow("Size / task", self.fields["size"])
@@ -224,6 +233,11 @@ class Controls(QWidget):
         self.start_btn.setObjectName("start")
         self.start_btn.clicked.connect(self.request_start)
         outer.addWidget(self.start_btn)
+        self.code_btn = QPushButton("Show code  (Ctrl+Shift+C)")
+        self.code_btn.setToolTip("The standalone Python script for this configuration, one per "
+                                 "model: runs without TaskScope")
+        self.code_btn.clicked.connect(self.showCodeRequested)
+        outer.addWidget(self.code_btn)
         self.summary = QLabel("")
         self.summary.setObjectName("hint")
         self.summary.setWordWrap(True)
@@ -231,8 +245,9 @@ class Controls(QWidget):
         outer.addStretch(1)
 
         self.model_boxes["threads"].setChecked(True)
-        self.workload.setCurrentText("cpu")
+        self.set_workload("cpu")
         self._workload_changed("cpu")
+        self._models_changed()
 
     # -- reactions ----------------------------------------------------------------------------
     def _workload_changed(self, name: str) -> None:
@@ -245,6 +260,16 @@ class Controls(QWidget):
             self.params.clear()
         self.fields["params"].set_error("")
         self.fields["workload"].set_error("")
+        custom = name == "custom"
+        self.custom.setVisible(custom)
+        if self.custom_label is not None:
+            self.custom_label.setVisible(custom)
+        # A custom function decides its own work: size does not apply.
+        self.size.setEnabled(not custom)
+        self.size.setToolTip("custom functions decide how long a task works" if custom
+                             else "How long each task works, as a duration: 200ms, 1.5s, 500us")
+        if custom:
+            self.custom.set_models(self.selected_models())
 
     def _models_changed(self) -> None:
         asyncio_on = self.model_boxes["asyncio"].isChecked()
@@ -252,6 +277,15 @@ class Controls(QWidget):
         if not asyncio_on:
             self.gui_loop.setChecked(False)
         self.models_field.set_error("")
+        models = self.selected_models()
+        self.custom.set_models(models)
+        if len(models) > 1:
+            self.start_btn.setText(f"Compare {len(models)} models  (Ctrl+R)")
+            self.start_btn.setToolTip("Runs the models one after another, never at once, so "
+                                      "they do not skew each other's figures")
+        else:
+            self.start_btn.setText("Start  (Ctrl+R)")
+            self.start_btn.setToolTip("")
 
     def _preset_chosen(self, i: int) -> None:
         if i <= 0:
@@ -261,7 +295,7 @@ class Controls(QWidget):
     def apply_preset(self, p: Preset) -> None:
         for name, cb in self.model_boxes.items():
             cb.setChecked(name in p.models and cb.isEnabled())
-        self.workload.setCurrentText(p.workload)
+        self.set_workload(p.workload)
         self.tasks.setText(str(p.tasks))
         self.size.setText(p.size)
         self.workers.setText(p.workers)
@@ -272,14 +306,25 @@ class Controls(QWidget):
         self.clear_errors()
 
     # -- validation -------------------------------------------------------------------------------
+    def workload_name(self) -> str:
+        return str(self.workload.currentData() or self.workload.currentText())
+
+    def set_workload(self, name: str) -> None:
+        i = self.workload.findData(name)
+        if i >= 0:
+            self.workload.setCurrentIndex(i)
+
     def selected_models(self) -> list[str]:
         return [n for n, cb in self.model_boxes.items() if cb.isChecked() and cb.isEnabled()]
 
     def clear_errors(self) -> None:
         for f in (*self.fields.values(), self.models_field, self.gui_loop_field):
             f.set_error("")
+        self.custom.clear_errors()
 
     def show_error(self, err: SpecError) -> None:
+        if self.workload_name() == "custom" and self.custom.show_spec_error(err):
+            return
         name = err.field.split(".", 1)[0]
         target = {"model": self.models_field, "loop": self.gui_loop_field}.get(name) \
             or self.fields.get(name) or self.models_field
@@ -297,14 +342,20 @@ class Controls(QWidget):
             return None
         specs: list[RunSpec] = []
         try:
-            params = parse_params(self.params.text()) if self.params.isEnabled() else {}
+            workload = self.workload_name()
+            size = self.size.text()
+            if workload == "custom":
+                params: dict = self.custom.params()
+                size = "1ms"  # ignored by custom functions (the field is disabled)
+            else:
+                params = parse_params(self.params.text()) if self.params.isEnabled() else {}
             workers = self.workers.text().strip() or None
             for m in models:
                 # In a comparison the pool size is for the pooled models: sequential always
                 # has exactly one worker. Alone, a wrong value is an error at the field.
                 w = None if (m == "sequential" and len(models) > 1) else workers
                 specs.append(engine.make_spec(
-                    m, self.workload.currentText(), self.tasks.text(), self.size.text(),
+                    m, workload, self.tasks.text(), size,
                     w, self.timeout.text().strip() or None, self.policy.currentText(), params))
         except SpecError as e:
             self.show_error(e)

@@ -229,9 +229,19 @@ class MainWindow(QMainWindow):
         tlay.addLayout(frow)
         tlay.addWidget(self.tasks_view, 5)
 
-        right = QSplitter(Qt.Orientation.Vertical)
+        # Compare mode (issue 5): several models run one after another; its view is a tab.
+        from PySide6.QtWidgets import QTabWidget
+
+        from .compare_mode import CompareMode
+
+        self.compare = CompareMode(self)
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        self.views.addTab(tl_box, "Timeline")
+        self.views.addTab(self.compare.view, "Compare")
+        right = self.right_split = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.cpu)
-        right.addWidget(tl_box)
+        right.addWidget(self.views)
         right.addWidget(tables)
         right.setSizes([250, 330, 360])
         right.setChildrenCollapsible(False)
@@ -275,7 +285,15 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         for a in (self.act_follow, self.act_clear):
             tb.addAction(a)
-        for a in (self.act_start, self.act_cancel_all, self.act_follow):
+        self.act_code = QAction("</> Show code", self)
+        self.act_code.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        self.act_code.setToolTip("The standalone Python script for this configuration, one tab "
+                                 "per model (Ctrl+Shift+C)")
+        self.act_code.triggered.connect(self.show_code)
+        self.controls.showCodeRequested.connect(self.show_code)
+        tb.addSeparator()
+        tb.addAction(self.act_code)
+        for a in (self.act_start, self.act_cancel_all, self.act_follow, self.act_code):
             # Application-wide: the shortcuts work whichever pane (or floating tooltip) has focus.
             a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
             self.addAction(a)
@@ -373,7 +391,21 @@ class MainWindow(QMainWindow):
 
     # -- commands -----------------------------------------------------------------------------------
     def start_runs(self, specs: list[RunSpec], on_gui_loop: bool = False) -> list[int]:
-        """Start one run per spec; return their ids. Errors go to the form, never a traceback."""
+        """Start one run per spec; return their ids. Errors go to the form, never a traceback.
+
+        Several specs are a comparison: their models run one after another (never at once, so
+        they do not skew each other), through :mod:`gui.compare_mode`; their runs appear as
+        they start, and this returns []."""
+        if self.compare.active:
+            self.statusBar().showMessage(
+                "A comparison is running: wait for it or cancel it (Esc) first; a run started "
+                "now would skew its figures", 8000)
+            return []
+        if len(specs) > 1:
+            if self.compare.start(specs, on_gui_loop):
+                self.act_follow.setChecked(True)
+                self.timeline.set_follow(True)
+            return []
         ids = []
         for spec in specs:
             loop = self.loop if (on_gui_loop and spec.model == "asyncio") else None
@@ -399,11 +431,30 @@ class MainWindow(QMainWindow):
         return ids
 
     def cancel_all(self, force: bool = False) -> int:
+        self.compare.cancel()  # a comparison must not go on to its next model
         n = self.session.cancel_all(force=force)
         self.statusBar().showMessage(
             f"Cancel requested for {n} run{'s' if n != 1 else ''}"
             + (" (process workers killed)" if force else ""), 4000)
         return n
+
+    def show_compare_tab(self) -> None:
+        """Bring the Compare tab up, with room for its bands, charts and table."""
+        self.views.setCurrentWidget(self.compare.view)
+        sizes = self.right_split.sizes()
+        total = sum(sizes)
+        if total > 0 and sizes[1] < 0.55 * total:
+            self.right_split.setSizes([int(total * 0.2), int(total * 0.58), int(total * 0.22)])
+
+    def show_code(self) -> None:
+        """Show code: the standalone script for the form's configuration, one tab per model."""
+        specs = self.controls.build_specs()
+        if specs is None:
+            return  # the form shows what is wrong
+        from .code_dialog import CodeDialog
+
+        self.code_dialog = CodeDialog(specs, self)
+        self.code_dialog.show()
 
     def clear_finished(self) -> None:
         done = {r.run_id for r in self.runs.runs if r.done}
@@ -456,7 +507,8 @@ class MainWindow(QMainWindow):
 
         known = self.runs.row_of
         for rec in self.store.runs():
-            if rec.run_id not in known and rec.run_id in self.run_model:
+            if rec.run_id not in known and (rec.run_id in self.run_model
+                                            or self.compare.adopt(rec)):
                 self.runs.add(rec)
                 self.tasks.add(self.store.tasks(rec.run_id))
         if events:
@@ -469,6 +521,7 @@ class MainWindow(QMainWindow):
                 if row is not None:
                     recs.append(all_recs[row])
             self.tl_data.update(recs, lambda r: self.run_model.get(r, ""))
+            self.compare.tasks_changed(recs)
             self.tasks.changed(changed)
         self.runs.refresh()
         self.tasks_view.viewport().update()  # running durations grow between events
@@ -482,6 +535,7 @@ class MainWindow(QMainWindow):
             self.last_sample = samples[-1]
             self.cpu.redraw(self.clock_ns())
         self.timeline.tick()
+        self.compare.tick()
         self._status()
         self.frame_ms.append((time.perf_counter() - t0) * 1e3)
 
@@ -548,6 +602,7 @@ class MainWindow(QMainWindow):
         self.files.shutdown()  # closes the replay windows it opened
         self.hide()
         detach(self.sampler)
+        self.compare.shutdown()  # no next model after this
         self.session.cancel_all(force=True, reason="window closed")
         # Shut down off the GUI thread: coroutines on the GUI loop must keep running to end.
         import threading

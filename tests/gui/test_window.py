@@ -89,16 +89,22 @@ def test_force_cancel_a_process_task(window: Any, qtbot: Any) -> None:
 
 
 def test_cancel_all_with_esc_and_with_the_toolbar(window: Any, qtbot: Any) -> None:
+    # Two models ticked: a comparison, so they run one after another, never at once. Esc
+    # cancels the running model AND the comparison: the second model never starts.
+    window.compare.options = {"settle_s": 0.1}
     fill(window, ("threads", "asyncio"), "sleep", 3, "20s")
     qtbot.mouseClick(window.controls.start_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(window.store.runs()) == 1, timeout=WAIT)
     ids = [r.run_id for r in window.store.runs()]
-    assert len(ids) == 2
     qtbot.waitUntil(lambda: all(all_running(window, r) for r in ids), timeout=WAIT)
+    assert len(window.store.runs()) == 1  # the other model waits its turn
     window.activateWindow()
     window.tasks_view.setFocus()
     qtbot.keyClick(window.tasks_view, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: all(window.store.run(r).done for r in ids), timeout=WAIT)
     assert all(s is State.CANCELLED for r in ids for s in states(window, r))
+    qtbot.waitUntil(lambda: window.compare.job.done, timeout=WAIT)
+    assert len(window.store.runs()) == 1 and window.compare.job.result.cancelled
 
     # And the toolbar button.
     fill(window, ("threads",), "sleep", 2, "20s", workers="2")
@@ -164,9 +170,13 @@ def _alive(pids: list[int]) -> list[int]:
 
 @pytest.mark.timeout(90)
 def test_closing_while_tasks_run_cancels_and_leaves_no_workers(window: Any, qtbot: Any) -> None:
-    fill(window, ("processes", "threads"), "cpu", 4, "30s", workers="2")
+    # Two single-model runs started one by one (ticking both would compare them in turn).
+    fill(window, ("processes",), "cpu", 4, "30s", workers="2")
+    qtbot.mouseClick(window.controls.start_btn, Qt.MouseButton.LeftButton)
+    fill(window, ("threads",), "cpu", 4, "30s", workers="2")
     qtbot.mouseClick(window.controls.start_btn, Qt.MouseButton.LeftButton)
     ids = [r.run_id for r in window.store.runs()]
+    assert len(ids) == 2
     qtbot.waitUntil(lambda: all(all_running(window, r, 2) for r in ids), timeout=30_000)
     pids = window.session.worker_pids()
     assert len(pids) == 2 and os.getpid() not in pids

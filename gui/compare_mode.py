@@ -1,0 +1,157 @@
+"""Compare mode's controller: runs several models ONE AFTER ANOTHER through
+:func:`engine.compare.start_compare` and feeds the window and the compare view from the frame tick.
+
+Why not one run per model at once: 4 CPU threads and 4 worker processes started together
+compete for the same cores and skew each other's figures, which breaks the promise that a
+comparison tells the truth. The engine's compare runs one model at a time in its own thread,
+lets the machine settle in between and measures each model's window; this class only
+
+* starts it (validation errors go to the form, never a traceback),
+* adopts each model's run as it appears in the store, so the usual runs table, task table and
+  live timeline show it exactly like a run started by hand,
+* polls the job's progress on the frame tick (the job's ``on_progress`` callback only appends
+  finished models to a list, on the compare thread; nothing signals the GUI per event),
+* cancels the whole comparison (its button, Esc, closing the window).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine import RunSpec, SpecError, TaskRecord
+from engine.clock import now_ns
+from engine.compare import CompareJob, CompareProgress, ModelResult, start_compare
+
+from .compare_view import CompareView
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
+
+
+class CompareMode:
+    """One comparison at a time, owned by the window."""
+
+    def __init__(self, win: MainWindow) -> None:
+        self.win = win
+        self.view = CompareView(win.describe_task)
+        self.view.records_of = lambda rid: win.store.tasks(rid)
+        self.view.cancelRequested.connect(self.cancel)
+        self.job: CompareJob | None = None
+        self.models: list[str] = []
+        self.started_ns = 0
+        self.runs: set[int] = set()
+        self._done_models: list[ModelResult] = []  # appended on the compare thread
+        self._shown_done = 0
+        #: Passed to start_compare; tests shorten the settle pause.
+        self.options: dict[str, Any] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    # -- commands -----------------------------------------------------------------------------------
+    def start(self, specs: list[RunSpec], on_gui_loop: bool = False) -> bool:
+        """Start comparing the specs' models (one workload); False if refused at the form."""
+        c = self.win.controls
+        if on_gui_loop:
+            c.gui_loop_field.set_error(
+                "runs one model alone: a comparison runs asyncio on the engine's loop, so "
+                "untick the other models or this option")
+            return False
+        s0 = specs[0]
+        workers = next((s.workers for s in specs if s.model != "sequential"), None)
+        self._done_models = []
+        self._shown_done = 0
+        done = self._done_models
+
+        def on_progress(p: CompareProgress) -> None:  # compare thread: one list append
+            if p.phase == "model_done" and p.result is not None:
+                done.append(p.result)
+
+        self.started_ns = now_ns()
+        try:
+            job = start_compare(
+                self.win.session, s0.workload, [s.model for s in specs], tasks=s0.tasks,
+                size=s0.size_s, workers=workers, params=dict(s0.params),
+                on_progress=on_progress, timeout=s0.timeout_s, policy=s0.policy,
+                **self.options)
+        except SpecError as e:
+            c.show_error(e)
+            return False
+        self.job = job
+        self.models = [s.model for s in specs]
+        self.runs = set()
+        size = "" if s0.workload == "custom" else f" × {s0.size_s * 1e3:g} ms"
+        self.view.begin(self.models, f"{s0.workload} · {s0.tasks} tasks{size}")
+        c.summary.setText(f"Comparing {', '.join(self.models)}: one after another, never at "
+                          "once. Esc or Cancel compare stops it.")
+        self.win.show_compare_tab()
+        return True
+
+    def cancel(self) -> bool:
+        """Cancel the whole comparison (the running model and the ones after it)."""
+        if not self.active:
+            return False
+        assert self.job is not None
+        self.job.cancel()
+        self.view.status.setText(f"{self.view.what} · cancelling…")
+        return True
+
+    # -- per frame -----------------------------------------------------------------------------------
+    def adopt(self, rec: Any) -> bool:
+        """True if this new run in the store is one of the comparison's models (and register it
+        with the window: model, force-cancel, the compare view's band)."""
+        if self.job is None or rec.start_ns < self.started_ns:
+            return False
+        spec = rec.spec
+        if spec is None or spec.model not in self.models or rec.run_id in self.runs:
+            return False
+        import engine
+
+        self.runs.add(rec.run_id)
+        self.win.run_model[rec.run_id] = spec.model
+        self.win.run_force[rec.run_id] = engine.model_info(spec.model).can_force
+        self.win.run_gui_loop[rec.run_id] = False
+        self.view.adopt_run(rec.run_id, spec.model, rec.start_ns)
+        return True
+
+    def tasks_changed(self, recs: list[TaskRecord]) -> None:
+        if self.runs:
+            self.view.update_tasks(recs)
+
+    def tick(self) -> None:
+        job = self.job
+        if job is None:
+            return
+        self.view.set_progress(job.progress)
+        while self._shown_done < len(self._done_models):
+            self.view.model_done(self._done_models[self._shown_done])
+            self._shown_done += 1
+        if job.done and self.view.running:
+            self.finish()
+        self.view.tick()
+
+    def finish(self) -> None:
+        job = self.job
+        assert job is not None
+        # The last events of the last run: fold them in before the final picture.
+        for rid in self.runs:
+            self.view.update_tasks(self.win.store.tasks(rid))
+        res = job.result
+        err = "" if job.error is None else f"{type(job.error).__name__}: {job.error}"
+        self.view.set_result(res, err)
+        c = self.win.controls
+        if res is None:
+            c.summary.setText(f"The comparison failed: {err}")
+        elif res.cancelled:
+            c.summary.setText("Comparison cancelled.")
+        else:
+            c.summary.setText(f"Comparison done: winner {res.winner or 'none'}. See the "
+                              "Compare tab.")
+
+    def shutdown(self, timeout: float = 0.0) -> None:
+        """Stop the comparison (closing the window); wait up to ``timeout`` for its thread."""
+        if self.job is not None:
+            self.job.cancel()
+            if timeout:
+                self.job.wait(timeout)

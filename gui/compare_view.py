@@ -1,0 +1,647 @@
+"""Compare mode's view: one timeline band per model on one aligned time scale, the results
+table, bar charts per figure, the winner and each model's one-sentence reading.
+
+The models of a comparison run one after another (``engine.compare``); this view only shows
+what the engine measured. It is fed by the window's frame tick, in bulk:
+
+* :meth:`CompareView.adopt_run` when a model's run appears in the store,
+* :meth:`CompareView.update_tasks` with the task records that changed this frame,
+* :meth:`CompareView.set_progress` with the job's latest :class:`~engine.compare.CompareProgress`,
+* :meth:`CompareView.model_done` / :meth:`CompareView.set_result` with the engine's figures.
+
+The bands reuse the live timeline's :class:`~gui.timeline.TimelineItem` (one ``drawRects`` per
+state colour, never an item per task) over a :class:`BandData`, a
+:class:`~gui.timeline.TimelineData` whose clock can start each run at 0 ("align starts", the
+default: the bars of every model line up, so their lengths compare directly) or use one clock
+for the whole comparison. Workers keep their own lanes inside their model's band.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine import TaskRecord
+from engine.clock import now_ns
+from engine.compare import CompareProgress, CompareResult, ModelResult
+
+from . import theme
+from .timeline import TimelineData, TimelineItem
+
+#: One colour per model, the same in the bands, the table and the charts (Okabe-Ito hues:
+#: distinguishable with the common colour-vision deficiencies).
+MODEL_COLORS: dict[str, str] = {
+    "sequential": "#9aa4b1",
+    "asyncio": "#56b4e9",
+    "threads": "#e69f00",
+    "processes": "#009e73",
+    "asyncio-processes": "#cc79a7",
+    "interpreters": "#f0e442",
+    "free-threaded": "#d55e00",
+}
+
+#: (key in engine.compare.rows(), chart title, format, which way is better)
+METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("wall_s", "wall time (s)", ".2f", "low"),
+    ("speedup", "speedup over {basis}", ".2f", "high"),
+    ("busy_cores", "average busy cores", ".2f", ""),
+    ("peak_mb", "peak memory (MB)", ".0f", "low"),
+    ("gui_lag_p99_ms", "GUI-loop lag p99 (ms)", ".1f", "low"),
+    ("tasks_per_s", "tasks per second", ".1f", "high"),
+    ("overhead_ms", "overhead per task (ms)", ".1f", "low"),
+)
+
+TABLE_COLS = ("", "model", "wall time", "speedup", "busy cores", "peak MB", "GUI lag p99",
+              "tasks/s", "overhead/task")
+
+
+def model_color(model: str) -> str:
+    return MODEL_COLORS.get(model, theme.ACCENT)
+
+
+def _fmt(v: Any, fmt: str, unit: str = "", na: str = "n/a") -> str:
+    return na if v is None else f"{format(v, fmt)}{unit}"
+
+
+# -- bands ------------------------------------------------------------------------------------
+class BandData(TimelineData):
+    """Timeline bars whose x is seconds since the *run* started (aligned) or since the compare
+    started. Runs are laid out in run-id order, so each model's workers form one band."""
+
+    def __init__(self, t0_ns: int) -> None:
+        super().__init__(t0_ns)
+        self.run_t0: dict[int, int] = {}
+        self.run_model: dict[int, str] = {}
+        self.aligned = True
+
+    def clear(self) -> None:
+        keep = (self.run_t0, self.run_model, self.aligned)
+        super().clear()
+        self.run_t0, self.run_model, self.aligned = keep
+
+    def origin(self, run_id: int) -> int:
+        return self.run_t0.get(run_id, self.t0_ns) if self.aligned else self.t0_ns
+
+    def _set(self, slot: int, rec: TaskRecord) -> None:
+        # TimelineData._set measures from self.t0_ns: shift it to this run's origin meanwhile.
+        t0 = self.t0_ns
+        self.t0_ns = self.origin(rec.run_id)
+        try:
+            super()._set(slot, rec)
+        finally:
+            self.t0_ns = t0
+
+    def bands(self) -> list[tuple[int, int, int]]:
+        """``(run_id, first row, rows)`` per run that has bars, top to bottom."""
+        spans: dict[int, list[int]] = {}
+        for w in self.workers:
+            lo, hi = w.base, w.base + max(1, len(w.subs))
+            s = spans.setdefault(w.run_id, [lo, hi])
+            s[0], s[1] = min(s[0], lo), max(s[1], hi)
+        return [(rid, lo, hi - lo) for rid, (lo, hi) in sorted(spans.items(), key=lambda kv:
+                                                                   kv[1][0])]
+
+
+class BandBackground(pg.GraphicsObject):
+    """Tints each model's band in its colour and rules a line between bands (a few rects)."""
+
+    def __init__(self, data: BandData) -> None:
+        super().__init__()
+        self.data = data
+        self._bounds = QRectF(0, 0, 1, 1)
+        self.setZValue(-10)
+
+    def refresh(self, width: float) -> None:
+        b = QRectF(-1e6, 0.0, 2e6, max(1, self.data.rows))
+        if b != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = b
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._bounds)
+
+    def paint(self, p: QPainter, *args: object) -> None:
+        view = self.viewRect()
+        if view is None:
+            return
+        x0, x1 = view.left(), view.right()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        for rid, lo, n in self.data.bands():
+            c = QColor(model_color(self.data.run_model.get(rid, "")))
+            c.setAlpha(34)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QBrush(c))
+            p.drawRect(QRectF(x0, lo, x1 - x0, n))
+            line = QColor(model_color(self.data.run_model.get(rid, "")))
+            pen = QPen(line)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.drawLine(pg.Point(x0, lo), pg.Point(x1, lo))
+
+
+class BandAxis(pg.AxisItem):
+    """Left axis: one label per band, the model's name (and a star for the winner)."""
+
+    def __init__(self, data: BandData, label: Callable[[int], str]) -> None:
+        super().__init__("left")
+        self.data = data
+        self.label_of = label
+        self.setWidth(130)
+        self.setStyle(tickLength=0, autoExpandTextSpace=False)
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        return [(1.0, [lo + n / 2 for _, lo, n in self.data.bands()])]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        by_mid = {lo + n / 2: rid for rid, lo, n in self.data.bands()}
+        return [self.label_of(by_mid[v]) if v in by_mid else "" for v in values]
+
+
+class BandsView(pg.PlotWidget):
+    """The bands plot: x in seconds (aligned starts or the compare's clock), y = lanes."""
+
+    def __init__(self, data: BandData, now_s: Callable[[], float],
+                 describe: Callable[[int], str], label: Callable[[int], str]) -> None:
+        self.data = data
+        self.axis = BandAxis(data, label)
+        super().__init__(axisItems={"left": self.axis})
+        self.setAntialiasing(False)
+        self.item = TimelineItem(data, now_s, describe)
+        self.bg = BandBackground(data)
+        pi = self.getPlotItem()
+        pi.addItem(self.bg)
+        pi.addItem(self.item)
+        pi.showGrid(x=True, y=False, alpha=0.15)
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        vb = pi.getViewBox()
+        vb.invertY(True)
+        vb.setLimits(yMin=-1, xMin=-1)
+        self.auto = True
+        vb.sigRangeChangedManually.connect(self._manual)
+        self.now_s = now_s
+        self.set_aligned(True)
+
+    def _manual(self, *args: object) -> None:
+        self.auto = False
+
+    def set_aligned(self, on: bool) -> None:
+        self.getPlotItem().setLabel(
+            "bottom", "seconds since each model's run started" if on
+            else "seconds since the compare started", units="s")
+
+    def fit(self) -> None:
+        self.auto = True
+        self.tick()
+
+    def tick(self) -> None:
+        self.item.refresh()
+        self.bg.refresh(0)
+        if self.auto:
+            right = max(self.data.t_max, 0.5)
+            self.getPlotItem().getViewBox().setRange(
+                xRange=(0, right * 1.04), yRange=(0, max(1, self.data.rows)), padding=0,
+                update=False)
+        self.axis.picture = None
+        self.axis.update()
+
+
+# -- charts ------------------------------------------------------------------------------------------
+class MetricChart:
+    """One small bar chart: one bar per model (a BarGraphItem and a text label per bar)."""
+
+    def __init__(self, plot: pg.PlotItem, key: str, title: str, fmt: str, better: str) -> None:
+        self.plot = plot
+        self.key, self.title, self.fmt, self.better = key, title, fmt, better
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setMouseEnabled(x=False, y=False)
+        plot.showGrid(x=False, y=True, alpha=0.12)
+        plot.hideAxis("left")
+        plot.hideAxis("bottom")  # the legend above the charts names the colours
+        plot.setTitle(title, size="9pt", color=theme.DIM)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brushes=[])
+        plot.addItem(self.bars)
+        self.texts: list[pg.TextItem] = []
+
+    def set_rows(self, rows: list[dict[str, Any]], basis: str | None) -> None:
+        title = self.title.format(basis=basis or "sequential")
+        self.plot.setTitle(title, size="9pt", color=theme.DIM)
+        for t in self.texts:
+            self.plot.removeItem(t)
+        self.texts = []
+        if not rows:
+            self.bars.hide()
+            return
+        self.bars.show()
+        xs = np.arange(len(rows), dtype=float)
+        vals = [r.get(self.key) for r in rows]
+        heights = np.array([0.0 if v is None else float(v) for v in vals])
+        brushes = []
+        pens = []
+        for r in rows:
+            c = QColor(model_color(r["model"]))
+            if not r.get("winner"):
+                c.setAlpha(170)
+            brushes.append(QBrush(c))
+            pens.append(pg.mkPen("#ffffff", width=1) if r.get("winner") else pg.mkPen(None))
+        self.bars.setOpts(x=xs, height=heights, width=0.62, brushes=brushes, pens=pens)
+        finite = [h for h in heights if math.isfinite(h)]
+        top = max([0.0, *finite]) or 1.0
+        lo = min([0.0, *finite])
+        for i, v in enumerate(vals):
+            t = pg.TextItem("n/a" if v is None else format(v, self.fmt), color=theme.TEXT,
+                            anchor=(0.5, 1.0))
+            t.setPos(float(i), max(0.0, 0.0 if v is None else float(v)))
+            self.plot.addItem(t)
+            self.texts.append(t)
+        self.plot.setXRange(-0.6, len(rows) - 0.4, padding=0)
+        self.plot.setYRange(lo * 1.1, top * 1.28, padding=0)
+
+
+class CompareCharts(pg.GraphicsLayoutWidget):
+    """A row of small bar charts, one per figure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setAntialiasing(False)
+        self.charts: list[MetricChart] = []
+        for key, title, fmt, better in METRICS:
+            plot = self.addPlot()
+            self.charts.append(MetricChart(plot, key, title, fmt, better))
+        self.setMinimumHeight(110)
+
+    def set_rows(self, rows: list[dict[str, Any]], basis: str | None = None) -> None:
+        for c in self.charts:
+            c.set_rows(rows, basis)
+
+
+# -- the view ------------------------------------------------------------------------------------
+class CompareView(QWidget):
+    """The Compare tab. ``cancelRequested`` asks the window to cancel the whole comparison."""
+
+    cancelRequested = Signal()
+
+    def __init__(self, describe: Callable[[int], str]) -> None:
+        super().__init__()
+        self.describe = describe
+        self.t0_ns = now_ns()
+        self.models: list[str] = []
+        self.run_of: dict[str, int] = {}
+        self.results: dict[str, ModelResult] = {}
+        self.result: CompareResult | None = None
+        self.progress: CompareProgress | None = None
+        self.live_run: int | None = None
+        self.running = False
+        self.what = ""
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(3)
+        head = QHBoxLayout()
+        title = QLabel("Compare · models run one after another")
+        title.setObjectName("paneTitle")
+        head.addWidget(title)
+        self.status = QLabel("Tick two or more models and press Start to compare them.")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        head.addWidget(self.status, 1)
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(220)
+        self.bar.setTextVisible(True)
+        self.bar.hide()
+        head.addWidget(self.bar)
+        self.align = QCheckBox("align starts")
+        self.align.setChecked(True)
+        self.align.setToolTip("On: every model's band starts at 0, so bar lengths compare "
+                              "directly.\nOff: one clock from the start of the comparison.")
+        self.align.toggled.connect(self._align_toggled)
+        head.addWidget(self.align)
+        self.fit_btn = QPushButton("Fit")
+        self.fit_btn.setToolTip("Show every band whole again")
+        head.addWidget(self.fit_btn)
+        self.cancel_btn = QPushButton("■ Cancel compare")
+        self.cancel_btn.setToolTip("Stop the running model and skip the rest")
+        self.cancel_btn.clicked.connect(self.cancelRequested)
+        self.cancel_btn.setEnabled(False)
+        head.addWidget(self.cancel_btn)
+        lay.addLayout(head)
+
+        self.data = BandData(self.t0_ns)
+        self.bands = BandsView(self.data, self.now_s, describe, self.band_label)
+        self.fit_btn.clicked.connect(self.bands.fit)
+
+        self.charts = CompareCharts()
+        self.legend = QLabel("")
+        self.legend.setObjectName("hint")
+        charts_box = QWidget()
+        cl = QVBoxLayout(charts_box)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        cl.addWidget(self.legend)
+        cl.addWidget(self.charts, 1)
+
+        self.table = QTableWidget(0, len(TABLE_COLS))
+        self.table.setHorizontalHeaderLabels(list(TABLE_COLS))
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
+        hh = self.table.horizontalHeader()
+        # Fixed widths: measuring every cell on each update costs a frame.
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, w in enumerate((18, 112, 70, 66, 80, 66, 90, 60, 90)):
+            self.table.setColumnWidth(col, w)
+        tips = (
+            "★ marks the winner: the lowest wall time among complete runs",
+            "the model (and its status when it did not complete)",
+            "first task queued to last task ended",
+            "baseline wall time / this wall time (baseline: sequential, else the slowest)",
+            "machine-wide average busy cores during the run (includes other load; the reading "
+            "uses the cores this run itself kept busy)",
+            "peak resident memory of this process plus the worker processes",
+            "99th percentile of this window's event-loop lateness during the run",
+            "tasks that ended on their own, per second of wall time",
+            "(wall time - ideal time) / tasks: start-up, scheduling, pickling, lost parallelism",
+        )
+        for col, tip in enumerate(tips):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
+        hh.setStretchLastSection(True)
+        self.readings = QTextBrowser()  # scrolls when the sentences outgrow the pane
+        self.readings.setOpenLinks(False)
+        self.readings.setFrameShape(QTextBrowser.Shape.NoFrame)
+        self.readings.setStyleSheet("QTextBrowser { background: transparent; }")
+        self.notes = QLabel("")
+        self.notes.setObjectName("hint")
+        self.notes.setWordWrap(True)
+
+        bottom = QWidget()
+        bl = QHBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        left = QVBoxLayout()
+        left.setSpacing(2)
+        left.addWidget(self.table, 1)
+        bl.addLayout(left, 3)
+        right = QVBoxLayout()
+        right.setSpacing(2)
+        right.addWidget(self.readings, 1)
+        right.addWidget(self.notes)
+        bl.addLayout(right, 2)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.bands)
+        split.addWidget(charts_box)
+        split.addWidget(bottom)
+        split.setSizes([230, 150, 200])
+        split.setChildrenCollapsible(False)
+        lay.addWidget(split, 1)
+
+    # -- clocks and labels -----------------------------------------------------------------------
+    def now_s(self) -> float:
+        """'Now' on the bands' clock (where a running bar ends)."""
+        rid = self.live_run
+        if self.data.aligned:
+            if rid is None or rid not in self.data.run_t0:
+                return self.data.t_max
+            return (now_ns() - self.data.run_t0[rid]) / 1e9
+        return (now_ns() - self.t0_ns) / 1e9 if self.running else self.data.t_max
+
+    def band_label(self, run_id: int) -> str:
+        model = self.data.run_model.get(run_id, "?")
+        r = self.results.get(model)
+        star = "★ " if r is not None and r.winner else ""
+        return f"{star}{model}"
+
+    # -- feeding ---------------------------------------------------------------------------------
+    def begin(self, models: Iterable[str], what: str) -> None:
+        """A new comparison: forget the last one, show the models waiting."""
+        self.t0_ns = now_ns()
+        self.models = list(models)
+        self.run_of.clear()
+        self.results.clear()
+        self.result = None
+        self.progress = None
+        self.live_run = None
+        self.running = True
+        self.data.t0_ns = self.t0_ns
+        self.data.run_t0.clear()
+        self.data.run_model.clear()
+        self.data.clear()
+        self.bands.auto = True
+        self.what = what
+        self.status.setText(f"{what} · starting…")
+        self.bar.setRange(0, max(1, len(self.models)))
+        self.bar.setValue(0)
+        self.bar.show()
+        self.cancel_btn.setEnabled(True)
+        self.readings.setHtml("")
+        self.legend.setText("")
+        self.notes.setText("")
+        self._fill_table()
+        self.charts.set_rows([])
+
+    def adopt_run(self, run_id: int, model: str, start_ns: int) -> None:
+        self.run_of[model] = run_id
+        self.data.run_t0[run_id] = start_ns
+        self.data.run_model[run_id] = model
+        self.live_run = run_id
+        self._fill_table()
+
+    def update_tasks(self, recs: Iterable[TaskRecord]) -> None:
+        recs = [r for r in recs if r.run_id in self.data.run_t0]
+        if recs:
+            self.data.update(recs, lambda rid: self.data.run_model.get(rid, ""))
+
+    def set_progress(self, p: CompareProgress | None) -> None:
+        if p is None or p is self.progress:
+            return
+        self.progress = p
+        n = p.n_models
+        if p.phase in ("done", "cancelled"):
+            return  # set_result says the last word
+        model = p.model or ""
+        if p.phase == "settling":
+            text = f"model {p.index + 1}/{n}: {model} · letting the machine settle…"
+        elif p.phase == "running":
+            text = f"model {p.index + 1}/{n}: {model} running · {p.tasks_done}/{p.tasks_total} tasks"
+        else:
+            text = f"model {p.index + 1}/{n}: {model} done"
+        self.status.setText(f"{self.what} · {text} · {p.elapsed_s:.1f} s")
+        frac = p.index + (p.tasks_done / p.tasks_total if p.tasks_total else 0.0)
+        # Only what changed: each Qt call may wait for the GIL behind a CPU-bound thread.
+        if self.bar.maximum() != 100 * max(1, n):
+            self.bar.setRange(0, 100 * max(1, n))
+        if self.bar.value() != int(100 * frac):
+            self.bar.setValue(int(100 * frac))
+        fmt = f"{p.index + (1 if p.phase == 'model_done' else 0)}/{n} models"
+        if self.bar.format() != fmt:
+            self.bar.setFormat(fmt)
+        if p.phase != getattr(self, "_phase", None) or p.model != getattr(self, "_pmodel", None):
+            self._phase, self._pmodel = p.phase, p.model
+            self._fill_table()  # the running model's status cell
+
+    def model_done(self, r: ModelResult) -> None:
+        """One model's raw figures (speedups and readings come with the final result)."""
+        self.results[r.model] = r
+        self._fill_table()
+
+    def set_result(self, res: CompareResult | None, error: str = "") -> None:
+        """The end: final figures, winner, readings, charts."""
+        self.running = False
+        self.live_run = None
+        self.cancel_btn.setEnabled(False)
+        self.bar.hide()
+        if res is None:
+            self.status.setText(f"{self.what} · failed: {error}")
+            self.status.setStyleSheet(f"color: {theme.ERROR}")
+            return
+        self.status.setStyleSheet("")
+        self.result = res
+        self.results = {r.model: r for r in res.results}
+        for r in res.results:  # the engine's own window for each run, for the aligned clock
+            if r.run_id is not None and r.start_ns is not None:
+                self.data.run_t0.setdefault(r.run_id, r.start_ns)
+        cancelled = " · CANCELLED" if res.cancelled else ""
+        win = f"winner: ★ {res.winner}" if res.winner else "no winner (no run completed)"
+        self.status.setText(f"{self.what}{cancelled} · {win}")
+        self._fill_table()
+        from engine.compare import rows as result_rows
+
+        rows = [r for r in result_rows(res) if r["status"] not in ("skipped",)]
+        basis = next((r.speedup_basis for r in res.results if r.speedup_basis), None)
+        self.charts.set_rows(rows, basis)
+        lines = []
+        for r in res.results:
+            colour = model_color(r.model)
+            text = _html(r.reading)
+            if r.winner:
+                lines.append(f"<b><span style='color:{colour}'>★</span> {text}</b>")
+            else:
+                lines.append(f"<span style='color:{colour}'>●</span> {text}")
+        self.readings.setHtml("<br>".join(lines))
+        self.legend.setText("bars, left to right: " + "  ".join(
+            f"<span style='color:{model_color(r['model'])}'>■</span> {r['model']}"
+            + (" ★" if r["winner"] else "") for r in rows)
+            + "  · the winner's bars are outlined")
+        notes = list(res.notes)
+        if basis:
+            notes.insert(0, f"speedup relative to {basis}")
+        self.notes.setText(" · ".join(notes))
+        self.bands.fit()
+
+    def tick(self) -> None:
+        self.bands.tick()
+
+    # -- table ---------------------------------------------------------------------------------------
+    def _fill_table(self) -> None:
+        t = self.table
+        t.setUpdatesEnabled(False)
+        try:
+            self._fill_rows(t)
+        finally:
+            t.setUpdatesEnabled(True)
+
+    def _fill_rows(self, t: QTableWidget) -> None:
+        if t.rowCount() != len(self.models):
+            t.setRowCount(len(self.models))
+        live = self.progress.model if (self.progress and self.running) else None
+        for i, m in enumerate(self.models):
+            r = self.results.get(m)
+            star = "★" if r is not None and r.winner else ""
+            if r is not None:
+                status = r.status
+            elif m == live:
+                status = "running" if self.progress and self.progress.phase == "running" \
+                    else "settling"
+            else:
+                status = "waiting" if self.running else "-"
+            cells = [star, m if status == "complete" else f"{m} · {status}"]
+            if r is None:
+                cells += [""] * (len(TABLE_COLS) - 2)
+            else:
+                cells += [
+                    _fmt(r.wall_s, ".3f", " s", "-"),
+                    "-" if r.speedup is None else f"{r.speedup:.2f}×",
+                    _fmt(r.busy_cores, ".2f"),
+                    "n/a" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / 2**20:.0f}",
+                    _fmt(r.gui_lag_p99_ms, ".1f", " ms"),
+                    _fmt(r.tasks_per_s, ".1f", "", "-"),
+                    "-" if r.overhead_per_task_s is None
+                    else f"{r.overhead_per_task_s * 1e3:.1f} ms",
+                ]
+            for c, text in enumerate(cells):
+                item = t.item(i, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    t.setItem(i, c, item)
+                if item.text() == text and item.toolTip() == (r.reading if r else ""):
+                    continue
+                item.setText(text)
+                if c >= 2:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
+                if c in (0, 1):
+                    item.setForeground(QColor(model_color(m)))
+                font = item.font()
+                font.setBold(bool(star))
+                item.setFont(font)
+            tip = r.reading if r is not None else ""
+            for c in range(len(TABLE_COLS)):
+                it = t.item(i, c)
+                if it is not None:
+                    it.setToolTip(tip)
+
+    def row_texts(self) -> list[list[str]]:
+        """The table as text (for tests and for copying)."""
+        out = []
+        for i in range(self.table.rowCount()):
+            out.append([(self.table.item(i, c).text() if self.table.item(i, c) else "")
+                        for c in range(self.table.columnCount())])
+        return out
+
+    def _align_toggled(self, on: bool) -> None:
+        self.data.aligned = on
+        self.bands.set_aligned(on)
+        recs = self._all_recs()
+        self.data.clear()
+        self.data.update(recs, lambda rid: self.data.run_model.get(rid, ""))
+        self.bands.fit()
+
+    #: Set by the window: run id -> that run's task records (to redraw after a clock change).
+    records_of: Callable[[int], list[TaskRecord]] | None = None
+
+    def _all_recs(self) -> list[TaskRecord]:
+        if self.records_of is None:
+            return []
+        out: list[TaskRecord] = []
+        for rid in self.data.run_t0:
+            out.extend(self.records_of(rid))
+        return out
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
