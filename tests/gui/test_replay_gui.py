@@ -145,7 +145,8 @@ def _bad_files(tmp_path: Path, good: bytes) -> dict[str, Path]:
 
     files = {
         "malformed": b'{"traceEvents": [ {"ph": "X", } ]}',
-        "truncated": good[: len(good) // 2],
+        # Cut after a comma: a cut inside a literal (e.g. "tr" of true) reads as malformed.
+        "truncated": good[: good.rindex(b",", 0, len(good) // 2) + 1],
         "foreign": b'{"traceEvents": [{"name": "x", "ph": "X", "ts": 1, "dur": 2, '
                    b'"pid": 1, "tid": 1}]}',
         "not-json": b"\x00\x01\x02 binary junk \xff",
