@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtGui import QFontDatabase, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -53,6 +53,10 @@ class CodeDialog(QDialog):
             lay.addWidget(head)
         self.tabs = QTabWidget()
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        mono.setFamilies([mono.family(), "DejaVu Sans Mono", "Noto Mono", "Liberation Mono",
+                          "monospace"])
+        mono.setStyleHint(QFont.StyleHint.TypeWriter)
+        mono.setFixedPitch(True)
         for spec in self.specs:
             try:
                 text: str | None = generate(spec)
