@@ -329,7 +329,9 @@ async def _idle(win: Any, secs: float) -> list[Figure]:
     c0 = proc.cpu_times()
     t0 = time.monotonic()
     frames0 = win._frames
+    t0_ns = now_ns()
     await asyncio.sleep(secs)
+    lag, nlag = _probe_stats(win, t0_ns, now_ns())
     wall = time.monotonic() - t0
     c1 = proc.cpu_times()
     th1 = {t.id: t.user_time + t.system_time for t in proc.threads()}
@@ -343,7 +345,11 @@ async def _idle(win: Any, secs: float) -> list[Figure]:
         per[name] = per.get(name, 0.0) + _pct_of_core(cpu - th0.get(tid, 0.0), wall)
     top = sorted(per.items(), key=lambda kv: -kv[1])[:4]
     fm = sorted(win.frame_ms)
-    return [Figure(
+    base = _lag_figure(
+        "gui.lag.idle", "GUI loop lag p99: window open, idle (the machine's own noise)", lag,
+        nlag, None, "no target: the baseline the loaded figures below stand on (other "
+                    "processes keeping the cores busy show up here first)")
+    return [base, Figure(
         "idle.window", "idle window sampling at 10 Hz: whole-process CPU (% of one core)",
         round(pct, 2), "%", 3.0,
         note=f"{wall:.1f} s idle, {frames} frames ({frames / wall:.0f}/s, median "

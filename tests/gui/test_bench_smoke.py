@@ -20,7 +20,7 @@ import pytest
 EXPECTED = {
     "overhead.asyncio.no-op", "overhead.threads.no-op", "overhead.processes.no-op",
     "overhead.asyncio.1ms", "overhead.threads.1ms", "overhead.processes.1ms",  # 1
-    "gui.lag.saturated", "gui.lag.gil_threads", "gui.gil_contention",  # 2
+    "gui.lag.idle", "gui.lag.saturated", "gui.lag.gil_threads", "gui.gil_contention",  # 2
     "pipeline.events_per_s", "pipeline.window.events_per_s", "pipeline.window.gui_lag",  # 3
     "paint.10k.all", "paint.10k.panned", "paint.100k.all", "paint.100k.panned",
     "paint.1M.all", "paint.1M.panned",  # 4
