@@ -53,7 +53,7 @@ def test_cancel_stops_a_running_cpu_task(session, model: str) -> None:
     assert rec.cancel_requested_ns is not None and rec.end_ns is not None
     assert rec.start_ns < rec.cancel_requested_ns <= rec.end_ns
     # It stopped promptly after the request (the workload checks every ~1 ms) ...
-    assert rec.end_ns - rec.cancel_requested_ns < 0.5 * S, (rec.end_ns - rec.cancel_requested_ns)
+    assert rec.end_ns - rec.cancel_requested_ns < 1.0 * S, (rec.end_ns - rec.cancel_requested_ns)
     # ... and well before its 600 ms of work were done.
     assert rec.progress < 1.0
     kinds = _kinds(session, run, victim)
@@ -77,13 +77,13 @@ def test_cancelling_queued_tasks_ends_them_at_once_without_starting(session, mod
         # force or not: nothing is killed for a task that has not started
         assert session.cancel_task(tid, force=bool(i % 2), reason="not needed")
     # Each ends as cancelled straight away, though the only worker is still busy.
-    wait_until(lambda: all(session.store.task(t).state.terminal for t in queued), timeout=1.0)
+    wait_until(lambda: all(session.store.task(t).state.terminal for t in queued), timeout=2.0)
     for tid in queued:
         rec = session.store.task(tid)
         assert rec.state.value == "cancelled"
         assert rec.start_ns is None
         assert rec.reason == "not needed"
-        assert rec.end_ns - t0 < 0.5 * S
+        assert rec.end_ns - t0 < 1.0 * S
         assert Kind.STARTED not in _kinds(session, run, tid)
     assert session.store.task(first).state.value == "running"
     if model in PROCESS_MODELS:
@@ -96,7 +96,7 @@ def test_cancelling_queued_tasks_ends_them_at_once_without_starting(session, mod
 
 @pytest.mark.parametrize("model", AVAILABLE_MODELS)
 def test_cancel_run_and_cancel_all_leave_no_task_running(session, model: str) -> None:
-    runs = [_start(session, model, "cpu", tasks=30, size="2s", workers=None if model in (
+    runs = [_start(session, model, "cpu", tasks=30, size="5s", workers=None if model in (
         "sequential", "asyncio") else 2) for _ in range(2)]
     for run in runs:
         wait_until(lambda run=run: started(session, run.first_task_id))
@@ -104,7 +104,7 @@ def test_cancel_run_and_cancel_all_leave_no_task_running(session, model: str) ->
     assert session.cancel_all(reason="user") == 2
     for run in runs:
         assert run.wait(5), states(session, run)
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 3.0
     for run in runs:
         check_invariants(session, run)
         tasks = session.store.tasks(run.run_id)
@@ -151,7 +151,8 @@ def test_force_cancel_kills_a_process_stuck_in_a_c_call(session, model: str) -> 
     wait_until(lambda: session.store.task(victim).state.terminal, timeout=2.0)
     rec = session.store.task(victim)
     assert rec.state.value == "cancelled"
-    assert rec.end_ns - t_force < 0.5 * S
+    assert rec.end_ns - t_force < 1.0 * S
+    assert rec.end_ns < rec.start_ns + 1.5 * S  # before its request could have returned
     ev = [e for e in run_events(session, run.run_id)
           if e.task_id == victim and e.kind == Kind.CANCELLED][0]
     assert ev.info["forced"] is True
@@ -171,17 +172,17 @@ def test_force_cancel_kills_a_process_stuck_in_a_c_call(session, model: str) -> 
 def test_force_is_not_honoured_where_nothing_can_be_killed(session, model: str) -> None:
     """A thread cannot be killed: force degrades to a cooperative cancel, and the task says
     'cancel requested' until it really stops."""
-    run = _start(session, model, "http", tasks=1, size="1s", params={"delay": "1s"})
+    run = _start(session, model, "http", tasks=1, size="2s", params={"delay": "2s"})
     tid = run.first_task_id
     wait_until(lambda: started(session, tid))
     time.sleep(0.1)
     assert session.cancel_task(tid, force=True)
-    time.sleep(0.2)
-    rec = session.store.task(tid)
     if model == "asyncio":
         # Task.cancel() interrupts the await on the socket at once.
-        assert rec.state.value == "cancelled"
+        wait_until(lambda: session.store.task(tid).state.value == "cancelled", timeout=1.0)
     else:
+        time.sleep(0.2)
+        rec = session.store.task(tid)
         assert rec.state.value == "cancel_requested"  # honest: requested, not stopped
     assert run.wait(5)
     check_invariants(session, run)
@@ -247,12 +248,12 @@ def test_timeout_does_not_touch_tasks_that_finish_in_time(session, model: str) -
 def test_process_watchdog_kills_a_task_that_ignores_its_timeout(session, model: str) -> None:
     # Stuck in a 2 s recv(), the task cannot notice its 300 ms timeout; the watchdog kills its
     # worker KILL_GRACE_S later and reports it as timed out.
-    run = run_to_end(session, model, "http", tasks=1, size="2s", timeout="300ms",
-                     params={"delay": "2s"})
+    run = run_to_end(session, model, "http", tasks=1, size="3s", timeout="300ms",
+                     params={"delay": "3s"})
     t = session.store.task(run.first_task_id)
     assert t.state.value == "timed_out"
     d = t.duration_ns / S
-    assert 0.3 + KILL_GRACE_S * 0.8 <= d < 1.8, d
+    assert 0.3 + KILL_GRACE_S * 0.8 <= d < 2.5, d  # killed, long before its 3 s request ends
     ev = [e for e in run_events(session, run.run_id) if e.kind == Kind.TIMED_OUT][0]
     assert ev.info["forced"] is True
     assert not _alive(t.pid)

@@ -74,7 +74,7 @@ def test_shutdown_kills_a_process_stuck_in_a_c_call(leak_check, model: str) -> N
     t0 = time.monotonic()
     report = session.shutdown()
     took = time.monotonic() - t0
-    assert took < 2.5, took
+    assert took < 3.0, took
     assert report.clean
     st = {t.index: t.state.value for t in session.store.tasks(run.run_id)}
     assert st == {0: "cancelled", 1: "cancelled", 2: "cancelled", 3: "cancelled"}
@@ -108,7 +108,7 @@ def test_pool_shutdown_kills_a_worker_stuck_in_a_long_c_call(leak_check) -> None
     pid = pool.pids()[0]
     t0 = time.monotonic()
     pool.shutdown(grace_s=0.2)
-    assert time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 < 3.0
     with pytest.raises(TaskKilled):
         fut.result(timeout=2)
     assert pid not in engine_children()
