@@ -73,8 +73,8 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("overhead_ms", "overhead per task (ms)", ".1f", "low"),
 )
 
-TABLE_COLS = ("", "model", "wall time", "speedup", "busy cores", "peak MB", "GUI lag p99",
-              "tasks/s", "overhead/task")
+TABLE_COLS = ("", "model", "wall", "speedup", "busy cores", "peak MB", "GUI lag p99",
+              "tasks/s", "overhead")
 
 
 def model_color(model: str) -> str:
@@ -86,6 +86,13 @@ def _fmt(v: Any, fmt: str, unit: str = "", na: str = "n/a") -> str:
 
 
 # -- bands ------------------------------------------------------------------------------------
+#: Rows a band takes at least (a one-worker model would be a sliver next to a pool of ten).
+MIN_BAND_ROWS = 3
+#: Coroutine sub-lanes per worker in a band; more overlapping coroutines stack (they start and
+#: end together, so the band still reads "all at once").
+BAND_SUBLANES = 8
+
+
 class BandData(TimelineData):
     """Timeline bars whose x is seconds since the *run* started (aligned) or since the compare
     started. Runs are laid out in run-id order, so each model's workers form one band."""
@@ -95,6 +102,37 @@ class BandData(TimelineData):
         self.run_t0: dict[int, int] = {}
         self.run_model: dict[int, str] = {}
         self.aligned = True
+        self.spans: dict[int, tuple[int, int]] = {}  # run -> (first row, rows)
+
+    def _place(self, w: Any, slot: int) -> int:
+        if len(w.subs) >= BAND_SUBLANES:
+            i = w.rr % BAND_SUBLANES
+            w.rr += 1
+            w.subs[i] = slot
+            return i
+        return super()._place(w, slot)
+
+    def _layout(self) -> None:
+        """Runs in run order, each band at least MIN_BAND_ROWS tall, its lanes centred."""
+        by_run: dict[int, list[int]] = {}
+        for i, w in enumerate(self.workers):
+            by_run.setdefault(w.run_id, []).append(i)
+        row = 0
+        base = np.zeros(len(self.workers), np.int32)
+        self.spans = {}
+        for rid in sorted(by_run):
+            need = sum(max(1, len(self.workers[i].subs)) for i in by_run[rid])
+            band = max(need, MIN_BAND_ROWS)
+            r = row + (band - need) // 2
+            for i in by_run[rid]:
+                self.workers[i].base = r
+                base[i] = r
+                r += max(1, len(self.workers[i].subs))
+            self.spans[rid] = (row, band)
+            row += band
+        self.rows = row
+        n = self.n
+        self.row[:n] = base[self.worker[:n]] + self.sub[:n]
 
     def clear(self) -> None:
         keep = (self.run_t0, self.run_model, self.aligned)
@@ -115,13 +153,8 @@ class BandData(TimelineData):
 
     def bands(self) -> list[tuple[int, int, int]]:
         """``(run_id, first row, rows)`` per run that has bars, top to bottom."""
-        spans: dict[int, list[int]] = {}
-        for w in self.workers:
-            lo, hi = w.base, w.base + max(1, len(w.subs))
-            s = spans.setdefault(w.run_id, [lo, hi])
-            s[0], s[1] = min(s[0], lo), max(s[1], hi)
-        return [(rid, lo, hi - lo) for rid, (lo, hi) in sorted(spans.items(), key=lambda kv:
-                                                                   kv[1][0])]
+        return [(rid, lo, n) for rid, (lo, n) in sorted(self.spans.items(),
+                                                          key=lambda kv: kv[1][0])]
 
 
 class BandBackground(pg.GraphicsObject):
@@ -221,7 +254,7 @@ class BandsView(pg.PlotWidget):
         self.item.refresh()
         self.bg.refresh(0)
         if self.auto:
-            right = max(self.data.t_max, 0.5)
+            right = max(self.data.t_max, self.now_s(), 0.5)
             self.getPlotItem().getViewBox().setRange(
                 xRange=(0, right * 1.04), yRange=(0, max(1, self.data.rows)), padding=0,
                 update=False)
@@ -279,7 +312,9 @@ class MetricChart:
             self.plot.addItem(t)
             self.texts.append(t)
         self.plot.setXRange(-0.6, len(rows) - 0.4, padding=0)
-        self.plot.setYRange(lo * 1.1, top * 1.28, padding=0)
+        # Headroom for the value labels above the bars: about 20 px of the plot's height.
+        h = max(50.0, self.plot.getViewBox().height())
+        self.plot.setYRange(lo * 1.1, top / max(0.5, 1.0 - 22.0 / h), padding=0)
 
 
 class CompareCharts(pg.GraphicsLayoutWidget):
@@ -292,7 +327,7 @@ class CompareCharts(pg.GraphicsLayoutWidget):
         for key, title, fmt, better in METRICS:
             plot = self.addPlot()
             self.charts.append(MetricChart(plot, key, title, fmt, better))
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(100)
 
     def set_rows(self, rows: list[dict[str, Any]], basis: str | None = None) -> None:
         for c in self.charts:
@@ -374,8 +409,9 @@ class CompareView(QWidget):
         hh = self.table.horizontalHeader()
         # Fixed widths: measuring every cell on each update costs a frame.
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, w in enumerate((18, 112, 70, 66, 80, 66, 90, 60, 90)):
-            self.table.setColumnWidth(col, w)
+        fm = self.table.horizontalHeader().fontMetrics()
+        for col, w in enumerate((18, 132, 68, 62, 70, 60, 80, 56, 70)):
+            self.table.setColumnWidth(col, max(w, fm.horizontalAdvance(TABLE_COLS[col]) + 18))
         tips = (
             "★ marks the winner: the lowest wall time among complete runs",
             "the model (and its status when it did not complete)",
@@ -405,18 +441,18 @@ class CompareView(QWidget):
         left = QVBoxLayout()
         left.setSpacing(2)
         left.addWidget(self.table, 1)
-        bl.addLayout(left, 3)
+        bl.addLayout(left, 5)
         right = QVBoxLayout()
         right.setSpacing(2)
         right.addWidget(self.readings, 1)
         right.addWidget(self.notes)
-        bl.addLayout(right, 2)
+        bl.addLayout(right, 3)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.bands)
         split.addWidget(charts_box)
         split.addWidget(bottom)
-        split.setSizes([230, 150, 200])
+        split.setSizes([270, 125, 175])
         split.setChildrenCollapsible(False)
         lay.addWidget(split, 1)
 
@@ -508,6 +544,9 @@ class CompareView(QWidget):
         """One model's raw figures (speedups and readings come with the final result)."""
         self.results[r.model] = r
         self._fill_table()
+        # The charts fill in as models finish (speedup and overhead come with the end).
+        self.charts.set_rows([_row(self.results[m]) for m in self.models if m in self.results
+                              and self.results[m].status != "skipped"])
 
     def set_result(self, res: CompareResult | None, error: str = "") -> None:
         """The end: final figures, winner, readings, charts."""
@@ -548,7 +587,7 @@ class CompareView(QWidget):
             + (" ★" if r["winner"] else "") for r in rows)
             + "  · the winner's bars are outlined")
         notes = list(res.notes)
-        if basis:
+        if basis and not any(n.startswith("speedup") for n in notes):
             notes.insert(0, f"speedup relative to {basis}")
         self.notes.setText(" · ".join(notes))
         self.bands.fit()
@@ -641,6 +680,22 @@ class CompareView(QWidget):
         for rid in self.data.run_t0:
             out.extend(self.records_of(rid))
         return out
+
+
+def _row(r: ModelResult) -> dict[str, Any]:
+    """One model's figures as engine.compare.rows() names them (before the final result)."""
+    return {
+        "model": r.model,
+        "status": r.status,
+        "wall_s": r.wall_s,
+        "speedup": r.speedup,
+        "busy_cores": r.busy_cores,
+        "peak_mb": None if r.peak_rss_bytes is None else r.peak_rss_bytes / 2**20,
+        "gui_lag_p99_ms": r.gui_lag_p99_ms,
+        "tasks_per_s": r.tasks_per_s,
+        "overhead_ms": None if r.overhead_per_task_s is None else r.overhead_per_task_s * 1e3,
+        "winner": r.winner,
+    }
 
 
 def _html(text: str) -> str:

@@ -444,7 +444,7 @@ class MainWindow(QMainWindow):
         sizes = self.right_split.sizes()
         total = sum(sizes)
         if total > 0 and sizes[1] < 0.55 * total:
-            self.right_split.setSizes([int(total * 0.2), int(total * 0.58), int(total * 0.22)])
+            self.right_split.setSizes([int(total * 0.16), int(total * 0.64), int(total * 0.2)])
 
     def show_code(self) -> None:
         """Show code: the standalone script for the form's configuration, one tab per model."""
