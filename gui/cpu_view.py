@@ -8,6 +8,7 @@ as measured: no smoothing, no interpolation between samples.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from . import theme
 
 WINDOW_S = 60.0
+LABEL_S = 0.5  # how often the readout and legend numbers are refreshed
 BAND = 100.0  # one band per core, 0..100 %
 GAP = 18.0  # space between bands
 TOTAL_C = "#d7dce2"
@@ -42,6 +44,7 @@ class CpuView(QWidget):
         #: Replay: samples are drawn against seconds since this instant (the timeline's axis),
         #: all of them; live (None): the last WINDOW_S seconds against "seconds ago".
         self.origin_ns: int | None = None
+        self._labels_at = -math.inf  # when the readout and legend texts were last set
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -183,7 +186,12 @@ class CpuView(QWidget):
         self.app_curve.setData(t, self.app[lo: self.n])
         self.workers_curve.setData(t, self.workers[lo: self.n])
         s = self.last
-        if s is not None:
+        # The numbers under the plot change at LABEL_S, the plot at every sample: re-laying
+        # out the rich-text legend 10 times a second was about 2% of a core on its own in an
+        # idle window (`taskscope bench`). They still show the latest measured sample.
+        if s is not None and (self.origin_ns is not None
+                              or now - self._labels_at >= LABEL_S):
+            self._labels_at = now
             per = "  ".join(f"cpu{i} {c:.0f}%" for i, c in enumerate(s.cores[:8]))
             more = " …" if len(s.cores) > 8 else ""
             when = "at the end" if self.origin_ns is not None else "now"
