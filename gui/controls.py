@@ -222,6 +222,7 @@ class Controls(QWidget):
         form.addRow("Function", self.custom)
         self.custom_label = form.labelForField(self.custom)
         form.addRow("Params", self.fields["params"])
+        self.params_label = form.labelForField(self.fields["params"])
         form.addRow("Tasks", self.fields["tasks"])
         form.addRow("Size / task", self.fields["size"])
         form.addRow("Workers", self.fields["workers"])
@@ -268,6 +269,9 @@ class Controls(QWidget):
         self.size.setEnabled(not custom)
         self.size.setToolTip("custom functions decide how long a task works" if custom
                              else "How long each task works, as a duration: 200ms, 1.5s, 500us")
+        for w in (self.fields["params"], self.params_label):  # custom has its own fields
+            if w is not None:
+                w.setVisible(not custom)
         if custom:
             self.custom.set_models(self.selected_models())
 

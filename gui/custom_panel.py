@@ -168,6 +168,7 @@ class CustomPanel(QWidget):
         self.info = QLabel("")
         self.info.setObjectName("hint")
         self.info.setWordWrap(True)
+        self.info.hide()
         lay.addWidget(self.info)
 
         self.models: list[str] = []
@@ -210,7 +211,7 @@ class CustomPanel(QWidget):
         edit.style().unpolish(edit)
         edit.style().polish(edit)
         if message:
-            self.info.setText("")
+            self._info("")
 
     def clear_errors(self) -> None:
         self.set_error("function", "")
@@ -234,11 +235,11 @@ class CustomPanel(QWidget):
         self.result = None
         self.clear_errors()
         if self.function.text().strip():
-            self.info.setText("checking…")
+            self._info("checking…")
             self._debounce.start()
         else:
             self._debounce.stop()
-            self.info.setText("")
+            self._info("")
         self.changed.emit()
 
     def check_now(self) -> None:
@@ -280,7 +281,11 @@ class CustomPanel(QWidget):
         text = f"✓ {r.kind}"
         if r.cancel_note:
             text += f"<br><span style='color:#e3b341'>Cancel: {r.cancel_note}</span>"
+        self._info(text)
+
+    def _info(self, text: str) -> None:
         self.info.setText(text)
+        self.info.setVisible(bool(text))
 
     def _browse(self) -> None:
         start = self.function.text().rpartition(":")[0] or os.getcwd()
