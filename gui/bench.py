@@ -119,7 +119,7 @@ def sampler_cost_figure(quick: bool) -> Figure:
     """The sampler thread's CPU at 10 Hz with 8 idle worker processes (issue 3's target)."""
     from engine.sampler import measure_cost
 
-    secs = 2.0 if quick else 5.0
+    secs = 1.5 if quick else 5.0
     c = measure_cost(seconds=secs, hz=10.0, workers=8)
     return Figure(
         "idle.sampler_thread", "sampler thread CPU at 10 Hz with 8 workers (% of one core)",
@@ -441,12 +441,12 @@ async def _pipeline(win: Any, secs: float) -> list[Figure]:
 
 
 async def _window_bench(win: Any, quick: bool, say: Say) -> list[Figure]:
-    await asyncio.sleep(1.0 if quick else 2.0)  # settle: first frames and samples
+    await asyncio.sleep(0.5 if quick else 2.0)  # settle: first frames and samples
     figs: list[Figure] = []
     say("idle window")
-    figs += await _idle(win, 2.0 if quick else 5.0)
+    figs += await _idle(win, 1.5 if quick else 5.0)
     say("GUI lag: cores saturated + 10k coroutines")
-    figs += await _saturated(win, 2.5 if quick else 6.0)
+    figs += await _saturated(win, 2.0 if quick else 6.0)
     await asyncio.sleep(0.5)
     say("GUI lag: 4 CPU-bound threads")
     figs += await _gil_threads(win, 2.0 if quick else 5.0)
