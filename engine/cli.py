@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -107,6 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(f"taskscope: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``taskscope run --json - | head``): not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _models() -> int:
@@ -164,6 +171,9 @@ def _check_exports(args: argparse.Namespace) -> None:
         if args.trace is not None:
             check_output_path(args.trace, "--trace")
         if args.csv is not None:
+            if not args.csv.strip() or args.csv.endswith(("/", os.sep)) or os.path.isdir(args.csv):
+                # csv_paths would make '-tasks.csv' in the current or that directory
+                raise UsageError(f"--csv: expected a file prefix such as out/run1, got {args.csv!r}")
             for p in csv_paths(args.csv):
                 check_output_path(p, "--csv")
     except TraceError as e:
@@ -332,6 +342,13 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError("--settle: at most 60s")
     if args.csv == "-" and args.json == "-":
         raise UsageError("--json - and --csv - cannot both go to stdout")
+    if args.csv not in (None, "-"):
+        from .trace import TraceError, check_output_path
+
+        try:  # before --json is opened: a bad --csv must not leave an empty JSON file behind
+            check_output_path(args.csv, "--csv")
+        except TraceError as e:
+            raise UsageError(str(e)) from None
     out = _open_json(args.json)
     csv_out = None
     if args.csv is not None:
