@@ -260,7 +260,8 @@ class MainWindow(QMainWindow):
         self.addToolBar(tb)
         self.act_start = QAction("▶ Start", self)
         self.act_start.setShortcut(QKeySequence("Ctrl+R"))
-        self.act_start.setToolTip("Start a run for each selected model (Ctrl+R)")
+        self.act_start.setToolTip("Start a run (one model ticked) or a comparison: several "
+                                  "models run one after another, never at once (Ctrl+R)")
         self.act_start.triggered.connect(self.controls.request_start)
         self.act_cancel_all = QAction("■ Cancel all", self)
         self.act_cancel_all.setShortcut(QKeySequence(Qt.Key.Key_Escape))
