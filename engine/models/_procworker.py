@@ -155,6 +155,13 @@ def worker_main(conn: Any, flags: Any, slot: int, claim: Any = None) -> None:
                 break
             job_id, fn, args = msg
             w.job_id = job_id
+            if fn is not run_task and w.claim is not None:
+                # A plain job is claimed as it starts, like an engine task (run_task claims
+                # its own, checking for a cancel): the parent tells from the claim whether a
+                # worker that died was running this job or had not reached it.
+                lock, started = w.claim
+                with lock:
+                    started[w.slot] = job_id
             try:
                 value = fn(*args)
                 ok = True

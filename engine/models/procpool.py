@@ -84,11 +84,14 @@ class TaskKilled(Exception):
 #: between short tasks (measured: 1 ms tasks went from ~150-200 to well under 100 µs of
 #: overhead each); more would only let one slow worker hoard the queue.
 PREFETCH = 1
+#: A job whose workers keep dying before they start it is failed after this many tries
+#: (a worker that cannot even start would otherwise be replaced forever).
+MAX_REQUEUES = 3
 
 
 class _Job:
     __slots__ = ("job_id", "fn", "args", "future", "order", "slot", "parity", "killed",
-                 "deadline_ns", "cancel_reason", "ended")
+                 "deadline_ns", "cancel_reason", "ended", "requeues")
 
     def __init__(self, job_id: int, fn: Callable, args: tuple, future: Future) -> None:
         self.job_id = job_id
@@ -105,6 +108,7 @@ class _Job:
         self.killed = ""  # why we killed its worker: "" (not killed), "cancel" or "timeout"
         self.deadline_ns: int | None = None
         self.cancel_reason = ""
+        self.requeues = 0  # times its worker died before starting it
         #: Reported cancelled by the parent before its worker started it (the worker skips it).
         self.ended = False
 
@@ -336,13 +340,28 @@ class ProcPool(Executor):
             return True
 
     def _kill_locked(self, job: _Job, why: str) -> None:
+        """Kill the worker running ``job``, but never one that has moved on to a later job.
+
+        The worker claims each job under its claim lock, so holding that lock while checking
+        its claim and killing means the SIGKILL cannot land on the next task (a task that ends
+        on its own just as a force cancel arrives would otherwise take its successor with it).
+        """
         slot = self._slots[job.slot]
-        if slot.jobs and slot.jobs[0] is job and not job.killed:
+        if not (slot.jobs and slot.jobs[0] is job) or job.killed:
+            return
+        lock = slot.claim_lock
+        held = lock is not None and lock.acquire(timeout=0.2)
+        try:
+            if held and self._started[slot.index] != job.job_id:
+                return  # it ended and the worker went on: its 'done' is on the way
             job.killed = why
             try:
                 os.kill(slot.pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
+        finally:
+            if held:
+                lock.release()
 
     # -- the reader thread ------------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -430,6 +449,16 @@ class ProcPool(Executor):
             if self._slots[slot.index] is not slot:
                 return
             job = slot.jobs.popleft() if slot.jobs else None
+            if (job is not None and slot.claim_lock is not None and not job.killed
+                    and self._started[slot.index] != job.job_id):
+                # The worker never claimed it (it died between two jobs, e.g. just after
+                # finishing the one a force cancel aimed at): it was not running, so it is
+                # no victim. It goes back to the queue with the rest.
+                job.requeues += 1
+                if job.requeues <= MAX_REQUEUES:
+                    slot.jobs.appendleft(job)
+                    job = None
+                # else: workers keep dying before they can start it; report it below
             waiting = list(slot.jobs)  # sent to the dead worker but never started there
             slot.jobs.clear()
             try:
@@ -470,7 +499,11 @@ class ProcPool(Executor):
                                   {"reason": f"timeout {job.order.timeout_s}s; worker killed after "
                                    f"{KILL_GRACE_S}s grace", "forced": True, "pid": slot.pid})
         else:
-            exc = WorkerDied(_describe_exit(slot.pid, code))
+            msg = _describe_exit(slot.pid, code)
+            if job.requeues > MAX_REQUEUES:
+                msg = (f"{job.requeues} workers died before they could start this task; the "
+                       f"last: {msg.replace(' while running this task', '')}")
+            exc = WorkerDied(msg)
             if job.order is not None:
                 self._emit_parent(job.order, Kind.FAILED,
                                   {"type": "WorkerDied", "message": str(exc), "traceback": "",
