@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CPU_TRIAL_ITERS = 200_000
+CPU_TRIAL_ITERS = 40_000  # about 2 ms: short trials are likelier to run undisturbed
 NUMPY_ELEMS = 65_536
 FILE_CHUNK = 64 * 1024
 
@@ -52,27 +52,36 @@ def file_round(path: str, payload: bytes) -> None:
         raise OSError(f"read back {len(back)} bytes that differ from what was written")
 
 
-def _best(fn, reps: int) -> float:
+def _best(fn, reps: int, clock=time.perf_counter) -> float:
     best = float("inf")
     for _ in range(reps):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return best
 
 
 def measure() -> dict[str, float]:
-    """Measure the rates now (about 0.3 s)."""
-    cpu_s = _best(lambda: cpu_chunk(CPU_TRIAL_ITERS), 5)
+    """Measure the rates now (about 0.3 s).
+
+    CPU and NumPy work is timed with this thread's own CPU time, not the wall clock: on a busy
+    machine (a CI box, a laptop compiling) the wall clock counts time the thread sat waiting
+    for a core, which made "50ms" tasks do 20-40 ms of work once the machine was quiet
+    (measured). CPU time makes a task do at least its size of work however loaded the
+    machine was at calibration. File rounds wait on the disk, so they keep the wall clock.
+    """
+    # Many short trials, best of them: on a VM, time the host takes from the vCPU shows up
+    # even in thread CPU time, and a 2 ms trial often slips between two such interruptions.
+    cpu_s = _best(lambda: cpu_chunk(CPU_TRIAL_ITERS), 25, time.thread_time)
     import numpy as np
 
     a = np.linspace(0.0, 100.0, NUMPY_ELEMS)
     out = np.empty_like(a)
-    np_s = _best(lambda: [numpy_chunk(a, out) for _ in range(10)], 3) / 10
+    np_s = _best(lambda: [numpy_chunk(a, out) for _ in range(3)], 15, time.thread_time) / 3
     payload = os.urandom(FILE_CHUNK)
     with tempfile.TemporaryDirectory(prefix="taskscope-cal-") as d:
         path = os.path.join(d, "f")
-        file_s = _best(lambda: [file_round(path, payload) for _ in range(5)], 3) / 5
+        file_s = _best(lambda: [file_round(path, payload) for _ in range(2)], 12) / 2
     return {
         "cpu_iters_per_s": CPU_TRIAL_ITERS / cpu_s,
         "numpy_calls_per_s": 1.0 / np_s,
