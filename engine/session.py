@@ -96,6 +96,10 @@ class Run:
         self._lock = threading.Lock()
         self._fail_fast_fired = False
         self._closed = threading.Event()  # set when the run ended and its workers are released
+        #: Set once ``runner.start()`` returned. A cancel can end every task of a run before
+        #: that (it is cancellable from the moment it is registered); closing it must still
+        #: wait, or the runner would start workers after they were released, and leak them.
+        self._started = threading.Event()
 
     @property
     def task_ids(self) -> range:
@@ -277,9 +281,22 @@ class Session:
             run.server = server
             self._runs[run_id] = run
         self.store.add_run(run_id, spec, first, spec.tasks, now_ns())
+        self._forget_evicted()
         run.runner = self._make_runner(run, loop)
-        run.runner.start()
+        try:
+            run.runner.start()
+        finally:
+            run._started.set()
         return run
+
+    def _forget_evicted(self) -> None:
+        """Drop closed runs whose records the store evicted (its ``max_tasks`` limit): without
+        this, every run ever started (its runner, pool, threads' objects) stayed in memory."""
+        with self._lock:
+            for run_id, run in list(self._runs.items()):  # oldest first
+                if self.store.run(run_id) is not None or not run._closed.is_set():
+                    break
+                del self._runs[run_id]
 
     def _make_runner(self, run: Run, loop: asyncio.AbstractEventLoop | None) -> Any:
         from .models import runners
@@ -372,6 +389,7 @@ class Session:
     def _close_run(self, run: Run, timeout: float) -> None:
         if run._closed.is_set():
             return
+        run._started.wait(timeout)
         try:
             if run.runner is not None:
                 run.runner.close(timeout)

@@ -78,6 +78,8 @@ def parse_int(value: Any, field: str, lo: int, hi: int) -> int:
         value = int(value)
     if isinstance(value, str):
         try:
+            if not value.isascii():  # int() takes any Unicode digits ('١٢' is 12): refuse them
+                raise ValueError(value)
             value = int(value.strip().replace("_", ""))
         except ValueError:
             raise SpecError(field, f"expected a whole number, got {value!r}") from None

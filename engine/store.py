@@ -201,6 +201,11 @@ class EventStore:
                     was_running = rec.start_ns is not None
                     rec.state = new
                     rec.end_ns = ev.t_ns
+                    if rec.cancel_requested_ns is not None and rec.cancel_requested_ns > ev.t_ns:
+                        # The request was made after the task had already ended (its ending was
+                        # still on its way from the worker): it never reached the task.
+                        rec.cancel_requested_ns = None
+                        rec.reason = ""
                     if kind == Kind.FINISHED:
                         rec.progress = 1.0
                     if ev.info:

@@ -34,9 +34,17 @@ def _resolve(order: TaskOrder, async_: bool) -> Any:
     return wl.async_ if async_ else wl.blocking
 
 
+def _cancelled_before_start(ctx: TaskContext) -> str:
+    """A worker took a task whose cancel was already requested: it ends without starting."""
+    ctx.event(Kind.CANCELLED, info={"reason": ctx.cancel_reason or "cancelled before it started"})
+    return Kind.CANCELLED
+
+
 def run_blocking(ctx: TaskContext, order: TaskOrder) -> str:
     """Run the blocking form of the order's workload on this thread; return the terminal kind."""
     ctx.bind()
+    if ctx.cancelled():
+        return _cancelled_before_start(ctx)
     ctx.event(Kind.STARTED)
     try:
         fn = _resolve(order, False)
@@ -60,6 +68,8 @@ def run_blocking(ctx: TaskContext, order: TaskOrder) -> str:
 async def run_async(ctx: TaskContext, order: TaskOrder) -> str:
     """Run the async form of the order's workload in the current task."""
     ctx.bind()
+    if ctx.cancelled():
+        return _cancelled_before_start(ctx)
     ctx.event(Kind.STARTED)
     cm = asyncio.timeout(order.timeout_s) if order.timeout_s is not None else None
     try:

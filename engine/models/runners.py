@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..clock import now_ns
 from ..context import FlagContext
-from ..events import Event, Kind, State
+from ..events import Event, Kind
 from .execute import TaskOrder, run_async, run_blocking
 
 if TYPE_CHECKING:
@@ -184,6 +184,12 @@ class ThreadRunner(Runner):
     def close(self, timeout: float) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            # Then wait (bounded) for the threads to exit, so that a run counts as closed only
+            # once its threads are gone. One stuck in a task that ignores its cancel stays
+            # (the session's shutdown report lists its task).
+            end = now_ns() + int(timeout * 1e9)
+            for th in list(self._pool._threads):  # noqa: SLF001
+                th.join(max(0.0, (end - now_ns()) / 1e9))
 
     def threads_alive(self) -> int:
         return len(self._pool._threads) if self._pool is not None else 0  # noqa: SLF001
@@ -257,7 +263,11 @@ class AsyncioRunner(Runner):
             entry = self._tasks.get(tid)
             if entry is not None:
                 entry[1].request_cancel(reason)
-                entry[0].cancel()
+                # Task.cancel() only once the coroutine has begun (bound its context): a task
+                # cancelled before its first step never runs its body, so it would end with no
+                # event at all. An unbegun one sees the flag at its start and ends cancelled.
+                if entry[1]._pid:  # noqa: SLF001
+                    entry[0].cancel()
 
     def cancel_all(self, reason: str) -> None:
         self._cancel_all_queued(reason)
@@ -310,7 +320,7 @@ class ProcessRunner(Runner):
             tid, order = self._take()
             if tid < 0:
                 return False
-            if order is not None:
+            if order is not None and not self._cancelled_while_claimed(tid):
                 break
         assert self.pool is not None
         try:
@@ -321,6 +331,17 @@ class ProcessRunner(Runner):
         self._submitted(tid)
         fut.add_done_callback(lambda _f: self._submit_next())
         return True
+
+    def _cancelled_while_claimed(self, tid: int) -> bool:
+        """End a claimed task whose cancel came before it reached the pool; True if it did."""
+        with self._lock:
+            reason = self._claimed.get(tid) if self._claimed is not None else None
+            if reason:
+                del self._claimed[tid]  # type: ignore[union-attr]
+        if reason:
+            self._end_unsubmitted({tid: reason})
+            return True
+        return False
 
     def _submitted(self, tid: int) -> None:
         """The pool holds the task now: pass on a cancel that came while it was claimed."""
@@ -349,8 +370,11 @@ class ProcessRunner(Runner):
         store = self.run.session.store
         for tid in self._cancel_queued(task_ids, reason):
             rec = store.task(tid)
-            if rec is not None and rec.state in (State.RUNNING, State.CANCEL_REQUESTED):
-                self._request(tid, reason)
+            if rec is None or rec.state.terminal:
+                continue
+            # Recorded whatever state the store shows yet: a worker may have started the task
+            # before its 'started' got here, and it only sees its flag, not the reason.
+            self._request(tid, reason)
             self.pool.cancel_task(tid, force, reason)
 
     def cancel_all(self, reason: str, force: bool = False) -> None:
@@ -413,6 +437,8 @@ class AsyncioProcessRunner(ProcessRunner):
 
     async def _one(self, order: TaskOrder) -> None:
         try:
+            if self._cancelled_while_claimed(order.task_id):
+                return
             try:
                 fut = self.loop.run_in_executor(self.pool, self._run_task, order)
             except RuntimeError:

@@ -61,11 +61,22 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # a demo server must not spam the terminal
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that goes away mid-answer (its task was cancelled or timed out) is normal
+        # here; socketserver would print a traceback to the terminal for each one.
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """``ThreadingHTTPServer`` on 127.0.0.1, on a port the OS picks, in a daemon thread."""
 
     def __init__(self, fail_after: int = 0) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.owner = self  # type: ignore[attr-defined]
         self.host, self.port = self._httpd.server_address[:2]
