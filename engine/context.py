@@ -78,13 +78,18 @@ class EventBuffer:
     lock is needed. A flusher calls :meth:`take` and ships the batch.
     """
 
-    __slots__ = ("_q",)
+    __slots__ = ("_q", "sleeping", "wake")
 
-    def __init__(self) -> None:
+    def __init__(self, wake: threading.Event | None = None) -> None:
         self._q: deque[Event] = deque()
+        #: Set by a flusher that sleeps until the next event; ``put`` then sets ``wake``.
+        self.sleeping = False
+        self.wake = wake
 
     def put(self, ev: Event) -> None:
         self._q.append(ev)
+        if self.sleeping and self.wake is not None:
+            self.wake.set()
 
     def __len__(self) -> int:
         return len(self._q)

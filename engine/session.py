@@ -28,6 +28,7 @@ from .spec import RunSpec, SpecError
 from .store import EventStore, RunRecord
 
 FLUSH_S = 0.005
+IDLE_FLUSHES = 20  # 100 ms without events, then the flusher sleeps until the next one
 
 
 class EngineLoop:
@@ -181,7 +182,8 @@ class Session:
         self._next_task = 1
         self._closing = False
         self._engine_loop: EngineLoop | None = None
-        self._buffer = EventBuffer()
+        self._flusher_wake = threading.Event()
+        self._buffer = EventBuffer(self._flusher_wake)
         self._flusher_stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="taskscope-flusher",
                                          daemon=True)
@@ -223,8 +225,28 @@ class Session:
         self._buffer.put(ev)
 
     def _flush_loop(self) -> None:
-        while not self._flusher_stop.wait(FLUSH_S):
-            self._flush()
+        """Move buffered events into the store every ``FLUSH_S`` while they flow; after
+        ``IDLE_FLUSHES`` empty turns, sleep until a producer puts one (an idle window would
+        otherwise wake this thread 200 times a second for nothing: ~0.5% of a core)."""
+        buf = self._buffer
+        wake = self._flusher_wake
+        stop = self._flusher_stop
+        idle = 0
+        while not stop.is_set():
+            if len(buf):
+                self._flush()
+                idle = 0
+            else:
+                idle += 1
+                if idle >= IDLE_FLUSHES:
+                    buf.sleeping = True
+                    if not len(buf):  # checked after announcing: a put now wakes us
+                        wake.wait(1.0)
+                    wake.clear()
+                    buf.sleeping = False
+                    idle = 0
+                    continue
+            stop.wait(FLUSH_S)
         self._flush()
 
     def _flush(self) -> None:
@@ -436,6 +458,7 @@ class Session:
         if self._engine_loop is not None:
             self._engine_loop.stop(max(0.1, (deadline - now_ns()) / 1e9 - 0.1))
         self._flusher_stop.set()
+        self._flusher_wake.set()
         self._flusher.join(0.5)
         self._flush()
         with self._janitor_cv:

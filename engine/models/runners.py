@@ -99,6 +99,19 @@ class Runner:
             run.session.ingest(ended)
         return handed
 
+    def _end_all_queued(self, kind: str, info: dict) -> None:
+        """End every task not handed out yet as ``kind`` (e.g. failed: no workers could start)."""
+        run = self.run
+        t = now_ns()
+        with self._lock:
+            start = self._next
+            self._next = run.n
+            ids = [run.first_task_id + i for i in range(start, run.n)
+                   if run.first_task_id + i not in self._skip]
+            self._skip.clear()
+        if ids:
+            run.session.ingest([Event(run.run_id, tid, kind, t, info=info) for tid in ids])
+
     def _cancel_all_queued(self, reason: str) -> None:
         """End every task not handed out yet, in one batch, and hand out no more."""
         run = self.run
@@ -234,6 +247,11 @@ class AsyncioRunner(Runner):
             ctx = FlagContext(run.run_id, tid, self.put, run.deadline_ns(), name, order.index)
             task = self.loop.create_task(self._one(ctx, order), name=name)
             self._tasks[tid] = (task, ctx)
+            if not limited and order.index % 256 == 255:
+                # Creating 10k tasks in one go held the loop (and, in the GUI's process, the
+                # GIL) for 1-2 s on a loaded machine. A turn of the loop every 256 lets the
+                # started ones run and releases the GIL in select().
+                await asyncio.sleep(0)
 
     async def _one(self, ctx: FlagContext, order: TaskOrder) -> None:
         # A task's timeout counts from when it starts, as with asyncio.wait_for and as in the
@@ -303,14 +321,46 @@ class ProcessRunner(Runner):
         self.workers = workers
         self.pool = None
         self._claimed = {}
+        self._pool_ready = threading.Event()
+        self._closing = False
 
     def start(self) -> None:
         from . import _procworker
-        from .procpool import ProcPool
 
         self._run_task = _procworker.run_task
-        self.pool = ProcPool(min(self.workers, self.run.n), self.run.session.ingest,
-                             name=f"run{self.run.run_id}")
+        # Spawning workers takes tens to hundreds of ms (measured 215 ms on a loaded machine);
+        # start() is called on the caller's thread, often the GUI's, so it happens elsewhere.
+        # The tasks show as queued meanwhile, which is what they are.
+        threading.Thread(target=self._start_pool, name=f"run{self.run.run_id}-pool-start",
+                         daemon=True).start()
+
+    def _start_pool(self) -> None:
+        from ..context import error_info
+        from .procpool import ProcPool
+
+        try:
+            with self._lock:
+                if self._closing or self._next >= self.run.n:
+                    return  # everything was cancelled before the workers were needed
+            try:
+                pool = ProcPool(min(self.workers, self.run.n), self.run.session.ingest,
+                                name=f"run{self.run.run_id}")
+            except Exception as e:  # noqa: BLE001 - e.g. no processes can be started here
+                self._end_all_queued(Kind.FAILED, error_info(e))
+                return
+            with self._lock:
+                closing = self._closing
+                if not closing:
+                    self.pool = pool
+            if closing:
+                pool.shutdown()
+                return
+            self._pool_started()
+        finally:
+            self._pool_ready.set()
+
+    def _pool_started(self) -> None:
+        assert self.pool is not None
         for _ in range(2 * self.pool.size):
             if not self._submit_next():
                 break
@@ -365,10 +415,11 @@ class ProcessRunner(Runner):
         )
 
     def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
+        handed = self._cancel_queued(task_ids, reason)
         if self.pool is None:
-            return
+            return  # (no task is handed out before the pool exists)
         store = self.run.session.store
-        for tid in self._cancel_queued(task_ids, reason):
+        for tid in handed:
             rec = store.task(tid)
             if rec is None or rec.state.terminal:
                 continue
@@ -383,6 +434,10 @@ class ProcessRunner(Runner):
         self.cancel(ids, force, reason)
 
     def close(self, timeout: float) -> None:
+        with self._lock:
+            self._closing = True
+        # A pool still being started is shut down by its starter once it exists.
+        self._pool_ready.wait(min(timeout, 2.0))
         if self.pool is not None:
             self.pool.shutdown(wait=True, grace_s=min(0.3, timeout))
         # Tasks claimed but never handed to the pool (e.g. coroutines the closing engine loop
@@ -411,13 +466,7 @@ class AsyncioProcessRunner(ProcessRunner):
         self.loop = loop
         self._feeder: asyncio.Task | None = None
 
-    def start(self) -> None:
-        from . import _procworker
-        from .procpool import ProcPool
-
-        self._run_task = _procworker.run_task
-        self.pool = ProcPool(min(self.workers, self.run.n), self.run.session.ingest,
-                             name=f"run{self.run.run_id}")
+    def _pool_started(self) -> None:
         self.loop.call_soon_threadsafe(self._begin)
 
     def _begin(self) -> None:
@@ -432,7 +481,7 @@ class AsyncioProcessRunner(ProcessRunner):
                 continue
             order = order._replace(task_name=f"task-{tid}")
             self.loop.create_task(self._one(order), name=order.task_name)
-            if (tid - self.run.first_task_id) % 1000 == 999:
+            if (tid - self.run.first_task_id) % 256 == 255:
                 await asyncio.sleep(0)  # let the loop breathe while creating many coroutines
 
     async def _one(self, order: TaskOrder) -> None:
