@@ -450,3 +450,39 @@ def test_clients_vanishing_mid_request_do_not_spam_the_terminal(session, model: 
     time.sleep(0.3)  # the server's handler threads finish their writes to the closed sockets
     err = capfd.readouterr().err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+class _Boobytrap:
+    """Unpickling this creates a file: proof that something unpickled it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (self.marker, "w"))
+
+
+def test_trace_files_are_parsed_as_json_only(tmp_path) -> None:
+    import pickle
+
+    from engine.trace import TraceError, load_trace
+
+    marker = tmp_path / "pwned"
+    hostile = {
+        "pickle.json": pickle.dumps(_Boobytrap(str(marker))),
+        "python.json": b"{'traceEvents': [__import__('os').system('true')]}",
+        "yaml.json": b"traceEvents: !!python/object/apply:os.system ['true']\n",
+        "nan.json": b'{"traceEvents": [], "x": NaN}',
+        "dir.json": None,
+    }
+    for name, data in hostile.items():
+        p = tmp_path / name
+        if data is None:
+            p.mkdir()
+        else:
+            p.write_bytes(data)
+        with pytest.raises(TraceError) as ei:
+            load_trace(p)
+        msg = str(ei.value)
+        assert "\n" not in msg and name in msg, msg
+    assert not marker.exists()
