@@ -54,6 +54,9 @@ from .timeline import TimelineData, TimelineView
 FRAME_MS = 33
 IDLE_FRAME_MS = 200  # see MainWindow._pace
 CLOSE_TIMEOUT_S = 1.5
+#: Tasks the tables and the timeline keep. Past it, the oldest *finished* runs leave the view
+#: (down to 3/4 of it, so this is not redone every frame); active runs always stay.
+MAX_SHOWN_TASKS = 1_000_000
 
 
 class MainWindow(QMainWindow):
@@ -461,9 +464,17 @@ class MainWindow(QMainWindow):
         self.code_dialog.show()
 
     def clear_finished(self) -> None:
-        done = {r.run_id for r in self.runs.runs if r.done}
+        self.drop_runs({r.run_id for r in self.runs.runs if r.done})
+
+    def drop_runs(self, done: set[int]) -> None:
+        """Remove these (ended) runs from the tables and the timeline, for good: forgetting
+        their model keeps the next frame from adding them back from the store."""
         if not done:
             return
+        for rid in done:
+            self.run_model.pop(rid, None)
+            self.run_force.pop(rid, None)
+            self.run_gui_loop.pop(rid, None)
         keep_runs = [r for r in self.runs.runs if r.run_id not in done]
         keep_tasks = [t for t in self.tasks.recs if t.run_id not in done]
         self.runs.clear()
@@ -474,6 +485,22 @@ class MainWindow(QMainWindow):
         self.tl_data.clear()
         self.tl_data.update(keep_tasks, lambda r: self.run_model.get(r, ""))
         self.timeline.item.select(None)
+
+    def _bound_shown(self) -> None:
+        """Keep the views' memory bounded (see MAX_SHOWN_TASKS), oldest finished runs first."""
+        total, goal = self.tasks.rowCount(), MAX_SHOWN_TASKS * 3 // 4
+        drop: set[int] = set()
+        for r in self.runs.runs:  # oldest first
+            if total <= goal:
+                break
+            if r.done:
+                drop.add(r.run_id)
+                total -= len(r.task_ids)
+        if drop:
+            self.drop_runs(drop)
+            self.statusBar().showMessage(
+                f"{len(drop)} finished run{'s' if len(drop) != 1 else ''} left the view: it "
+                f"keeps at most {MAX_SHOWN_TASKS:,} tasks", 8000)
 
     def select_task(self, task_id: int) -> None:
         row = self.tasks.row_of.get(task_id)
@@ -518,6 +545,8 @@ class MainWindow(QMainWindow):
                                             or self.compare.adopt(rec)):
                 self.runs.add(rec)
                 self.tasks.add(self.store.tasks(rec.run_id))
+                if self.tasks.rowCount() > MAX_SHOWN_TASKS:
+                    self._bound_shown()
         if events:
             changed = {ev[1] for ev in events}
             recs: list[TaskRecord] = []
