@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import psutil
@@ -26,7 +27,19 @@ _MP_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
 
 def _is_mp_helper(proc: psutil.Process, me: int) -> bool:
     try:
-        return proc.ppid() == me and any(h in " ".join(proc.cmdline()) for h in _MP_HELPERS)
+        if proc.ppid() != me:
+            return False
+        cmd = proc.cmdline()
+        if cmd == psutil.Process(me).cmdline():
+            # Forked by us but not exec'd yet: a forkserver being started at this very moment
+            # (the session warms one up in the background) still shows our own command line.
+            # Give it a moment to become what it is; a real leak never looks like this.
+            for _ in range(50):
+                time.sleep(0.01)
+                cmd = proc.cmdline()
+                if cmd != psutil.Process(me).cmdline():
+                    break
+        return any(h in " ".join(cmd) for h in _MP_HELPERS)
     except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return False
 
