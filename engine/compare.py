@@ -349,6 +349,28 @@ def _samples_in(samples: list[Any], start_ns: int, end_ns: int) -> list[Any]:
     return out
 
 
+def _apply_samples(session: Any, r: ModelResult, cursor: int) -> None:
+    """Fill a model's sampler figures as soon as it ends (not after the whole comparison),
+    so a view shows each model complete as it finishes. Waits up to ~0.3 s for the sample
+    that covers the run's end."""
+    if r.start_ns is None or r.end_ns is None:
+        return
+    sampler = getattr(session, "sampler", None)
+    deadline = time.monotonic() + (0.3 if sampler is not None else 0.0)
+    while True:
+        samples, _ = session.store.read_samples(cursor)
+        if (samples and samples[-1].t_ns >= r.end_ns) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    got = _from_samples(_samples_in(samples, r.start_ns, r.end_ns))
+    if "busy_cores" in got:
+        r.busy_cores, r.busy_source = got["busy_cores"], "sampler"
+    if "peak_rss" in got:
+        r.peak_rss_bytes = max(r.peak_rss_bytes or 0, got["peak_rss"])
+    r.gui_lag_p99_ms = got.get("gui_lag")
+    r.engine_lag_p99_ms = got.get("engine_lag")
+
+
 def _from_samples(samples: list[Any]) -> dict[str, Any]:
     """Figures from sampler samples, where present: busy cores, peak RSS, loop lag p99s."""
     out: dict[str, Any] = {}
@@ -573,22 +595,11 @@ def compare(
             r.baseline_cores = baseline
             if first_ns is None and r.start_ns is not None:
                 first_ns = r.start_ns
+            _apply_samples(session, r, sample_cursor)
             results.append(r)
             emit("model_done", spec.model, i, spec.tasks, r.run_id, r)
     finally:
         monitor.stop()
-
-    samples, _ = session.store.read_samples(sample_cursor)
-    for r in results:
-        if r.start_ns is None or r.end_ns is None:
-            continue
-        got = _from_samples(_samples_in(samples, r.start_ns, r.end_ns))
-        if "busy_cores" in got:
-            r.busy_cores, r.busy_source = got["busy_cores"], "sampler"
-        if "peak_rss" in got:
-            r.peak_rss_bytes = max(r.peak_rss_bytes or 0, got["peak_rss"])
-        r.gui_lag_p99_ms = got.get("gui_lag")
-        r.engine_lag_p99_ms = got.get("engine_lag")
 
     _finish(session, specs, results, cores)
     res = CompareResult(

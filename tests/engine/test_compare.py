@@ -234,3 +234,19 @@ def test_cli_compare_json_and_bad_input(tmp_path) -> None:
         assert r.returncode == 2, (bad, r.stderr)
         assert needle in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_each_model_is_complete_when_it_finishes(session) -> None:
+    """A view gets each model's sampler figures at its 'model_done', not only at the end."""
+    done = []  # what the callback saw at that moment (results are mutable: copy the fields)
+
+    def seen(p) -> None:
+        if p.phase == "model_done":
+            r = p.result
+            done.append((r.model, r.busy_source, r.engine_lag_p99_ms, r.peak_rss_bytes))
+
+    run_compare(session, "sleep", ["sequential", "threads"], 3, "100ms", settle_s=0.1,
+                on_progress=seen)
+    assert [d[0] for d in done] == ["sequential", "threads"]
+    for _model, source, engine_lag, rss in done:
+        assert source == "sampler" and engine_lag is not None and rss, done
