@@ -244,8 +244,11 @@ def run_document(session: Any, run_id: int) -> dict[str, Any]:
 def format_summary(doc: dict[str, Any], brief: bool = False) -> str:
     spec = doc["spec"]
     counts = doc["counts"]
-    head = (f"{doc['model']} · {doc['workload']} · {spec['tasks']} tasks × "
-            f"{_fmt_s(spec['size_s'])} · {spec['workers']} workers")
+    if doc["workload"] == "custom":  # a user's function: its arguments, not a size, say how much
+        what = f"{spec['params'].get('function', 'custom')} · {spec['tasks']} tasks"
+    else:
+        what = f"{doc['workload']} · {spec['tasks']} tasks × {_fmt_s(spec['size_s'])}"
+    head = f"{doc['model']} · {what} · {spec['workers']} workers"
     tail = " · ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()))
     wall = doc["wall_s"]
     line2 = f"wall {wall:.3f} s · {tail}" if wall is not None else f"not finished · {tail}"
