@@ -112,8 +112,9 @@ class Runner:
         if ids:
             run.session.ingest([Event(run.run_id, tid, kind, t, info=info) for tid in ids])
 
-    def _cancel_all_queued(self, reason: str) -> None:
-        """End every task not handed out yet, in one batch, and hand out no more."""
+    def _cancel_all_queued(self, reason: str) -> range:
+        """End every task not handed out yet, in one batch, and hand out no more. Returns the
+        ids already handed out: the only ones a caller still has to stop."""
         run = self.run
         t = now_ns()
         with self._lock:
@@ -126,6 +127,7 @@ class Runner:
             run.session.ingest(
                 [Event(run.run_id, tid, Kind.CANCELLED, t, info={"reason": reason}) for tid in ids]
             )
+        return range(run.first_task_id, run.first_task_id + start)
 
     def _request(self, tid: int, reason: str) -> None:
         """Record that a cancel was requested for a task that a worker holds (not yet ended)."""
@@ -288,13 +290,10 @@ class AsyncioRunner(Runner):
                     entry[0].cancel()
 
     def cancel_all(self, reason: str) -> None:
-        self._cancel_all_queued(reason)
         # Every task handed out, not just those in ``_tasks``: the feeder (on the loop thread)
         # may have claimed a task and not registered it yet; ``_cancel_in_loop`` runs after
         # it has. (Iterating ``_tasks`` from this thread could also race the loop's changes.)
-        with self._lock:
-            handed = range(self.run.first_task_id, self.run.first_task_id + self._next)
-        self.cancel(handed, False, reason)
+        self.cancel(self._cancel_all_queued(reason), False, reason)
 
     def close(self, timeout: float) -> None:
         if self.loop.is_closed():
@@ -429,9 +428,8 @@ class ProcessRunner(Runner):
             self.pool.cancel_task(tid, force, reason)
 
     def cancel_all(self, reason: str, force: bool = False) -> None:
-        self._cancel_all_queued(reason)
-        ids = range(self.run.first_task_id, self.run.first_task_id + self.run.n)
-        self.cancel(ids, force, reason)
+        # Only tasks already handed out can still be live; the rest just ended as cancelled.
+        self.cancel(self._cancel_all_queued(reason), force, reason)
 
     def close(self, timeout: float) -> None:
         with self._lock:
