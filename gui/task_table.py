@@ -69,7 +69,36 @@ def worker_text(rec: TaskRecord, model: str) -> str:
     return f"{rec.thread or 'thread'} ({rec.tid})"
 
 
-class TaskTableModel(QAbstractTableModel):
+class _RecordTableModel(QAbstractTableModel):
+    """What both tables share: one record per row in a list (``_rows``), found by id through
+    ``row_of``, under fixed columns ``COLS``."""
+
+    COLS: tuple[str, ...] = ()
+    row_of: dict[int, int]
+
+    def _rows(self) -> list[Any]:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows().clear()
+        self.row_of.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows())
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLS[section]
+        return None
+
+
+class TaskTableModel(_RecordTableModel):
     """One row per task of every run, in task-id order."""
 
     COLS = ("Task", "Run", "State", "Worker", "Core", "Duration", "Progress", "Cancel", "Force")
@@ -104,25 +133,10 @@ class TaskTableModel(QAbstractTableModel):
         self.dataChanged.emit(self.index(min(rows), 0),
                               self.index(max(rows), len(self.COLS) - 1))
 
-    def clear(self) -> None:
-        self.beginResetModel()
-        self.recs.clear()
-        self.row_of.clear()
-        self.endResetModel()
+    def _rows(self) -> list[TaskRecord]:
+        return self.recs
 
     # -- Qt model ----------------------------------------------------------------------------
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.recs)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLS[section]
-        return None
-
     def duration_s(self, r: TaskRecord) -> float | None:
         if r.start_ns is None:
             return None
@@ -261,7 +275,7 @@ class TaskFilter(QSortFilterProxyModel):
         self.setFilterRegularExpression(QRegularExpression(
             pattern, QRegularExpression.PatternOption.DotMatchesEverythingOption))
 
-class RunTableModel(QAbstractTableModel):
+class RunTableModel(_RecordTableModel):
     """One row per run: what it is, its progress, its counts, and Cancel run."""
 
     COLS = ("Run", "Model", "Workload", "Progress", "Counts", "Wall", "Cancel", "Force")
@@ -288,23 +302,8 @@ class RunTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0),
                                   self.index(len(self.runs) - 1, len(self.COLS) - 1))
 
-    def clear(self) -> None:
-        self.beginResetModel()
-        self.runs.clear()
-        self.row_of.clear()
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.runs)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLS[section]
-        return None
+    def _rows(self) -> list[RunRecord]:
+        return self.runs
 
     @staticmethod
     def ended(run: RunRecord) -> int:
