@@ -5,6 +5,15 @@ blocked runs our timer late, by exactly as long as it was blocked; a GIL that an
 holds makes our probe thread wait, by exactly as long as it was held. The sampler
 (:mod:`engine.sampler`) reads both once per interval.
 
+:class:`ExternalLag` is the third kind of source: lateness measured by a front end in another
+process (the window's own loop, with a :class:`LagProbe` there) and forwarded here as numbers.
+The sampler reads it exactly like a probe.
+
+Both probes can idle between runs (the sampler tells them, see
+:meth:`engine.sampler.Sampler.set_busy`): the GIL probe pauses (its samples then say ``None``,
+"not measured", never 0), and a lag probe given an ``idle_interval_s`` fires that much less
+often. While work runs they measure exactly as described below.
+
 No Qt here: :class:`LagProbe` works on any :class:`asyncio.AbstractEventLoop` (a stock loop, or
 the GUI's qasync loop), through ``call_soon_threadsafe`` and ``call_later`` only.
 """
@@ -22,7 +31,7 @@ from collections.abc import Callable, Iterable
 
 from .clock import NS_PER_MS, now_ns
 
-__all__ = ["GilProbe", "LagProbe", "gil_disabled", "lag_stats"]
+__all__ = ["ExternalLag", "GilProbe", "LagProbe", "gil_disabled", "lag_stats"]
 
 
 def lag_stats(values: Iterable[float]) -> dict[str, float]:
@@ -41,6 +50,11 @@ def lag_stats(values: Iterable[float]) -> dict[str, float]:
     return {"p50": rank(0.50), "p99": rank(0.99), "max": v[-1]}
 
 
+def _check_interval(name: str, v: object) -> None:
+    if isinstance(v, bool) or not (isinstance(v, int | float) and 0.001 <= v <= 10.0):
+        raise ValueError(f"{name}: expected 0.001..10 seconds, got {v!r}")
+
+
 class LagProbe:
     """A periodic timer on an asyncio loop that records how late each firing is.
 
@@ -53,14 +67,25 @@ class LagProbe:
     :meth:`take` (called from the sampler's thread) returns the worst lateness since the
     previous :meth:`take`, *including a stall still in progress*: while the loop is blocked,
     successive samples show the stall growing instead of zero followed by one late spike.
+
+    ``idle_interval_s`` (optional): the interval to use while the sampler is idle (no run
+    active, see :meth:`set_idle`). A timer every 20 ms costs its loop thread about 0.5% of a
+    core; one every 250 ms, a tenth of that. The price is honest and bounded: while idle, a
+    stall that starts and ends between two firings can go unseen (the stall that covers a
+    firing's due time is still measured to the millisecond).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
-                 history_s: float = 120.0) -> None:
-        if not (isinstance(interval_s, int | float) and 0.001 <= interval_s <= 10.0):
-            raise ValueError(f"interval_s: expected 0.001..10 seconds, got {interval_s!r}")
+                 history_s: float = 120.0, *, idle_interval_s: float | None = None) -> None:
+        _check_interval("interval_s", interval_s)
+        if idle_interval_s is not None:
+            _check_interval("idle_interval_s", idle_interval_s)
         self.loop = loop
-        self.interval_s = float(interval_s)
+        #: The interval used while work runs, and the one used while the sampler says it is
+        #: idle (None: the same); :attr:`interval_s` is the one in force now.
+        self.busy_interval_s = float(interval_s)
+        self.idle_interval_s = None if idle_interval_s is None else float(idle_interval_s)
+        self.interval_s = self.busy_interval_s
         self._interval_ns = int(interval_s * 1e9)
         self._lock = threading.Lock()
         self._due_ns = 0  # when the armed timer should fire; 0 = not armed
@@ -84,23 +109,59 @@ class LagProbe:
         except RuntimeError:  # loop already closed: nothing is pending any more
             pass
 
+    def set_idle(self, idle: bool) -> None:
+        """Switch to ``idle_interval_s`` (``idle`` True) or back to the normal interval (from
+        any thread). A no-op without an ``idle_interval_s``. Going busy re-arms the timer at
+        once, so the short interval applies from now, not from the idle timer's due time."""
+        if self.idle_interval_s is None:
+            return
+        interval = self.idle_interval_s if idle else self.busy_interval_s
+        with self._lock:
+            if interval == self.interval_s:
+                return
+            self.interval_s = interval
+            self._interval_ns = int(interval * 1e9)
+        if not idle:
+            try:
+                self.loop.call_soon_threadsafe(self._rearm)
+            except RuntimeError:  # loop closed: nothing to re-arm
+                pass
+
     # -- on the loop ----------------------------------------------------------------------
     def _arm(self) -> None:
         if self._stopped:
             return
         with self._lock:
             self._due_ns = now_ns() + self._interval_ns
-        self._handle = self.loop.call_later(self.interval_s, self._fire)
+            interval = self.interval_s
+        self._handle = self.loop.call_later(interval, self._fire)
+
+    def _record(self, t: int) -> None:
+        """Record the armed timer's firing at ``t`` (lock held)."""
+        late = max(0, t - self._due_ns)
+        self._due_ns = 0
+        if late > self._worst_ns:
+            self._worst_ns = late
+        self.history.append((t, late / NS_PER_MS))
+        self.fired += 1
 
     def _fire(self) -> None:
         t = now_ns()
         with self._lock:
-            late = max(0, t - self._due_ns)
-            self._due_ns = 0
-            if late > self._worst_ns:
-                self._worst_ns = late
-            self.history.append((t, late / NS_PER_MS))
-            self.fired += 1
+            self._record(t)
+        self._arm()
+
+    def _rearm(self) -> None:
+        """Replace the pending timer by one at the current interval. A timer already overdue
+        counts as fired now (its lateness is real and must not be lost with the handle)."""
+        if self._stopped or self._handle is None:
+            return  # not armed yet (start() will) or stopped
+        self._handle.cancel()
+        self._handle = None
+        t = now_ns()
+        with self._lock:
+            if self._due_ns and t >= self._due_ns:
+                self._record(t)
         self._arm()
 
     def _cancel(self) -> None:
@@ -131,6 +192,83 @@ class LagProbe:
 
     def stats(self, window_s: float = 10.0) -> dict[str, float]:
         """p50/p99/max lateness (ms) of the firings in the last ``window_s`` seconds."""
+        since = now_ns() - int(window_s * 1e9)
+        with self._lock:
+            values = [ms for t, ms in self.history if t >= since]
+        return lag_stats(values)
+
+
+class ExternalLag:
+    """Loop lateness measured elsewhere and reported here: the sampler's view of a front end's
+    loop that runs in another process (the window's, once the engine has its own process).
+
+    The front end measures its own loop with a :class:`LagProbe` and forwards each lateness it
+    measured; whatever thread receives them calls :meth:`report`. The sampler then reads this
+    object exactly like a probe: :meth:`take` once per sample, :meth:`stats` on demand, and
+    ``history`` holds ``(t_ns, ms)`` pairs like a probe's.
+
+    Honest about what it cannot see: a front end that is blocked cannot report, so a stall in
+    progress shows only once the front end runs again and reports it (a local probe shows it
+    growing). Until then the samples carry no value for that loop (:meth:`take` says None),
+    never a made-up 0.
+    """
+
+    #: Reports kept per second of ``history_s`` (a front end forwarding a 20 ms probe sends 50).
+    HISTORY_PER_S = 100
+
+    def __init__(self, history_s: float = 120.0) -> None:
+        self._lock = threading.Lock()
+        self._worst_ms: float | None = None  # worst report since the last take()
+        self._stopped = False
+        #: (report time ns, lateness ms) of every report, bounded to about ``history_s``.
+        self.history: deque[tuple[int, float]] = deque(
+            maxlen=max(16, int(history_s * self.HISTORY_PER_S)))
+        #: Reports received (the counterpart of a probe's ``fired``).
+        self.fired = 0
+
+    def start(self) -> None:
+        """Nothing to start (reports arrive on their own); here so it reads like a probe."""
+
+    def stop(self) -> None:
+        """Ignore reports from now on (idempotent)."""
+        self._stopped = True
+
+    def set_idle(self, idle: bool) -> None:
+        """Nothing to slow down: the front end decides how often it measures."""
+
+    def report(self, lateness_ms: float, t_ns: int | None = None) -> None:
+        """Record one lateness (ms) the front end measured; thread-safe, from any thread.
+
+        ``t_ns``: when it was measured, on the engine clock (``time.monotonic_ns`` is
+        system-wide, so a front end in another process can stamp it itself); default now.
+        A negative lateness (a timer that ran early) counts as 0, as a probe's does. Raises
+        ValueError for anything but a finite number; reports after :meth:`stop` are ignored.
+        """
+        if isinstance(lateness_ms, bool) or not isinstance(lateness_ms, int | float) \
+                or not math.isfinite(lateness_ms):
+            raise ValueError(f"lateness_ms: expected a finite number of ms, got {lateness_ms!r}")
+        if t_ns is None:
+            t_ns = now_ns()
+        elif isinstance(t_ns, bool) or not isinstance(t_ns, int):
+            raise ValueError(f"t_ns: expected an int (engine clock ns), got {t_ns!r}")
+        ms = max(0.0, float(lateness_ms))
+        with self._lock:
+            if self._stopped:
+                return
+            if self._worst_ms is None or ms > self._worst_ms:
+                self._worst_ms = ms
+            self.history.append((t_ns, ms))
+            self.fired += 1
+
+    def take(self) -> float | None:
+        """Worst lateness in ms reported since the last call; None if nothing was."""
+        with self._lock:
+            worst = self._worst_ms
+            self._worst_ms = None
+        return worst
+
+    def stats(self, window_s: float = 10.0) -> dict[str, float]:
+        """p50/p99/max lateness (ms) of the reports stamped in the last ``window_s`` seconds."""
         since = now_ns() - int(window_s * 1e9)
         with self._lock:
             values = [ms for t, ms in self.history if t >= since]
@@ -188,6 +326,11 @@ class GilProbe:
 
     Cost: about 1% of one core with the default ``poll_s`` = 2 ms, less under contention (fewer
     wake-ups); see :attr:`cpu_percent` and :func:`engine.sampler.measure_cost`.
+
+    :meth:`pause` stops the polling (the thread blocks on an event: no wake-ups, no CPU) until
+    :meth:`resume`; the sampler pauses it while no run is active. Time paused is not measured:
+    :meth:`take` says None for an interval the probe did not run in at all, and for one it ran
+    in only partly, the share of the part it ran (never a 0 it did not measure).
     """
 
     CALIBRATION_SLEEPS = 25
@@ -204,7 +347,15 @@ class GilProbe:
         self._wait_total_ns = 0
         self._cpu_ns = 0  # the probe thread's own CPU time
         self._started_ns = 0
-        self._last_take: tuple[int, int] | None = None  # (t_ns, wait_total_ns)
+        # (t_ns, wait_total_ns, ran_ns) at the last take()
+        self._last_take: tuple[int, int, int] | None = None
+        # Time the probe has been polling: closed spans, plus the open one since _run_since_ns
+        # (0 while paused). Written by the probe thread under _span_lock.
+        self._span_lock = threading.Lock()
+        self._ran_ns = 0
+        self._run_since_ns = 0
+        self._run = threading.Event()  # set: poll; clear: paused
+        self._run.set()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self.thread: threading.Thread | None = None
@@ -220,8 +371,23 @@ class GilProbe:
 
     def stop(self, timeout: float = 0.5) -> None:
         self._stop.set()
+        self._run.set()  # wake a paused thread so it can see the stop
         if self.thread is not None:
             self.thread.join(timeout)
+
+    def pause(self) -> None:
+        """Stop polling until :meth:`resume` (from any thread; takes effect within one poll).
+        Pausing before :meth:`start` makes the thread calibrate, then wait."""
+        if not self._stop.is_set():
+            self._run.clear()
+
+    def resume(self) -> None:
+        """Poll again (from any thread; at once)."""
+        self._run.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._run.is_set()
 
     def _main(self) -> None:
         sleep = time.sleep
@@ -239,13 +405,19 @@ class GilProbe:
         base = min(over[len(over) // 5], self.MAX_BASELINE_NS)
         self.baseline_ns = max(0, base)
         self._started_ns = now_ns()
-        self._last_take = (self._started_ns, 0)
+        with self._span_lock:
+            self._run_since_ns = self._started_ns
+            self._last_take = (self._started_ns, 0, 0)
         cpu0 = time.thread_time_ns()
         self._ready.set()
         stop = self._stop.is_set
+        running = self._run.is_set
         switches = _voluntary_switches()
         total = 0
         while not stop():
+            if not running():
+                self._park()
+                continue
             n0 = switches() if switches is not None else 0
             a = clock()
             sleep(poll)
@@ -265,18 +437,36 @@ class GilProbe:
                 self._wait_total_ns = total
             self._cpu_ns = time.thread_time_ns() - cpu0
 
+    def _park(self) -> None:
+        """Close the running span, block until resumed (or stopped), open a new span."""
+        with self._span_lock:
+            self._ran_ns += now_ns() - self._run_since_ns
+            self._run_since_ns = 0
+        self._run.wait()
+        with self._span_lock:
+            self._run_since_ns = now_ns()
+
     def take(self) -> float | None:
         """Share of time (0..1) spent waiting for the GIL since the last call; None when the
-        GIL is off or the probe is not running."""
+        GIL is off, the probe is not running, or it was paused for the whole interval.
+
+        The share is over the time the probe polled: the whole interval while it runs (then
+        exactly the figure a probe that never pauses gives), only the polled part of an
+        interval it was paused or resumed in. A polled part shorter than one poll is too
+        short to say anything: None.
+        """
         if self.disabled or self._last_take is None:
             return None
-        t = now_ns()
-        wait = self._wait_total_ns
-        t0, w0 = self._last_take
-        self._last_take = (t, wait)
-        if t <= t0:
-            return 0.0
-        return min(1.0, max(0.0, (wait - w0) / (t - t0)))
+        with self._span_lock:
+            t = now_ns()
+            wait = self._wait_total_ns
+            ran = self._ran_ns + (t - self._run_since_ns if self._run_since_ns else 0)
+            t0, w0, r0 = self._last_take
+            self._last_take = (t, wait, ran)
+        polled = ran - r0
+        if polled <= 0 or (polled < t - t0 and polled < self.poll_s * 1e9):
+            return None
+        return min(1.0, max(0.0, (wait - w0) / polled))
 
     @property
     def cpu_percent(self) -> float:

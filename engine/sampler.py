@@ -7,32 +7,57 @@ One :class:`Sampler` owns every psutil call, in one thread of its own, and puts 
 and says 0.0 or 100.0 on its first call. Here the very first sample is already a true
 measurement over [construction, first tick].
 
-Portable by construction: psutil only (no /proc reads), so it works on macOS and Windows too.
-Where the OS cannot tell something (the core a process last ran on), the sample says -1.
+What is read how often:
 
-Cost: a full tick at 10 Hz with 8 idle workers is under 1% of one core (0.8-0.9% measured on
-the 2-core development VM while other test suites loaded it; most of it is waking up and
-reading /proc-backed counters through psutil); the GIL probe thread adds about 1% of one core.
-:func:`measure_cost` measures both wherever it runs.
+* every tick: per-core CPU, this process's CPU, each of its threads' CPU, each worker's and
+  each own process's CPU (and the core a worker last ran on), loop lag, the GIL probe;
+* once a second: resident memory (this process, own processes, workers). The samples in
+  between repeat the last read; CPU figures are never reused, each covers exactly its
+  sample's interval.
+
+Portable: psutil everywhere, so it works on macOS and Windows too. On Linux the same kernel
+counters are read from /proc files the sampler keeps open (one ``pread`` each, instead of
+psutil's open-stat-seek-read-close per figure; see ``_KeptFiles``), at most 128 of them (fewer
+under a low open-files limit), psutil beyond that; this process's own CPU comes from
+``getrusage``. Where the OS cannot tell something (the core a process last ran on), the sample
+says -1.
+
+Idle and busy (:meth:`Sampler.set_busy`): the session says when a run is active. Samples keep
+coming at the same rate with the same figures; only the probes idle between runs: the GIL probe
+pauses (``Sample.gil`` is None then: not measured, never a made-up 0) and the engine loop's lag
+probe fires every 0.25 s instead of every 20 ms.
+
+Cost, measured on the 2-core development VM (other test suites loading it at times):
+
+* a tick at 10 Hz with 8 idle workers: 0.32-0.36% of one core (it was 0.85-0.97% through
+  psutil alone); :func:`measure_cost`;
+* the GIL probe thread while it runs: about 1% of one core (0.8-1.3%); paused between runs: 0;
+* the engine process's monitoring while idle (sampler thread + GIL probe + the engine loop's
+  lag probe): 0.35-0.36% of one core at 10 Hz (it was 1.8-2.0%); :func:`measure_idle_cost`.
+
+Both functions measure wherever they run.
 """
-
 from __future__ import annotations
 
 import asyncio
 import math
+import os
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import psutil
 
 from .clock import NS_PER_S, now_ns
-from .probes import GilProbe, LagProbe, gil_disabled
+from .probes import ExternalLag, GilProbe, LagProbe, gil_disabled
 from .samples import Sample, WorkerSample
 from .spec import SpecError
 
-__all__ = ["Sampler", "check_hz", "core_averages", "measure_cost", "run_samples"]
+__all__ = ["Sampler", "check_hz", "core_averages", "measure_cost", "measure_idle_cost",
+           "run_samples"]
 
 MIN_HZ = 1.0
 MAX_HZ = 50.0
@@ -47,6 +72,36 @@ _SYSTEM = ("system", "irq", "softirq")
 
 _HAS_CPU_NUM = hasattr(psutil.Process, "cpu_num")
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
+
+#: Resident memory (this process, own processes, workers) is read at most this often; the
+#: samples in between repeat the last read. CPU is read every tick.
+RSS_REFRESH_S = 1.0
+
+
+def _self_cpu_reader() -> Callable[[], float]:
+    """This process's user+system CPU seconds: ``getrusage(RUSAGE_SELF)`` where there is one
+    (one syscall, no file to open; the kernel's same per-process counters that psutil reads
+    from /proc/self/stat, in microseconds instead of clock ticks), else psutil."""
+    try:
+        import resource
+
+        getrusage = resource.getrusage
+        who = resource.RUSAGE_SELF
+        getrusage(who)
+    except (ImportError, AttributeError, OSError):  # pragma: no cover - Windows
+        proc = psutil.Process()
+
+        def via_psutil() -> float:
+            ct = proc.cpu_times()
+            return ct.user + ct.system
+
+        return via_psutil
+
+    def via_rusage() -> float:
+        ru = getrusage(who)
+        return ru.ru_utime + ru.ru_stime
+
+    return via_rusage
 
 
 def check_hz(hz: Any) -> float:
@@ -70,26 +125,141 @@ class _Core:
 
     __slots__ = ("busy", "idle", "system", "user")
 
-    def __init__(self, ct: Any) -> None:
-        self.busy = sum(_fields(ct, _BUSY))
-        self.idle = sum(_fields(ct, _IDLE))
-        self.user = sum(_fields(ct, _USER))
-        self.system = sum(_fields(ct, _SYSTEM))
+    def __init__(self, busy: float, idle: float, user: float, system: float) -> None:
+        self.busy = busy
+        self.idle = idle
+        self.user = user
+        self.system = system
+
+    @classmethod
+    def of(cls, ct: Any) -> _Core:
+        """From one of ``psutil.cpu_times(percpu=True)``'s tuples."""
+        return cls(sum(_fields(ct, _BUSY)), sum(_fields(ct, _IDLE)), sum(_fields(ct, _USER)),
+                   sum(_fields(ct, _SYSTEM)))
 
 
 def _read_cores() -> list[_Core]:
-    return [_Core(ct) for ct in psutil.cpu_times(percpu=True)]
+    return [_Core.of(ct) for ct in psutil.cpu_times(percpu=True)]
+
+
+# -- Linux: the very counters psutil reads, through /proc files kept open ---------------------
+# psutil opens, stats, seeks, reads and closes a /proc file for every figure (8 syscalls and
+# a path lookup each); at 10 Hz that, not the counters, was most of a tick. A descriptor kept
+# open is read again with one pread, and the kernel regenerates the file's content for each
+# read, so the figures are the same kernel counters, as fresh, parsed the way psutil parses
+# them (clock ticks / SC_CLK_TCK). A /proc/<pid> descriptor also pins that very process: once it
+# is reaped, reads fail (ESRCH) instead of reading a new process that reused the pid.
+_CLK_TCK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+_PROC_STAT_BYTES = 1 << 16
+_PID_STAT_BYTES = 4096
+
+
+def _parse_pid_stat(data: bytes) -> tuple[float, int]:
+    """(utime + stime in seconds, the core it last ran on) from a /proc/<pid>/stat or
+    /proc/<pid>/task/<tid>/stat line (the command name, field 2, may hold spaces and ')')."""
+    f = data[data.rindex(b")") + 2:].split()
+    return (int(f[11]) + int(f[12])) / _CLK_TCK, int(f[36])
+
+
+def _parse_proc_stat(data: bytes, ncpu: int) -> list[_Core] | None:
+    """Per-core counters from /proc/stat (the lines cpu0, cpu1, ...: user nice system idle
+    iowait irq softirq steal, in clock ticks; guest time is already inside user, as psutil and
+    :data:`_BUSY` assume). None if the core lines did not end inside ``data``."""
+    cores: list[_Core] = []
+    lines = data.split(b"\n", ncpu + 2)
+    for line in lines[1:]:  # lines[0] is the all-core total
+        if not line.startswith(b"cpu"):
+            return cores if cores else None
+        v = [int(x) for x in line.split()[1:9]]
+        v += [0] * (8 - len(v))
+        user, nice, system, idle, iowait, irq, softirq, steal = v
+        t = _CLK_TCK
+        cores.append(_Core((user + nice + system + irq + softirq + steal) / t,
+                           (idle + iowait) / t, (user + nice) / t, (system + irq + softirq) / t))
+    return None
+
+
+def _proc_works() -> bool:
+    """True where /proc reads parse as expected (Linux); else the sampler uses psutil only."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open(f"/proc/{os.getpid()}/stat", "rb") as f:
+            cpu_s, _ = _parse_pid_stat(f.read(_PID_STAT_BYTES))
+        with open("/proc/stat", "rb") as f:
+            cores = _parse_proc_stat(f.read(_PROC_STAT_BYTES), os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        return False
+    return bool(cores) and cpu_s >= 0.0
+
+
+#: Read /proc through kept descriptors (Linux); False: psutil only (tests switch it off to
+#: check that path too; takes effect for Samplers made afterwards).
+FAST_PROC = _proc_works()
+
+
+def _fd_budget() -> int:
+    """How many /proc files one Sampler may keep open: 128, fewer under a low open-files
+    limit (the workloads need descriptors too: pipes, sockets, files)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover
+        return 32
+    if soft == resource.RLIM_INFINITY:
+        return 128
+    return max(8, min(128, soft // 8))
+
+
+class _KeptFiles:
+    """The /proc descriptors one Sampler holds, at most ``budget``. Beyond that, reads go the
+    slow way (psutil, or open-read-close): the same figures, at the old cost. Only the thread
+    that holds the sampler's tick lock opens, reads or closes them."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.fds: set[int] = set()
+        self.closed = False
+
+    def open(self, path: str) -> int:
+        """A descriptor for ``path``, or -1 (over budget, closed, or it cannot be opened)."""
+        if self.closed or len(self.fds) >= self.budget:
+            return -1
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1
+        self.fds.add(fd)
+        return fd
+
+    def close(self, fd: int) -> None:
+        if fd in self.fds:
+            self.fds.discard(fd)
+            os.close(fd)
+
+    def close_all(self) -> None:
+        self.closed = True
+        fds, self.fds = self.fds, set()
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
+                pass
 
 
 class _Tracked:
-    """A worker process we keep a live ``psutil.Process`` for (so its counters can be
-    differenced tick to tick, and psutil can tell if the pid was reused)."""
+    """A process we keep a live ``psutil.Process`` for (so its counters can be differenced
+    tick to tick, and psutil can tell if the pid was reused), with its last RSS read, and on
+    Linux its /proc/<pid>/stat kept open (``fd``; -1: none)."""
 
-    __slots__ = ("cpu_s", "proc")
+    __slots__ = ("cpu_s", "fd", "proc", "rss")
 
-    def __init__(self, proc: psutil.Process, cpu_s: float) -> None:
+    def __init__(self, proc: psutil.Process, cpu_s: float, rss: int, fd: int = -1) -> None:
         self.proc = proc
         self.cpu_s = cpu_s
+        self.rss = rss
+        self.fd = fd
 
 
 class Sampler:
@@ -99,18 +269,35 @@ class Sampler:
     worker processes the engine started (the engine tracks them; we never guess from
     ``children()``, which would also pick up the forkserver and resource tracker).
 
-    Lag probes can be added for any asyncio loop, from any thread, at any time.
+    ``own_pids`` (optional) is called once per tick too: the pids of other processes that are
+    part of TaskScope itself (the window's process, when the engine runs in a process of its
+    own). Their CPU (differenced per pid, like a worker's) and resident memory are added into
+    ``Sample.self_cpu`` and ``Sample.self_rss``. This process's own pid is skipped there (it is
+    always counted, once). A pid that goes away drops out from the next sample; its CPU after
+    the last read before it went is not seen.
+
+    Lag probes can be added for any asyncio loop (:meth:`add_loop_probe`), and lag sources for
+    loops in other processes (:meth:`add_external_lag`), from any thread, at any time.
+
+    :meth:`set_busy` tells the sampler whether a run is active. Samples come at ``hz`` either
+    way, with the same CPU and memory figures; while idle the GIL probe is paused (samples say
+    ``gil=None``: not measured) and lag probes added with an ``idle_interval_s`` fire that much
+    less often. A new Sampler is busy, measuring everything, until told otherwise.
     """
 
     def __init__(self, store: Any, worker_pids: Callable[[], Iterable[int]],
-                 hz: float = 10.0, *, gil_probe: bool = True) -> None:
+                 hz: float = 10.0, *, gil_probe: bool = True,
+                 own_pids: Callable[[], Iterable[int]] | None = None) -> None:
         self.hz = check_hz(hz)
         self.period_ns = int(NS_PER_S / self.hz)
         self.store = store
         self._worker_pids = worker_pids
+        self._own_pids = own_pids
         self._tick_lock = threading.Lock()
         self._probes_lock = threading.Lock()
-        self._lag: dict[str, LagProbe] = {}
+        self._busy_lock = threading.Lock()  # taken before _probes_lock, never after
+        self._busy = True
+        self._lag: dict[str, LagProbe | ExternalLag] = {}
         self._gil = GilProbe() if gil_probe else None
         self._gil_off = gil_disabled()
         self._stop = threading.Event()
@@ -126,17 +313,36 @@ class Sampler:
         self._thread_started_ns = 0
         self.latest: Sample | None = None
 
+        self._me = os.getpid()
         self._proc = psutil.Process()
+        self._self_cpu = _self_cpu_reader()
+        # Linux: /proc/stat, our task directory and each thread's and process's stat file are
+        # kept open (see _KeptFiles); they are closed when the sampler stops, or with it.
+        self._files = _KeptFiles(_fd_budget() if FAST_PROC else 0)
+        weakref.finalize(self, self._files.close_all).atexit = False
+        self._ncpu = os.cpu_count() or 1
+        self._stat_fd = self._files.open("/proc/stat")
+        self._task_dir = self._files.open(f"/proc/{self._me}/task")
+        self._thread_fds: dict[int, int] = {}
+        self._prev_threads: dict[int, float] = {}
+        # RSS is re-read on the first tick at least RSS_REFRESH_S after the last read (half a
+        # period early is on time, so 10 Hz reads it every 10th tick, not every 11th).
+        self._rss_every_ns = max(1, int(RSS_REFRESH_S * NS_PER_S) - self.period_ns // 2)
         # Prime every counter now (as glances does): CPU figures are differences between two
         # reads, so reading once here makes the very first tick a real measurement instead of
         # psutil's meaningless first 0.0/100.0.
         self._prev_t_ns = now_ns()
-        self._prev_cores = _read_cores()
-        self._prev_self_cpu = self._proc_cpu(self._proc)
+        self._prev_cores = self._cores()
+        self._prev_self_cpu = self._self_cpu()
+        self._self_rss = self._proc.memory_info().rss
+        self._rss_t_ns = self._prev_t_ns
         self._prev_threads = self._thread_times()
         self._workers: dict[int, _Tracked] = {}
+        self._own: dict[int, _Tracked] = {}
         self._prev_wall = time.time()
-        self._track_workers(self._prev_wall)
+        self._track(self._workers, self._worker_pids, self._prev_wall)
+        if own_pids is not None:
+            self._track(self._own, own_pids, self._prev_wall)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -147,6 +353,9 @@ class Sampler:
         if self.thread is not None:
             return
         if self._gil is not None:
+            with self._busy_lock:
+                if not self._busy:  # calibrate now, then wait for the first run
+                    self._gil.pause()
             self._gil.start()
         self.thread = threading.Thread(target=self._main, name="taskscope-sampler", daemon=True)
         self.thread.start()
@@ -165,10 +374,56 @@ class Sampler:
             self._gil.stop(timeout)
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(max(0.0, deadline - time.monotonic()))
+        # Close the kept /proc files; a thread still in a tick closes them itself as it ends
+        # (see _main).
+        if (self.thread is None or not self.thread.is_alive()) and \
+                self._tick_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                self._release_files()
+            finally:
+                self._tick_lock.release()
+
+    def _release_files(self) -> None:
+        """Close every kept /proc descriptor and forget them (tick lock held): later reads,
+        if any (a sample_now() after stop()), go the slow way."""
+        self._stat_fd = self._task_dir = -1
+        self._thread_fds.clear()
+        for tr in (*self._workers.values(), *self._own.values()):
+            tr.fd = -1
+        self._files.close_all()
 
     @property
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
+
+    def set_busy(self, busy: bool) -> None:
+        """Say whether a run is active (the session calls this when its first run starts and
+        when its last one ends). Thread-safe, returns at once, idempotent.
+
+        Idle: the GIL probe pauses (``Sample.gil`` is None, "not measured"; nothing runs that
+        could hold the GIL but our own idle threads) and lag probes that have an
+        ``idle_interval_s`` use it. Busy: everything measures at full rate again, from now.
+        CPU, memory and per-core figures are sampled the same way in both states.
+        """
+        busy = bool(busy)
+        with self._busy_lock:
+            with self._probes_lock:
+                if busy == self._busy:
+                    return
+                self._busy = busy
+                probes = list(self._lag.values())
+            if self._gil is not None:
+                if busy:
+                    self._gil.resume()
+                else:
+                    self._gil.pause()
+            for p in probes:
+                p.set_idle(not busy)
+
+    @property
+    def busy(self) -> bool:
+        """False between :meth:`set_busy(False) <set_busy>` and the next ``set_busy(True)``."""
+        return self._busy
 
     def _main(self) -> None:
         self._thread_started_ns = now_ns()
@@ -176,41 +431,63 @@ class Sampler:
         period = self.period_ns
         next_t = now_ns() + period
         wait = self._stop.wait
-        while not wait(max(0.0, (next_t - now_ns()) / NS_PER_S)):
-            t0 = now_ns()
-            try:
-                self.sample_now()
-            except Exception as e:  # never let one bad read end the monitor
-                self.errors += 1
-                self.last_error = e
-            t1 = now_ns()
-            dt = t1 - t0
-            self._tick_ns_total += dt
-            self._tick_ns_max = max(self._tick_ns_max, dt)
-            self._thread_cpu_ns = time.thread_time_ns() - cpu0
-            next_t += period
-            if next_t <= t1:  # fell behind (machine stalled): resync, do not burst
-                next_t = t1 + period
+        try:
+            while not wait(max(0.0, (next_t - now_ns()) / NS_PER_S)):
+                t0 = now_ns()
+                try:
+                    self.sample_now()
+                except Exception as e:  # never let one bad read end the monitor
+                    self.errors += 1
+                    self.last_error = e
+                t1 = now_ns()
+                dt = t1 - t0
+                self._tick_ns_total += dt
+                self._tick_ns_max = max(self._tick_ns_max, dt)
+                self._thread_cpu_ns = time.thread_time_ns() - cpu0
+                next_t += period
+                if next_t <= t1:  # fell behind (machine stalled): resync, do not burst
+                    next_t = t1 + period
+        finally:
+            with self._tick_lock:
+                self._release_files()
 
     # -- lag probes -------------------------------------------------------------------------
+    def _register(self, name: str, probe: LagProbe | ExternalLag) -> None:
+        """Put ``probe`` under ``name`` (stopping the one it replaces), in the current
+        busy/idle state. Raises RuntimeError if this sampler was stopped."""
+        with self._busy_lock:
+            with self._probes_lock:
+                if self._stopped:
+                    raise RuntimeError("this Sampler was stopped")
+                old = self._lag.pop(name, None)
+                self._lag[name] = probe
+                idle = not self._busy
+            probe.set_idle(idle)
+        if old is not None:
+            old.stop()
+
+    @staticmethod
+    def _check_name(name: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name: expected a non-empty string, got {name!r}")
+
     def add_loop_probe(self, name: str, loop: asyncio.AbstractEventLoop,
-                       interval_s: float = 0.02) -> LagProbe:
+                       interval_s: float = 0.02, *,
+                       idle_interval_s: float | None = None) -> LagProbe:
         """Measure how late ``loop`` runs a timer every ``interval_s``; reported as
-        ``Sample.lag_ms[name]``. Replaces an existing probe of that name. Thread-safe.
+        ``Sample.lag_ms[name]``. Replaces an existing probe or lag source of that name.
+        Thread-safe.
+
+        ``idle_interval_s``: the timer's interval while this sampler is idle (see
+        :meth:`set_busy`); None keeps ``interval_s`` always. For a loop that runs nothing
+        between runs (the engine's), this saves most of the probe's cost then.
 
         Raises RuntimeError if ``loop`` is closed or this sampler was stopped (a probe added
         then would keep a timer on the loop that nobody reads).
         """
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name: expected a non-empty string, got {name!r}")
-        probe = LagProbe(loop, interval_s)
-        with self._probes_lock:
-            if self._stopped:
-                raise RuntimeError("this Sampler was stopped")
-            old = self._lag.pop(name, None)
-            self._lag[name] = probe
-        if old is not None:
-            old.stop()
+        self._check_name(name)
+        probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s)
+        self._register(name, probe)
         try:
             probe.start()  # a probe stopped meanwhile (by stop()) never arms: see LagProbe._arm
         except RuntimeError:  # the loop is closed
@@ -220,8 +497,24 @@ class Sampler:
             raise
         return probe
 
+    def add_external_lag(self, name: str) -> ExternalLag:
+        """A lag source for a loop that another process measures (a front end's), reported as
+        ``Sample.lag_ms[name]`` and by :meth:`lag_stats` exactly as a probe's. Whoever receives
+        that process's measurements calls ``.report(lateness_ms)`` on the returned object.
+        Replaces an existing probe or source of that name; :meth:`remove_loop_probe` removes
+        it. Thread-safe. Raises RuntimeError if this sampler was stopped.
+
+        A sample has ``lag_ms[name]`` only if something was reported over its interval: the
+        worst report then.
+        """
+        self._check_name(name)
+        source = ExternalLag()
+        self._register(name, source)
+        return source
+
     def remove_loop_probe(self, name: str) -> bool:
-        """Stop and forget the probe ``name``; False if there was none."""
+        """Stop and forget the probe (or external lag source) ``name``; False if there was
+        none."""
         with self._probes_lock:
             probe = self._lag.pop(name, None)
         if probe is None:
@@ -231,7 +524,7 @@ class Sampler:
 
     def lag_stats(self, name: str, window_s: float = 10.0) -> dict[str, float] | None:
         """p50/p99/max lateness (ms) of loop ``name`` over the last ``window_s``; None if no
-        such probe."""
+        such probe or source."""
         with self._probes_lock:
             probe = self._lag.get(name)
         return None if probe is None else probe.stats(window_s)
@@ -242,35 +535,129 @@ class Sampler:
         ct = proc.cpu_times()
         return ct.user + ct.system
 
-    def _thread_times(self) -> dict[int, float]:
-        try:
-            return {t.id: t.user_time + t.system_time for t in self._proc.threads()}
-        except (psutil.AccessDenied, NotImplementedError):
-            return {}
+    def _cores(self) -> list[_Core]:
+        if self._stat_fd >= 0:
+            try:
+                cores = _parse_proc_stat(os.pread(self._stat_fd, _PROC_STAT_BYTES, 0),
+                                         self._ncpu)
+            except (OSError, ValueError, IndexError):
+                cores = None
+            if cores is not None:
+                return cores
+        return _read_cores()
 
-    def _track_workers(self, wall: float) -> dict[int, float]:
-        """Refresh the set of tracked workers; return ``{pid: cpu seconds}`` to attribute to
-        this interval for workers seen for the first time."""
+    def _thread_times(self) -> dict[int, float]:
+        """{native thread id: user+system CPU seconds} for every thread of this process."""
+        if self._task_dir < 0:
+            try:
+                return {t.id: t.user_time + t.system_time for t in self._proc.threads()}
+            except (psutil.AccessDenied, NotImplementedError):
+                return {}
         try:
-            wanted = set(self._worker_pids())
+            names = os.listdir(self._task_dir)
+        except OSError:  # pragma: no cover - /proc went away under us
+            return {}
+        fds = self._thread_fds
+        files = self._files
+        out: dict[int, float] = {}
+        for name in names:
+            tid = int(name)
+            fd = fds.get(tid, -1)
+            data = b""
+            if fd >= 0:
+                try:
+                    data = os.pread(fd, _PID_STAT_BYTES, 0)
+                except OSError:  # that thread ended; a new one has its id now
+                    files.close(fd)
+                    del fds[tid]
+                    fd = -1
+                    self._prev_threads.pop(tid, None)  # all its CPU is new
+            if not data:
+                path = f"/proc/{self._me}/task/{name}/stat"
+                fd = files.open(path)
+                try:
+                    if fd >= 0:
+                        fds[tid] = fd
+                        data = os.pread(fd, _PID_STAT_BYTES, 0)
+                    else:  # over budget: the slow way
+                        with open(path, "rb", buffering=0) as f:
+                            data = f.read(_PID_STAT_BYTES)
+                except OSError:  # it ended since the listing
+                    continue
+            out[tid] = _parse_pid_stat(data)[0]
+        for tid in fds.keys() - out.keys():
+            files.close(fds.pop(tid))
+        return out
+
+    def _track(self, table: dict[int, _Tracked], pids: Callable[[], Iterable[int]],
+               wall: float) -> dict[int, float]:
+        """Refresh the set of processes in ``table`` from ``pids()``; return ``{pid: cpu
+        share}`` to attribute to this interval for processes seen for the first time."""
+        try:
+            wanted = set(pids())
         except Exception:  # the engine is shutting down: keep what we had
-            wanted = set(self._workers)
-        for pid in list(self._workers):
+            wanted = set(table)
+        wanted.discard(self._me)
+        for pid in list(table):
             if pid not in wanted:
-                del self._workers[pid]
+                self._files.close(table.pop(pid).fd)
         fresh: dict[int, float] = {}
-        for pid in wanted - self._workers.keys():
+        for pid in wanted - table.keys():
+            fd = -1
             try:
                 proc = psutil.Process(pid)
-                cpu = self._proc_cpu(proc)
-                born = proc.create_time()
-            except _GONE:
+                with proc.oneshot():
+                    cpu = self._proc_cpu(proc)
+                    born = proc.create_time()
+                rss = proc.memory_info().rss
+                fd = self._files.open(f"/proc/{pid}/stat")
+                if fd >= 0:  # the kept file from now on (it pins this very process)
+                    cpu = _parse_pid_stat(os.pread(fd, _PID_STAT_BYTES, 0))[0]
+            except (*_GONE, OSError):
+                self._files.close(fd)
                 continue
-            self._workers[pid] = _Tracked(proc, cpu)
+            except (TypeError, ValueError):  # not a pid at all: nothing to track
+                self._files.close(fd)
+                continue
+            table[pid] = _Tracked(proc, cpu, rss, fd)
             # Its whole CPU time so far, spread over its age: exact when it was born during
             # the interval, an average since birth otherwise.
             fresh[pid] = cpu / max(wall - born, 1e-3)
         return fresh
+
+    def _read(self, table: dict[int, _Tracked], fresh: dict[int, float], dt_s: float,
+              rss_now: bool, core: bool) -> dict[int, tuple[float, int, int]]:
+        """Read every process in ``table``: ``{pid: (cpu % of one core over the interval,
+        rss, core)}``; processes that went away are dropped from ``table``. RSS is read only
+        when ``rss_now`` (else the last read is repeated), the core only when ``core``."""
+        out: dict[int, tuple[float, int, int]] = {}
+        for pid, tr in list(table.items()):
+            proc = tr.proc
+            c = -1
+            try:
+                if tr.fd >= 0:
+                    cpu_s, c = _parse_pid_stat(os.pread(tr.fd, _PID_STAT_BYTES, 0))
+                elif core and _HAS_CPU_NUM:
+                    with proc.oneshot():  # one /proc/<pid>/stat read for both
+                        cpu_s = self._proc_cpu(proc)
+                        c = proc.cpu_num()
+                else:
+                    cpu_s = self._proc_cpu(proc)
+                if rss_now and pid not in fresh:  # fresh ones were read just now
+                    tr.rss = proc.memory_info().rss
+            except (*_GONE, OSError):  # it ended (ESRCH from a kept file: reaped)
+                self._files.close(tr.fd)
+                del table[pid]
+                continue
+            if not core:
+                c = -1
+            if pid in fresh:
+                pct = 100.0 * min(fresh[pid], cpu_s / dt_s)
+            else:
+                pct = 100.0 * max(0.0, cpu_s - tr.cpu_s) / dt_s
+            tr.cpu_s = cpu_s
+            out[pid] = (pct, tr.rss, c)
+        return out
 
     def sample_now(self) -> Sample:
         """Take one sample now (the interval since the previous one), store it, return it.
@@ -285,9 +672,12 @@ class Sampler:
         # The per-core read comes first and defines the sample's time, so that the interval
         # (prev t, t] is exactly the window the core figures cover.
         t = now_ns()
-        cores_now = _read_cores()
+        cores_now = self._cores()
         wall = time.time()
         dt_s = max((t - self._prev_t_ns) / NS_PER_S, 1e-9)
+        rss_now = t - self._rss_t_ns >= self._rss_every_ns
+        if rss_now:
+            self._rss_t_ns = t
 
         cores: list[float] = []
         users: list[float] = []
@@ -310,12 +700,21 @@ class Sampler:
             cores = users = systems = [0.0] * len(cores_now)
         self._prev_cores = cores_now
 
-        with self._proc.oneshot():
-            self_cpu_s = self._proc_cpu(self._proc)
-            self_rss = self._proc.memory_info().rss
-            threads_now = self._thread_times()
+        self_cpu_s = self._self_cpu()
+        if rss_now:
+            try:
+                self._self_rss = self._proc.memory_info().rss
+            except (psutil.Error, OSError):  # keep the last read
+                pass
+        threads_now = self._thread_times()
         self_cpu = 100.0 * max(0.0, self_cpu_s - self._prev_self_cpu) / dt_s
         self._prev_self_cpu = self_cpu_s
+        self_rss = self._self_rss
+        if self._own_pids is not None:
+            fresh_own = self._track(self._own, self._own_pids, wall)
+            for pct, rss, _ in self._read(self._own, fresh_own, dt_s, rss_now, False).values():
+                self_cpu += pct
+                self_rss += rss
 
         prev_th = self._prev_threads
         threads: dict[int, float] = {}
@@ -326,24 +725,9 @@ class Sampler:
             threads[tid] = 100.0 * (cpu_s - before) / dt_s
         self._prev_threads = threads_now
 
-        fresh = self._track_workers(wall)
-        workers: dict[int, WorkerSample] = {}
-        for pid, tr in list(self._workers.items()):
-            proc = tr.proc
-            try:
-                with proc.oneshot():
-                    cpu_s = self._proc_cpu(proc)
-                    rss = proc.memory_info().rss
-                    core = proc.cpu_num() if _HAS_CPU_NUM else -1
-            except _GONE:
-                del self._workers[pid]
-                continue
-            if pid in fresh:
-                pct = 100.0 * min(fresh[pid], cpu_s / dt_s)
-            else:
-                pct = 100.0 * max(0.0, cpu_s - tr.cpu_s) / dt_s
-            tr.cpu_s = cpu_s
-            workers[pid] = WorkerSample(pid, pct, rss, core)
+        fresh = self._track(self._workers, self._worker_pids, wall)
+        workers = {pid: WorkerSample(pid, pct, rss, core) for pid, (pct, rss, core)
+                   in self._read(self._workers, fresh, dt_s, rss_now, True).items()}
 
         with self._probes_lock:
             probes = list(self._lag.items())
@@ -489,4 +873,68 @@ def measure_cost(seconds: float = 10.0, hz: float = 10.0, workers: int = 8,
         for p in procs:
             p.join(2.0)
     out.update(seconds=seconds, workers=workers, workers_seen=len(seen))
+    return out
+
+
+def _thread_cpu_ns(threads: dict[str, threading.Thread | None]) -> dict[str, int]:
+    """CPU time (ns) of each named thread so far (-1 if unknown): its CPU-time clock where
+    there is one (nanoseconds), else psutil's per-thread times (clock ticks)."""
+    out: dict[str, int] = {}
+    slow: dict[str, int | None] = {}
+    for name, t in threads.items():
+        try:
+            clock = time.pthread_getcpuclockid(t.ident)  # type: ignore[union-attr,arg-type]
+            out[name] = time.clock_gettime_ns(clock)
+        except (AttributeError, TypeError, OSError):
+            slow[name] = getattr(t, "native_id", None)
+    if slow:
+        try:
+            times = {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+        except (psutil.Error, NotImplementedError):  # pragma: no cover
+            times = {}
+        for name, i in slow.items():
+            out[name] = int(times[i] * 1e9) if i in times else -1
+    return out
+
+
+def measure_idle_cost(seconds: float = 10.0, hz: float = 10.0) -> dict[str, float]:
+    """Measure what the engine's monitoring costs while nothing runs: a real
+    :class:`~engine.session.Session` sampling at ``hz``, idle for ``seconds``, its monitoring
+    threads' own CPU time as percent of one core.
+
+    ``sampler_cpu_pct`` (the sampler thread), ``gil_probe_cpu_pct`` (the GIL probe thread,
+    paused while idle), ``engine_loop_cpu_pct`` (the engine loop's thread, whose only work while
+    idle is the lag probe's timer), and ``total_cpu_pct``, their sum: the figure the engine
+    process adds while idle. The target is 1.2% of one core at 10 Hz. The window starts after a
+    second of settling (the GIL probe's start-up calibration is not part of the idle cost).
+    """
+    from .session import Session
+
+    check_hz(hz)
+    session = Session(warm=False, sample_hz=hz)
+    try:
+        sampler = session.sampler
+        assert sampler is not None
+        session.loop  # noqa: B018 - make sure it runs
+        gil = sampler._gil
+        loop_thread = session._engine_loop.thread if session._engine_loop is not None else None
+        threads = {"sampler": sampler.thread, "gil_probe": gil.thread if gil else None,
+                   "engine_loop": loop_thread}
+        time.sleep(1.0)
+        t0 = now_ns()
+        before = _thread_cpu_ns(threads)
+        time.sleep(seconds)
+        after = _thread_cpu_ns(threads)
+        wall = now_ns() - t0
+        busy = sampler.busy
+    finally:
+        session.shutdown()
+    out: dict[str, float] = {"hz": float(hz), "seconds": float(seconds), "busy": float(busy)}
+    total = 0.0
+    for name in threads:
+        a, b = before[name], after[name]
+        pct = 100.0 * (b - a) / wall if a >= 0 and b >= 0 else 0.0
+        out[f"{name}_cpu_pct"] = pct
+        total += pct
+    out["total_cpu_pct"] = total
     return out

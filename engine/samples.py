@@ -16,8 +16,8 @@ class WorkerSample:
     """One worker process over the interval."""
 
     pid: int
-    cpu: float  # percent of one core (100 = one core fully busy)
-    rss: int  # bytes
+    cpu: float  # percent of one core (100 = one core fully busy), over the sample's interval
+    rss: int  # bytes; refreshed once a second (samples in between repeat the last read)
     core: int  # the core it last ran on, -1 if unknown
 
 
@@ -33,18 +33,26 @@ class Sample:
     cores_system: tuple[float, ...]
     #: Mean of ``cores`` (0..100).
     total: float
-    #: This process: percent of one core, and resident memory in bytes.
+    #: TaskScope itself: this process plus the sampler's ``own_pids`` (e.g. the window's
+    #: process, when the engine runs in a process of its own). ``self_cpu``: percent of one core
+    #: over the interval, each process's counters differenced on their own. ``self_rss``:
+    #: resident memory in bytes, summed; refreshed once a second (samples in between repeat the
+    #: last read).
     self_cpu: float
     self_rss: int
     #: Worker processes the engine started, by pid.
     workers: dict[int, WorkerSample] = field(default_factory=dict)
-    #: This process's threads: native thread id -> percent of one core.
+    #: This process's threads (not own_pids'): native thread id -> percent of one core.
     threads: dict[int, float] = field(default_factory=dict)
     #: Worst lateness of a periodic timer in the interval, in ms, per loop ("gui", "engine").
-    #: Missing key: no probe on that loop.
+    #: Missing key: no probe on that loop, or a loop measured in another process (an external
+    #: lag source) that reported nothing over the interval. While no run is active, the
+    #: engine loop's probe fires every 0.25 s instead of every 20 ms.
     lag_ms: dict[str, float] = field(default_factory=dict)
-    #: Share of time a probe thread waited for the GIL over the interval (0..1); None when the
-    #: probe is off. On a free-threaded build with the GIL off: None and ``gil_disabled`` True.
+    #: Share of time a probe thread waited for the GIL over the interval (0..1). None: not
+    #: measured: the probe is off, or paused because no run was active (an interval it ran in
+    #: only partly gives the share over the part it ran). On a free-threaded build with the GIL
+    #: off: None and ``gil_disabled`` True.
     gil: float | None = None
     gil_disabled: bool = False
 

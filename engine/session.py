@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,7 @@ class Run:
             end = max((t.end_ns or 0 for t in tasks), default=now_ns())
             self.session.store.end_run(self.run_id, end)
             self.session._retire(self)
+            self.session._sampler_busy()
 
 
 @dataclass
@@ -166,7 +168,10 @@ class Session:
     """Runs, cancellation and shutdown. Use it as a context manager, or call :meth:`shutdown`."""
 
     def __init__(self, store: EventStore | None = None, *, warm: bool = True,
-                 sample_hz: float | None = 10.0) -> None:
+                 sample_hz: float | None = 10.0,
+                 own_pids: Callable[[], Iterable[int]] | None = None) -> None:
+        """``own_pids``: other processes of TaskScope itself (the window's, when this session
+        runs in an engine process), counted with this one in ``Sample.self_cpu``."""
         if sample_hz is not None:  # sampler (issue 3): a bad rate fails before threads start
             from .sampler import check_hz
 
@@ -200,8 +205,11 @@ class Session:
 
         self.sampler: Sampler | None = None
         if sample_hz is not None:
-            self.sampler = Sampler(self.store, self.worker_pids, sample_hz)
-            self.sampler.add_loop_probe("engine", self.loop)
+            self.sampler = Sampler(self.store, self.worker_pids, sample_hz, own_pids=own_pids)
+            # Between runs nothing runs on the engine loop: probe it 4 times a second then, and
+            # pause the GIL probe (Sampler.set_busy); _sampler_busy() wakes both for a run.
+            self.sampler.add_loop_probe("engine", self.loop, idle_interval_s=0.25)
+            self.sampler.set_busy(False)
             self.sampler.start()
         # -- end sampler ------------------------------------------------------------------------
 
@@ -265,11 +273,24 @@ class Session:
                 run._on_terminal(task_id, state)
 
     # -- runs ------------------------------------------------------------------------------------
-    def start(self, spec: RunSpec, *, loop: asyncio.AbstractEventLoop | None = None) -> Run:
+    def reserve_ids(self, n_tasks: int) -> tuple[int, int]:
+        """Set aside a run id and ``n_tasks`` task ids that this session will never hand out;
+        return ``(run_id, first_task_id)``. A front end that runs one run itself (the window's
+        "coroutines on the GUI loop" lesson, next to an engine in another process) passes them
+        to its own session's :meth:`start` so the two never share an id."""
+        with self._lock:
+            run_id, first = self._next_run, self._next_task
+            self._next_run += 1
+            self._next_task += n_tasks
+        return run_id, first
+
+    def start(self, spec: RunSpec, *, loop: asyncio.AbstractEventLoop | None = None,
+              ids: tuple[int, int] | None = None) -> Run:
         """Start a validated run and return at once.
 
         ``loop``: for the asyncio model, run the coroutines on this loop instead of the engine's
         (the caller owns it; used by the GUI's bounded "coroutines on the GUI loop" lesson).
+        ``ids``: ``(run_id, first_task_id)`` from another session's :meth:`reserve_ids`.
         """
         from .workloads import WORKLOADS
         from .workloads.calibrate import calibration
@@ -295,13 +316,17 @@ class Session:
                 if server is not None:
                     server.close()
                 raise RuntimeError("the session is shutting down")
-            run_id = self._next_run
-            self._next_run += 1
-            first = self._next_task
-            self._next_task += spec.tasks
+            if ids is not None:
+                run_id, first = ids
+            else:
+                run_id = self._next_run
+                self._next_run += 1
+                first = self._next_task
+                self._next_task += spec.tasks
             run = Run(self, run_id, spec, first, calib, params)
             run.server = server
             self._runs[run_id] = run
+        self._sampler_busy()
         self.store.add_run(run_id, spec, first, spec.tasks, now_ns())
         self._forget_evicted()
         run.runner = self._make_runner(run, loop)
@@ -310,6 +335,12 @@ class Session:
         finally:
             run._started.set()
         return run
+
+    def _sampler_busy(self) -> None:
+        """Tell the sampler whether a run is active (its probes idle between runs)."""
+        if self.sampler is not None:
+            with self._lock:
+                self.sampler.set_busy(any(not r.ended for r in self._runs.values()))
 
     def _forget_evicted(self) -> None:
         """Drop closed runs whose records the store evicted (its ``max_tasks`` limit): without
