@@ -331,6 +331,31 @@ def check_for_processes(params: Mapping[str, Any]) -> None:
 
 # -- running ------------------------------------------------------------------------------------
 _cache: dict[tuple[str, str | None], tuple[Callable[..., Any], FunctionInfo]] = {}
+_file_mtimes: dict[str, float] = {}
+
+
+def refresh(ref: str) -> bool:
+    """Forget a ``path/to/file.py:function`` module (and its cached functions) if the file
+    changed since this process last looked, so the next run imports the edited code. Returns
+    True if something was forgotten. Module references (``pkg.mod:fn``) are left alone: an
+    installed package does not change under a running process."""
+    target, _, _name = str(ref).strip().rpartition(":")
+    if not target or not (target.endswith(".py") or "/" in target or os.sep in target):
+        return False
+    path = os.path.abspath(os.path.expanduser(target))
+    try:
+        mt = os.path.getmtime(path)
+    except OSError:
+        return False
+    seen = _file_mtimes.get(path)
+    _file_mtimes[path] = mt
+    if seen is None or seen == mt:
+        return False
+    with _import_lock:
+        sys.modules.pop(stable_module_name(path), None)
+        for key in [k for k in _cache if k[0].startswith(path + ":")]:
+            _cache.pop(key, None)
+    return True
 
 
 def _function(params: Mapping[str, Any]) -> tuple[Callable[..., Any], FunctionInfo]:

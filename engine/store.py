@@ -273,6 +273,11 @@ class EventStore:
                 return [], max(cursor, first_held + stop), dropped
             if start == 0 and stop == held:
                 out = list(self._events)
+            elif stop == held and held - start < start:
+                # The tail of a long ring: walk it from the right end (islice from the left
+                # would step over the `start` older events first, ~5 ms for a full ring).
+                out = list(islice(reversed(self._events), held - start))
+                out.reverse()
             else:
                 out = list(islice(self._events, start, stop))
             return out, first_held + stop, dropped
@@ -290,6 +295,12 @@ class EventStore:
     def task(self, task_id: int) -> TaskRecord | None:
         with self._lock:
             return self._tasks.get(task_id)
+
+    def records(self, task_ids: Iterable[int]) -> list[TaskRecord]:
+        """The records of these tasks that the store holds, under one lock (consistent)."""
+        with self._lock:
+            t = self._tasks
+            return [r for i in task_ids if (r := t.get(i)) is not None]
 
     def tasks(self, run_id: int | None = None) -> list[TaskRecord]:
         """Snapshot of task records (the live objects: read, do not mutate)."""

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .sampling import make_session
 
-    session = make_session()  # before Qt: the forkserver starts from a Qt-free process
+    session = make_session()  # the engine process starts (spawned, Qt-free) while Qt loads
 
     import qasync
     from PySide6.QtCore import QTimer

@@ -6,10 +6,11 @@ memory) come from :mod:`engine.bench`; this module adds the ones that need the w
 * GUI-loop lag with a real :class:`~gui.main_window.MainWindow` open (offscreen unless
   ``QT_QPA_PLATFORM`` says otherwise) on a qasync loop started the way :mod:`gui.app` starts
   it, while (a) worker processes saturate every core and 10,000 coroutines run on the engine
-  loop, (b) 4 CPU-bound threads run in-process (shown beside the GIL contention they cause),
+  loop, (b) 4 CPU-bound threads run in the engine process (beside the GIL contention they cause),
   (c) worker processes flood the event pipeline and the frame tick drains it;
 * timeline paint time: the real timeline GraphicsObject in a real 1200x400 view;
-* idle cost of the open window (whole process), and the sampler thread's own cost;
+* idle cost of the open window (the window's process, the engine process and their helpers),
+  and the sampler thread's own cost;
 * start-up, in fresh processes: window shown, first process result, no Qt in workers.
 
 Order matters: everything that starts processes from this process without the engine's
@@ -210,9 +211,10 @@ def startup_probe(win: Any) -> None:
             loop.call_soon(win.close)
             return
         run = session.run(ids[0])
+        rid = ids[0]
 
         def watch() -> None:
-            store = session.store
+            store = session.store  # the window's mirror, filled by its frame tick
             tids = list(run.task_ids)
             first = None
             deadline = time.monotonic() + 30
@@ -221,7 +223,8 @@ def startup_probe(win: Any) -> None:
                         (r := store.task(t)) is not None and r.end_ns is not None
                         for t in tids):
                     first = now_ns()
-                if run.ended:
+                rec = store.run(rid)
+                if rec is not None and rec.done:
                     break
                 time.sleep(0.0005)
             recs = [store.task(t) for t in tids]
@@ -259,7 +262,7 @@ async def _wait_runs(win: Any, ids: list[int], timeout: float,
                      frames: list[float] | None = None) -> bool:
     """Wait (on the GUI loop) until the runs end; collect the window's frame times meanwhile."""
     deadline = time.monotonic() + timeout
-    runs = [win.session.run(i) for i in ids]
+    store = win.store
     seen = win._frames
     while time.monotonic() < deadline:
         if frames is not None:
@@ -267,14 +270,14 @@ async def _wait_runs(win: Any, ids: list[int], timeout: float,
             seen = win._frames
             if new:
                 frames.extend(list(win.frame_ms)[-min(new, len(win.frame_ms)):])
-        if all(r is None or r.ended for r in runs):
+        if all((r := store.run(i)) is None or r.done for i in ids):
             return True
         await asyncio.sleep(0.05)
     return False
 
 
 def _diag(win: Any, t0_ns: int, t1_ns: int, frames: list[float]) -> tuple[str, dict[str, Any]]:
-    """Where lag came from: the window's own frame times, GIL contention in this process, the
+    """Where lag came from: the window's own frame times, GIL contention in the engine process, the
     engine loop's lag (from the sampler's samples over the same span)."""
     samples, _ = win.store.read_samples(0)
     span = [s for s in samples if t0_ns < s.t_ns <= t1_ns]
@@ -312,51 +315,81 @@ def _probe_stats(win: Any, t0_ns: int, t1_ns: int) -> tuple[dict[str, float] | N
     """GUI-loop lag stats of the firings inside [t0_ns, t1_ns] (the window's "gui" probe)."""
     from engine.probes import lag_stats
 
-    sampler = win.sampler
-    probe = getattr(sampler, "_lag", {}).get("gui") if sampler is not None else None
+    probe = getattr(win.session, "_lag_probe", None)  # measured in the window's process
     if probe is None:
         return None, 0
     vals = [ms for t, ms in list(probe.history) if t0_ns <= t <= t1_ns]
     return lag_stats(vals), len(vals)
 
 
+def _app_procs() -> dict[int, Any]:
+    """This (the window's) process and every process under it: the engine process, its
+    forkserver and resource tracker, workers if any. The idle figure is all of TaskScope."""
+    import psutil
+
+    me = psutil.Process()
+    procs = {me.pid: me}
+    for c in me.children(recursive=True):
+        procs[c.pid] = c
+    return procs
+
+
+def _cpu_s(p: Any) -> float | None:
+    import psutil
+
+    try:
+        t = p.cpu_times()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+    return t.user + t.system
+
+
 async def _idle(win: Any, secs: float) -> list[Figure]:
     import psutil
 
     proc = psutil.Process()
+    engine_pid = getattr(win.session, "engine_pid", None)
     names = {t.native_id: t.name for t in threading.enumerate()}
     th0 = {t.id: t.user_time + t.system_time for t in proc.threads()}
-    c0 = proc.cpu_times()
+    procs = _app_procs()
+    c0 = {pid: _cpu_s(p) for pid, p in procs.items()}
     t0 = time.monotonic()
     frames0 = win._frames
     t0_ns = now_ns()
     await asyncio.sleep(secs)
     lag, nlag = _probe_stats(win, t0_ns, now_ns())
     wall = time.monotonic() - t0
-    c1 = proc.cpu_times()
+    c1 = {pid: _cpu_s(p) for pid, p in procs.items()}
     th1 = {t.id: t.user_time + t.system_time for t in proc.threads()}
     frames = win._frames - frames0
-    pct = _pct_of_core(c1.user + c1.system - c0.user - c0.system, wall)
+    per_proc = {pid: _pct_of_core(c1[pid] - c0[pid], wall) for pid in procs
+                if c0[pid] is not None and c1[pid] is not None}
+    pct = sum(per_proc.values())
+    gui_pct = per_proc.get(proc.pid, 0.0)
+    engine_pct = per_proc.get(engine_pid, 0.0) if engine_pid else 0.0
+    others = pct - gui_pct - engine_pct
     per: dict[str, float] = {}
     for tid, cpu in th1.items():
         name = names.get(tid, "other")
         if tid == threading.main_thread().native_id:
             name = "GUI thread"
         per[name] = per.get(name, 0.0) + _pct_of_core(cpu - th0.get(tid, 0.0), wall)
-    top = sorted(per.items(), key=lambda kv: -kv[1])[:4]
+    top = sorted(per.items(), key=lambda kv: -kv[1])[:3]
     fm = sorted(win.frame_ms)
     base = _lag_figure(
         "gui.lag.idle", "GUI loop lag p99: window open, idle (the machine's own noise)", lag,
         nlag, None, "no target: the baseline the loaded figures below stand on (other "
                     "processes keeping the cores busy show up here first)")
     return [base, Figure(
-        "idle.window", "idle window sampling at 10 Hz: whole-process CPU (% of one core)",
+        "idle.window", "idle window sampling at 10 Hz: all TaskScope processes (% of one core)",
         round(pct, 2), "%", 3.0,
         note=f"{wall:.1f} s idle, {frames} frames ({frames / wall:.0f}/s, median "
-             f"{fm[len(fm) // 2] if fm else 0:.1f} ms); "
-             + ", ".join(f"{n} {v:.1f}%" for n, v in top),
-        extra={"seconds": round(wall, 2), "threads_pct": {k: round(v, 2) for k, v in per.items()},
-               "frames": frames})]
+             f"{fm[len(fm) // 2] if fm else 0:.1f} ms); window process {gui_pct:.2f}% ("
+             + ", ".join(f"{n} {v:.2f}%" for n, v in top)
+             + f"), engine process {engine_pct:.2f}%, its helpers {others:.2f}%",
+        extra={"seconds": round(wall, 2), "window_process_pct": round(gui_pct, 3),
+               "engine_process_pct": round(engine_pct, 3), "helpers_pct": round(others, 3),
+               "threads_pct": {k: round(v, 2) for k, v in per.items()}, "frames": frames})]
 
 
 async def _saturated(win: Any, secs: float) -> list[Figure]:
@@ -397,7 +430,7 @@ async def _gil_threads(win: Any, secs: float) -> list[Figure]:
     gil = _gil_mean(win, t0, t1)
     dtext, dd = _diag(win, t0, t1, frames)
     figs = [_lag_figure(
-        "gui.lag.gil_threads", "GUI loop lag p99: 4 CPU-bound threads in-process", stats, n,
+        "gui.lag.gil_threads", "GUI loop lag p99: 4 CPU-bound threads (engine process)", stats, n,
         None, f"the GIL's physics, shown not hidden (no target); {(t1 - t0) / 1e9:.1f} s; "
               f"{dtext}" + ("" if ok else "; the run did not end in time"))]
     figs[0].extra.update(dd)
@@ -462,7 +495,7 @@ def window_figures(quick: bool, say: Say) -> list[Figure]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from .sampling import make_session
 
-    session = make_session()  # before Qt: the forkserver starts from a Qt-free process
+    session = make_session()  # the engine process starts (spawned, Qt-free) while Qt loads
 
     import qasync
     from PySide6.QtWidgets import QApplication

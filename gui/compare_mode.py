@@ -9,8 +9,9 @@ lets the machine settle in between and measures each model's window; this class 
 * starts it (validation errors go to the form, never a traceback),
 * adopts each model's run as it appears in the store, so the usual runs table, task table and
   live timeline show it exactly like a run started by hand,
-* polls the job's progress on the frame tick (the job's ``on_progress`` callback only appends
-  finished models to a list, on the compare thread; nothing signals the GUI per event),
+* polls the job's progress on the frame tick (the comparison runs in the engine process; its
+  progress arrives with the engine's updates, folded in by the frame's pump, and
+  ``on_progress`` only appends finished models to a list; nothing signals the GUI per event),
 * cancels the whole comparison (its button, Esc, closing the window).
 """
 
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine import RunSpec, SpecError, TaskRecord
 from engine.clock import now_ns
-from engine.compare import CompareJob, CompareProgress, ModelResult, start_compare
+from engine.compare import CompareJob, CompareProgress, ModelResult
+from engine.remote import RemoteCompareJob, RemoteError
 
 from .compare_view import CompareView
 
@@ -36,7 +38,7 @@ class CompareMode:
         self.view = CompareView(win.describe_task)
         self.view.records_of = lambda rid: win.store.tasks(rid)
         self.view.cancelRequested.connect(self.cancel)
-        self.job: CompareJob | None = None
+        self.job: CompareJob | RemoteCompareJob | None = None
         self.models: list[str] = []
         self.started_ns = 0
         self.runs: set[int] = set()
@@ -70,13 +72,16 @@ class CompareMode:
 
         self.started_ns = now_ns()
         try:
-            job = start_compare(
-                self.win.session, s0.workload, [s.model for s in specs], tasks=s0.tasks,
+            job = self.win.session.start_compare(
+                s0.workload, [s.model for s in specs], tasks=s0.tasks,
                 size=s0.size_s, workers=workers, params=dict(s0.params),
                 on_progress=on_progress, timeout=s0.timeout_s, policy=s0.policy,
                 **self.options)
         except SpecError as e:
             c.show_error(e)
+            return False
+        except RuntimeError as e:  # the engine process is gone
+            self.win.statusBar().showMessage(f"Could not start the comparison: {e}", 8000)
             return False
         self.job = job
         self.models = [s.model for s in specs]
@@ -138,7 +143,9 @@ class CompareMode:
         for rid in self.runs:
             self.view.update_tasks(self.win.store.tasks(rid))
         res = job.result
-        err = "" if job.error is None else f"{type(job.error).__name__}: {job.error}"
+        err = "" if job.error is None else (
+            str(job.error) if isinstance(job.error, RemoteError)  # already "Type: message"
+            else f"{type(job.error).__name__}: {job.error}")
         self.view.set_result(res, err)
         c = self.win.controls
         if res is None:

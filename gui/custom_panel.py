@@ -17,7 +17,6 @@ file and re-checking works without restarting the app.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,34 +55,6 @@ class CheckResult:
         return not self.field
 
 
-def _mtime(path: str) -> float | None:
-    try:
-        return os.path.getmtime(path)
-    except OSError:
-        return None
-
-
-_loaded_mtime: dict[str, float] = {}
-
-
-def _forget_if_changed(ref: str) -> None:
-    """Drop a file module (and the engine's cached function) if the file changed since import."""
-    target, _, _name = ref.strip().rpartition(":")
-    if not target or not (target.endswith(".py") or "/" in target or os.sep in target):
-        return
-    path = os.path.abspath(os.path.expanduser(target))
-    mt = _mtime(path)
-    if mt is None:
-        return
-    seen = _loaded_mtime.get(path)
-    if seen is not None and seen != mt:
-        with ecustom._import_lock:
-            sys.modules.pop(ecustom.stable_module_name(path), None)
-            for key in [k for k in ecustom._cache if k[0].startswith(path + ":")]:
-                ecustom._cache.pop(key, None)
-    _loaded_mtime[path] = mt
-
-
 def describe(info: ecustom.FunctionInfo) -> str:
     """One line on the function's kind and how each model runs it."""
     if info.is_async:
@@ -99,7 +70,7 @@ def check(ref: str, args_text: str, models: Sequence[str]) -> CheckResult:
     """Load the function and try the spec for every model (runs user code: not on the GUI
     thread). The messages are the engine's own."""
     try:
-        _forget_if_changed(ref)
+        ecustom.refresh(ref)  # an edited file is imported again
         _, info = ecustom.load(ref)
     except SpecError as e:
         return CheckResult("function", e.message)

@@ -53,6 +53,7 @@ from .timeline import TimelineData, TimelineView
 
 FRAME_MS = 33
 IDLE_FRAME_MS = 200  # see MainWindow._pace
+TABLE_TICK_FRAMES = 6  # see MainWindow.frame: durations in the task table move at 5 Hz
 CLOSE_TIMEOUT_S = 1.5
 #: Tasks the tables and the timeline keep. Past it, the oldest *finished* runs leave the view
 #: (down to 3/4 of it, so this is not redone every frame); active runs always stay.
@@ -102,6 +103,8 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._close_future: asyncio.Future[None] | None = None
         self.shutdown_report: engine.ShutdownReport | None = None
+        #: Why the engine process stopped, if it did while the window was open.
+        self.engine_gone: str | None = None
 
         self._build()
         from .file_menu import FileMenu
@@ -165,10 +168,10 @@ class MainWindow(QMainWindow):
         self.runs_view.setModel(self.runs)
         self.runs_view.setItemDelegateForColumn(RunTableModel.C_PROG, ProgressDelegate(self))
         self.run_cancel = ButtonDelegate(self)
-        self.run_cancel.clicked.connect(lambda rid: self.session.cancel_run(rid))
+        self.run_cancel.clicked.connect(lambda rid: self.command("cancel_run", rid))
         self.runs_view.setItemDelegateForColumn(RunTableModel.C_CANCEL, self.run_cancel)
         self.run_kill = ButtonDelegate(self)
-        self.run_kill.clicked.connect(lambda rid: self.session.cancel_run(rid, force=True))
+        self.run_kill.clicked.connect(lambda rid: self.command("cancel_run", rid, True))
         self.runs_view.setItemDelegateForColumn(RunTableModel.C_FORCE, self.run_kill)
         self._style_table(self.runs_view)
         rh = self.runs_view.horizontalHeader()
@@ -193,10 +196,10 @@ class MainWindow(QMainWindow):
         self.tasks_view.setSortingEnabled(True)
         self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_PROG, ProgressDelegate(self))
         self.task_cancel = ButtonDelegate(self)
-        self.task_cancel.clicked.connect(lambda tid: self.session.cancel_task(tid))
+        self.task_cancel.clicked.connect(lambda tid: self.command("cancel_task", tid))
         self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_CANCEL, self.task_cancel)
         self.task_kill = ButtonDelegate(self)
-        self.task_kill.clicked.connect(lambda tid: self.session.cancel_task(tid, force=True))
+        self.task_kill.clicked.connect(lambda tid: self.command("cancel_task", tid, True))
         self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_FORCE, self.task_kill)
         self._style_table(self.tasks_view)
         self.tasks_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -314,11 +317,12 @@ class MainWindow(QMainWindow):
         self.st_tasks = QLabel("")
         tips = {
             self.st_gui: "Worst lateness of a 20 ms timer on this window's event loop over the "
-                         "last sample interval. Over ~50 ms the window feels sluggish.",
+                         "last second. Over ~50 ms the window feels sluggish.",
             self.st_engine: "Worst lateness of a timer on the engine's own asyncio loop "
-                            "(where coroutine workloads run).",
-            self.st_gil: "Share of time a probe thread waited for the GIL: how much CPU-bound "
-                         "Python threads in this process are contending.",
+                            "(where coroutine workloads run), in the engine process.",
+            self.st_gil: "Share of time a probe thread in the engine process waited for the "
+                         "GIL: how much that process's CPU-bound Python threads (the threads "
+                         "model) contend. The window has a process, and a GIL, of its own.",
             self.st_events: "Task events the engine recorded per second (queued, started, "
                             "progress, ended, …).",
             self.st_frame: "Time this window spent on its last frames (draining + drawing).",
@@ -437,9 +441,18 @@ class MainWindow(QMainWindow):
             self.frame()  # show the new rows now, not on the next tick
         return ids
 
+    def command(self, name: str, *args: Any) -> Any:
+        """Call the session (``cancel_task``, ``cancel_run``, ``cancel_all``); if the engine
+        process is gone, say so in the status bar instead of raising into Qt."""
+        try:
+            return getattr(self.session, name)(*args)
+        except RuntimeError as e:
+            self.statusBar().showMessage(f"Could not {name.replace('_', ' ')}: {e}", 8000)
+            return None
+
     def cancel_all(self, force: bool = False) -> int:
         self.compare.cancel()  # a comparison must not go on to its next model
-        n = self.session.cancel_all(force=force)
+        n = self.command("cancel_all", force) or 0
         self.statusBar().showMessage(
             f"Cancel requested for {n} run{'s' if n != 1 else ''}"
             + (" (process workers killed)" if force else ""), 4000)
@@ -529,10 +542,19 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         t0 = time.perf_counter()
-        events, self.ev_cursor, dropped = self.store.read_events(self.ev_cursor)
-        self.dropped += dropped
+        # The engine runs in its own process (engine.remote): one pump folds what it sent
+        # since the last frame into the mirror store, within a time budget.
+        pumped = self.session.pump() if self.session is not None else None
+        changed = pumped.changed if pumped is not None else set()
+        n_events = pumped.events if pumped is not None else 0
+        self.dropped += pumped.dropped if pumped is not None else 0
+        if pumped is not None and self.engine_gone is None and self.session.gone_reason:
+            self.engine_gone = self.session.gone_reason
+            self.statusBar().showMessage(
+                f"The engine process stopped ({self.engine_gone}): runs cannot go on; close "
+                "and reopen TaskScope", 0)
         now = time.monotonic()
-        self.ev_window.append((now, len(events)))
+        self.ev_window.append((now, n_events))
         while self.ev_window and now - self.ev_window[0][0] > 1.0:
             self.ev_window.popleft()
 
@@ -547,8 +569,7 @@ class MainWindow(QMainWindow):
                 self.tasks.add(self.store.tasks(rec.run_id))
                 if self.tasks.rowCount() > MAX_SHOWN_TASKS:
                     self._bound_shown()
-        if events:
-            changed = {ev[1] for ev in events}
+        if changed:
             recs: list[TaskRecord] = []
             row_of = self.tasks.row_of
             all_recs = self.tasks.recs
@@ -559,10 +580,15 @@ class MainWindow(QMainWindow):
             self.tl_data.update(recs, lambda r: self.run_model.get(r, ""))
             self.compare.tasks_changed(recs)
             self.tasks.changed(changed)
-        if live or events:
+        if live or changed:
             self.runs.refresh()
-            self.tasks_view.viewport().update()  # running durations grow between events
-        self._pace(live or bool(events))
+        if live and self._frames % TABLE_TICK_FRAMES == 0:
+            # Running durations grow between events: redraw the visible rows for them 5 times
+            # a second, not on every frame (rows whose record changed are redrawn at once by
+            # the model's dataChanged). At 30 Hz this repaint was the window's largest cost
+            # under load, which on saturated cores is what makes it late.
+            self.tasks_view.viewport().update()
+        self._pace(live or bool(changed) or bool(pumped and pumped.backlog))
         self._frames += 1
         if self._frames % 10 == 0 and self.proxy.active:
             self.proxy.refresh()  # an active filter or sort follows state changes at 3 Hz
@@ -603,8 +629,12 @@ class MainWindow(QMainWindow):
         evs = sum(n for _, n in self.ev_window)
         self.st_events.setText(f"{evs:,} events/s" + (f" · {self.dropped:,} dropped"
                                                         if self.dropped else ""))
-        if s is not None:
+        gui_lag = self.session.gui_lag() if self.session is not None else None
+        if gui_lag is not None:  # measured in this process, over the last second
+            self.st_gui.setText(self._lag("GUI loop lag", gui_lag["max"]))
+        elif s is not None:
             self.st_gui.setText(self._lag("GUI loop lag", s.lag_ms.get("gui")))
+        if s is not None:
             self.st_engine.setText(self._lag("engine loop lag", s.lag_ms.get("engine")))
             if s.gil_disabled:
                 self.st_gil.setText("GIL: disabled")
@@ -662,7 +692,7 @@ class MainWindow(QMainWindow):
         self.hide()
         detach(self.sampler)
         self.compare.shutdown()  # no next model after this
-        self.session.cancel_all(force=True, reason="window closed")
+        self.command("cancel_all", True, "window closed")
         # Shut down off the GUI thread: coroutines on the GUI loop must keep running to end.
         import threading
 

@@ -1,8 +1,9 @@
-"""Connect the window to the engine's sampler.
+"""Connect the window to the engine, which runs in a process of its own (:mod:`engine.remote`).
 
-The engine's :class:`Session` samples the machine, this process, its workers, the engine loop's
-lag and GIL contention into the store (``session.sampler``). The window only adds one probe:
-the lag of its own (qasync) event loop, reported as ``Sample.lag_ms["gui"]``.
+The engine's session samples the machine, TaskScope's processes, its workers, the engine loop's
+lag and GIL contention (in the engine process, where the threads model runs). The window adds
+one probe: the lag of its own (qasync) event loop, measured here and sent to the engine with
+each acknowledgement, so samples carry it as ``Sample.lag_ms["gui"]`` (compare mode's figure).
 """
 
 from __future__ import annotations
@@ -10,26 +11,30 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine import Session
+from engine.remote import RemoteSession
 
 SAMPLE_HZ = 10.0
+#: The engine process's niceness (its workers inherit it). See RemoteSession: on a machine
+#: whose cores our runs saturate, the window must still get the CPU for its frames. All models
+#: run under it alike; headless runs (the CLI) keep niceness 0.
+ENGINE_NICE = 10
 
 
-def make_session() -> Session:
-    """A session that samples at SAMPLE_HZ."""
-    return Session(sample_hz=SAMPLE_HZ)
+def make_session() -> RemoteSession:
+    """The engine in its own process, sampling at SAMPLE_HZ (it starts in the background)."""
+    return RemoteSession(sample_hz=SAMPLE_HZ, nice=ENGINE_NICE)
 
 
-def attach(session: Session, gui_loop: asyncio.AbstractEventLoop) -> Any:
-    """Probe the GUI loop's lag; return the session's sampler (None if it has none)."""
-    sampler = getattr(session, "sampler", None)
-    if sampler is not None:
-        sampler.add_loop_probe("gui", gui_loop)
-    return sampler
+def attach(session: Any, gui_loop: asyncio.AbstractEventLoop) -> Any:
+    """Probe the GUI loop's lag; return what :func:`detach` needs."""
+    attach_loop = getattr(session, "attach_loop", None)
+    if attach_loop is None:
+        return None
+    attach_loop(gui_loop)
+    return session
 
 
-def detach(sampler: Any) -> None:
+def detach(handle: Any) -> None:
     """Stop probing the GUI loop (before that loop closes)."""
-    remove = getattr(sampler, "remove_loop_probe", None)
-    if remove is not None:
-        remove("gui")
+    if handle is not None:
+        handle.detach_loop()

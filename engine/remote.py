@@ -1,0 +1,848 @@
+"""The engine in a process of its own, for a front end that must stay responsive.
+
+Why: a window that hosts the engine shares one GIL with it. With the engine in the window's
+process, ``taskscope bench`` measured GUI-loop lag p99 of 178 ms while 10,000 coroutines ran on
+the engine loop, and 237 ms while worker processes flooded the event pipeline, although each
+frame took ~3 ms: the engine's Python threads (the loop, the pool readers unpickling batches,
+the store's ingest) held the GIL 35-57% of the time, and the GUI thread queued for it on every
+timer. Here the engine runs in a spawned process (Qt-free, like the engine itself), so nothing
+the engine does can hold the window's GIL; and threads runs in that process behave exactly as
+headless ones, with no GUI thread competing with them.
+
+Shape::
+
+    front end process                         engine process (spawned)
+    RemoteSession ── commands, one pipe ──▶   command loop (main thread) → Session
+    MirrorStore  ◀── updates, another ────    publisher thread
+                 ── acks (+ front-end loop lag) ──▶
+
+*Updates are state, not events.* The publisher reads the engine store's event log with its own
+cursor only to learn *which* tasks changed, and sends those tasks' current records (plus run
+records, new samples and the event count). Many events for one task between two updates become
+one record, so the front end's cost follows what it shows, not the event rate. At most
+``MAX_RECORDS`` records go per update and at most ``IN_FLIGHT`` updates are unacknowledged: a
+front end that is slow to read gets fuller, rarer updates, never a backlog in the pipe. A
+reader that fell behind the engine's event ring (it overwrote events before we read them)
+resends every record of every active run, so the mirror is never left wrong.
+
+The mirror (:class:`MirrorStore`) is an :class:`~engine.store.EventStore` with the same reader
+API (runs, tasks, samples, counters), holding exact copies of the engine's records; it keeps no
+event log (the engine process has it). Queued records are created on the front end's side from
+the run's id range (same clock, same fields), so starting a 1M-task run does not ship 1M rows.
+
+Clean exits: the engine process shuts its session down (workers and all) on the ``shutdown``
+command, when the front end's pipe closes (the front end died) or on SIGTERM; on Linux it also
+asks the kernel for SIGTERM when its parent dies.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .events import Kind, State
+from .session import ShutdownReport
+from .spec import RunSpec, SpecError
+from .store import EventStore, RunRecord, TaskRecord
+
+__all__ = ["MirrorStore", "Pumped", "RemoteCompareJob", "RemoteRun", "RemoteSession"]
+
+#: Records per update at most (about 1 ms to apply 1,000 on the front end's side).
+MAX_RECORDS = 4000
+#: Updates sent but not yet acknowledged, at most.
+IN_FLIGHT = 2
+#: Shortest gap between two updates while things change, and the poll interval when idle.
+BUSY_GAP_S = 0.012
+IDLE_POLL_S = 0.05
+READY_TIMEOUT_S = 60.0
+CALL_TIMEOUT_S = 30.0
+
+_STATES = list(State)
+_STATE_INDEX = {s: i for i, s in enumerate(_STATES)}
+
+
+class EngineGone(RuntimeError):
+    """The engine process is not running (it crashed, or was shut down)."""
+
+
+# == the front end's side =============================================================================
+@dataclass
+class Pumped:
+    """What one :meth:`RemoteSession.pump` brought: tasks whose records changed, events the
+    engine recorded meanwhile, events the engine's ring dropped before they were read."""
+
+    changed: set[int] = field(default_factory=set)
+    events: int = 0
+    dropped: int = 0
+    backlog: int = 0  # changed records still waiting in the engine process
+
+
+class MirrorStore(EventStore):
+    """The front end's copy of the engine's store, filled by :meth:`apply` (see the module
+    docstring). Read it like any EventStore. ``read_events`` returns nothing: there is no event
+    log here. Local runs (a front end's own run, started through a local Session with this
+    store) are appended with the normal EventStore methods."""
+
+    def __init__(self) -> None:
+        super().__init__(max_events=1)
+        self._local_changed: set[int] = set()
+
+    def append(self, batch: Iterable[Any]) -> list[tuple[int, int, State]]:
+        batch = list(batch)
+        ended = super().append(batch)
+        with self._lock:
+            self._local_changed.update(ev.task_id for ev in batch)
+        return ended
+
+    def take_local_changes(self) -> set[int]:
+        with self._lock:
+            out, self._local_changed = self._local_changed, set()
+        return out
+
+    def read_events(self, cursor: int = 0, limit: int | None = None) -> tuple[list[Any], int, int]:
+        return [], self._event_seq, 0
+
+    def apply(self, runs: list[tuple], recs: list[tuple], samples: list[Any], n_events: int,
+              duplicates: int, unknown: int) -> set[int]:
+        """Fold one update in; return the ids of the tasks whose records changed."""
+        changed: set[int] = set()
+        with self._lock:
+            tasks = self._tasks
+            for rid, spec, first, n, start_ns, end_ns, counts in runs:
+                run = self._runs.get(rid)
+                if run is None:
+                    if spec is None:
+                        continue  # evicted here already
+                    ids = range(first, first + n)
+                    self._runs[rid] = RunRecord(rid, spec, ids, start_ns, end_ns, counts)
+                    for i, tid in enumerate(ids):
+                        tasks[tid] = TaskRecord(tid, rid, i, queued_ns=start_ns)
+                    self._evict_locked()
+                else:
+                    run.end_ns = end_ns
+                    run.counts = counts
+            states = _STATES
+            for t in recs:
+                rec = tasks.get(t[0])
+                if rec is None:
+                    continue
+                (_, st, rec.start_ns, rec.end_ns, rec.cancel_requested_ns, rec.pid, rec.tid,
+                 rec.thread, rec.task_name, rec.core, rec.progress, rec.error, rec.reason) = t
+                rec.state = states[st]
+                changed.add(t[0])
+            if samples:
+                self._samples.extend(samples)
+                self._sample_seq += len(samples)
+            self._event_seq += n_events
+            self.duplicate_terminals = duplicates
+            self.unknown_events = unknown
+        return changed
+
+
+@dataclass
+class RemoteRun:
+    """A run started through a :class:`RemoteSession` (ids only; its state is in the store)."""
+
+    run_id: int
+    spec: RunSpec
+    first_task_id: int
+    local: Any = None  # the local Session's Run, for a front end's own run
+
+    @property
+    def task_ids(self) -> range:
+        return range(self.first_task_id, self.first_task_id + self.spec.tasks)
+
+
+class RemoteCompareJob:
+    """:class:`engine.compare.CompareJob`'s interface, for a comparison running in the engine
+    process. Its progress arrives with the updates (so it moves on the front end's pump)."""
+
+    def __init__(self, session: RemoteSession,
+                 on_progress: Callable[[Any], None] | None) -> None:
+        self._session = session
+        self._cb = on_progress
+        self.progress: Any = None
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def _feed(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "progress":
+            self.progress = item[1]
+            if self._cb is not None:
+                self._cb(item[1])
+        elif kind == "done":
+            self.result = item[1]
+            if item[2] is not None:
+                self.error = RemoteError(*item[2])
+            self.done = True
+
+    def cancel(self) -> None:
+        if not self.done:
+            try:
+                self._session._call("compare_cancel")
+            except EngineGone:
+                self.done = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._session.pump()
+            time.sleep(0.01)
+        return self.done
+
+
+class RemoteError(RuntimeError):
+    """An unexpected error raised in the engine process: its type name and message."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+
+class RemoteSession:
+    """:class:`engine.Session`'s front-end API, with the session in a process of its own.
+
+    Create it before the front end starts any GUI toolkit (spawn is used regardless, so nothing
+    forks a process that has GUI threads). Call :meth:`pump` often (the window calls it on its
+    frame tick): it folds the engine's updates into :attr:`store`, without blocking.
+    """
+
+    def __init__(self, sample_hz: float | None = 10.0, *, max_events: int | None = None,
+                 nice: int = 0) -> None:
+        """``max_events``: the engine store's event ring (default: EventStore's 1,000,000).
+        ``nice``: added to the engine process's niceness (Unix), which its workers inherit:
+        the window passes a small positive value so that, on cores its runs saturate, the
+        window's own few milliseconds of work per frame are not queued behind them. Every
+        model runs under the same value, so a comparison stays fair."""
+        if sample_hz is not None:
+            from .sampler import check_hz
+
+            check_hz(sample_hz)
+        if max_events is not None and (isinstance(max_events, bool)
+                                       or not isinstance(max_events, int) or max_events < 1):
+            raise SpecError("max_events", f"expected a positive whole number, got {max_events!r}")
+        if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+            raise SpecError("nice", f"expected 0 to 19, got {nice!r}")
+        self.nice = nice
+        self._cmd, self._upd, self._proc = _spawn_engine(sample_hz, max_events, nice)
+        self.store = MirrorStore()
+        self._call_lock = threading.Lock()
+        self._pump_lock = threading.Lock()
+        self._ready = False
+        self._gone: str | None = None
+        self._closed = False
+        self._lag_probe: Any = None
+        self._local: Any = None  # a local Session for a front end's own run (lazy)
+        self._local_runs: dict[int, Any] = {}
+        self._runs: dict[int, RemoteRun] = {}
+        self.compare_job: RemoteCompareJob | None = None
+        self.sampler = None  # the sampler lives in the engine process
+        atexit.register(self._kill)
+
+    # -- the engine process --------------------------------------------------------------------
+    @property
+    def engine_pid(self) -> int | None:
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._gone is None and self._proc.is_alive()
+
+    @property
+    def gone_reason(self) -> str | None:
+        """Why the engine process is not running any more (None while it is)."""
+        if self._gone is None and not self._proc.is_alive() and not self._closed:
+            self._gone = _exit_text(self._proc.exitcode)
+            self._reap()
+        return self._gone
+
+    def _wait_ready(self) -> None:
+        if self._ready:
+            return
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self._cmd.poll(0.05):
+            if not self._proc.is_alive():
+                self._gone = _exit_text(self._proc.exitcode)
+                raise EngineGone(f"the engine process did not start ({self._gone})")
+            if time.monotonic() > deadline:
+                raise EngineGone("the engine process did not start within "
+                                 f"{READY_TIMEOUT_S:.0f} s")
+        msg = self._recv_reply()
+        if msg[0] != "ready":
+            self._gone = str(msg[1]) if len(msg) > 1 else "failed to start"
+            raise EngineGone(f"the engine process did not start: {self._gone}")
+        self._ready = True
+
+    def _recv_reply(self) -> tuple:
+        try:
+            return self._cmd.recv()
+        except (EOFError, OSError) as e:
+            self._gone = self._gone or _exit_text(self._proc.exitcode) or str(e)
+            raise EngineGone(f"the engine process stopped ({self._gone})") from None
+
+    def _call(self, op: str, *args: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+        with self._call_lock:
+            if self._gone is not None:
+                raise EngineGone(f"the engine process stopped ({self._gone})")
+            self._wait_ready()
+            try:
+                self._cmd.send((op, args))
+            except (BrokenPipeError, OSError):
+                self._gone = _exit_text(self._proc.exitcode) or "its pipe closed"
+                raise EngineGone(f"the engine process stopped ({self._gone})") from None
+            deadline = time.monotonic() + timeout
+            while not self._cmd.poll(0.05):
+                if not self._proc.is_alive():
+                    self._gone = _exit_text(self._proc.exitcode)
+                    raise EngineGone(f"the engine process stopped ({self._gone})")
+                if time.monotonic() > deadline:
+                    raise EngineGone(f"the engine process did not answer {op!r} within "
+                                     f"{timeout:.0f} s")
+            reply = self._recv_reply()
+        if reply[0] == "ok":
+            return reply[1]
+        if reply[0] == "spec":
+            raise SpecError(reply[1], reply[2])
+        if reply[0] == "runtime":
+            raise RuntimeError(reply[1])
+        if reply[0] == "type":
+            raise TypeError(reply[1])
+        raise RemoteError(reply[1], reply[2])
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Block until the engine process runs (it starts in the background)."""
+        with self._call_lock:
+            self._wait_ready()
+
+    # -- runs ----------------------------------------------------------------------------------
+    def start(self, spec: RunSpec, *, loop: Any = None) -> RemoteRun:
+        """Start a run in the engine process and return at once; its records appear in
+        :attr:`store` on a following :meth:`pump`.
+
+        ``loop``: run the asyncio model's coroutines on this (the caller's) loop, in this
+        process: the window's "coroutines on the GUI loop" lesson. The engine reserves the ids
+        so that they never clash; the run's events go straight into :attr:`store`.
+        """
+        if not isinstance(spec, RunSpec):
+            raise TypeError("start takes a RunSpec; build one with engine.make_spec")
+        if loop is not None:
+            return self._start_local(spec, loop)
+        run_id, first, start_ns = self._call("start", spec)
+        # Registered here at once (queued, as in the engine's store): a caller sees its run
+        # the moment start returns, as with a local Session.
+        self.store.apply([(run_id, spec, first, spec.tasks, start_ns, None,
+                           {"queued": spec.tasks})], [], [], 0,
+                         self.store.duplicate_terminals, self.store.unknown_events)
+        r = RemoteRun(run_id, spec, first)
+        self._runs[run_id] = r
+        return r
+
+    def _start_local(self, spec: RunSpec, loop: Any) -> RemoteRun:
+        from .session import Session
+
+        if spec.model != "asyncio":
+            raise SpecError("loop", "a caller's loop can only run the asyncio model")
+        if self._local is None:
+            self._local = Session(self.store, warm=False, sample_hz=None)
+        ids = self._call("reserve", spec.tasks)
+        run = self._local.start(spec, loop=loop, ids=ids)
+        r = RemoteRun(run.run_id, spec, run.first_task_id, local=run)
+        self._runs[run.run_id] = r
+        self._local_runs[run.run_id] = run
+        return r
+
+    def run(self, run_id: int) -> RemoteRun | None:
+        return self._runs.get(run_id)
+
+    def cancel_task(self, task_id: int, force: bool = False, reason: str = "cancelled") -> bool:
+        rec = self.store.task(task_id)
+        if rec is not None and rec.run_id in self._local_runs:
+            return self._local.cancel_task(task_id, force, reason)
+        return bool(self._call("cancel_task", task_id, force, reason))
+
+    def cancel_run(self, run_id: int, force: bool = False, reason: str = "cancelled") -> bool:
+        if run_id in self._local_runs:
+            return self._local.cancel_run(run_id, force, reason)
+        return bool(self._call("cancel_run", run_id, force, reason))
+
+    def cancel_all(self, force: bool = False, reason: str = "cancel all") -> int:
+        n = self._local.cancel_all(force, reason) if self._local is not None else 0
+        return n + int(self._call("cancel_all", force, reason))
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the engine's worker processes alive now (not the engine process itself)."""
+        if self._gone is not None or self._closed:
+            return []
+        return list(self._call("worker_pids"))
+
+    def start_compare(self, workload: str, models: Any,
+                      on_progress: Callable[[Any], None] | None = None,
+                      **kwargs: Any) -> RemoteCompareJob:
+        """:func:`engine.compare.start_compare` in the engine process (validation errors are
+        raised here, as SpecError)."""
+        job = RemoteCompareJob(self, on_progress)
+        self.compare_job = job
+        try:
+            self._call("compare", workload, models, kwargs)
+        except BaseException:
+            self.compare_job = None
+            raise
+        return job
+
+    # -- updates -------------------------------------------------------------------------------
+    def attach_loop(self, loop: Any, interval_s: float = 0.02) -> None:
+        """Probe this (the front end's) loop's lag; it reaches the engine's samples as
+        ``lag_ms["gui"]`` with each acknowledgement. Also readable here: :meth:`gui_lag`."""
+        from .probes import LagProbe
+
+        self.detach_loop()
+        self._lag_probe = LagProbe(loop, interval_s)
+        self._lag_probe.start()
+
+    def detach_loop(self) -> None:
+        if self._lag_probe is not None:
+            self._lag_probe.stop()
+            self._lag_probe = None
+
+    def gui_lag(self, window_s: float = 1.0) -> dict[str, float] | None:
+        """p50/p99/max lateness (ms) of the attached loop over the last ``window_s``."""
+        return None if self._lag_probe is None else self._lag_probe.stats(window_s)
+
+    def pump(self, budget_s: float = 0.010) -> Pumped:
+        """Fold the updates that arrived into :attr:`store`; never blocks. Returns what
+        changed (thread-safe, but meant for one thread: the window's frame tick)."""
+        out = Pumped()
+        out.changed = self.store.take_local_changes()
+        if not self._pump_lock.acquire(blocking=False):
+            return out  # shutdown is draining the last updates
+        try:
+            if self._gone is None and not self._closed:
+                self._pump(out, budget_s, ack=True)
+        finally:
+            self._pump_lock.release()
+        return out
+
+    def _pump(self, out: Pumped, budget_s: float, ack: bool) -> None:
+        t0 = time.perf_counter()
+        conn = self._upd
+        try:
+            while conn.poll(0):
+                msg = conn.recv()
+                if msg[0] != "u":
+                    continue
+                _, runs, recs, samples, n_ev, dropped, dup, unknown, compare, backlog = msg
+                out.changed |= self.store.apply(runs, recs, samples, n_ev, dup, unknown)
+                out.events += n_ev
+                out.dropped += dropped
+                out.backlog = backlog
+                if compare and self.compare_job is not None:
+                    for item in compare:
+                        self.compare_job._feed(item)
+                if ack:
+                    lag = self._lag_probe.take() if self._lag_probe is not None else None
+                    conn.send(("ack", lag))
+                if time.perf_counter() - t0 > budget_s:
+                    break
+        except (EOFError, OSError):
+            if ack:
+                self._proc.join(0.2)
+                self._gone = _exit_text(self._proc.exitcode) or "its pipe closed"
+                self._reap()
+
+    # -- shutdown ------------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 2.0) -> ShutdownReport:
+        """Cancel everything, stop the engine process and its workers; within about
+        ``timeout`` seconds (plus the process's exit)."""
+        if self._closed:
+            return ShutdownReport(0.0)
+        t0 = time.monotonic()
+        self.detach_loop()
+        report = ShutdownReport(0.0)
+        if self._local is not None:
+            report = self._local.shutdown(timeout=min(timeout, 1.0))
+        remote = ShutdownReport(0.0)
+        if self._gone is None and self._proc.is_alive():
+            with self._pump_lock:
+                try:
+                    remote = self._call("shutdown", timeout, timeout=timeout + 3.0)
+                except (EngineGone, RemoteError):
+                    pass
+                # The engine sent every task's final state before its reply: fold it in.
+                if self._gone is None:
+                    self._pump(Pumped(), float("inf"), ack=False)
+        self._closed = True
+        self._proc.join(max(0.5, timeout + 1.0 - (time.monotonic() - t0)))
+        self._kill()
+        for c in (self._cmd, self._upd):
+            c.close()
+        stuck = list(report.stuck_tasks) + list(remote.stuck_tasks)
+        return ShutdownReport(time.monotonic() - t0, stuck)
+
+    def _kill(self) -> None:
+        p = self._proc
+        if p.is_alive():
+            p.terminate()
+            p.join(1.0)
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        self._reap()
+        self._closed = True
+        atexit.unregister(self._kill)
+
+    def _reap(self) -> None:
+        """Once the engine process is gone: kill whatever is left in its process group (its
+        workers, if it was killed before it could stop them)."""
+        if self._proc.is_alive() or not self._proc.pid:
+            return
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+
+class _Child:
+    """The engine process, with the few calls of multiprocessing.Process that we use."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self._p = popen
+        self.pid = popen.pid
+
+    def is_alive(self) -> bool:
+        return self._p.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._p.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self._p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def terminate(self) -> None:
+        if self.is_alive():
+            self._p.terminate()
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self._p.kill()
+
+
+def _spawn_engine(sample_hz: float | None, max_events: int | None,
+                  nice: int = 0) -> tuple[Connection, Connection, _Child]:
+    """Start ``python -m engine._engine_proc`` with two socket pairs as its pipes.
+
+    A fresh interpreter (fork + exec right away: safe in a process that already runs GUI
+    threads), which imports the engine only: not the front end's ``__main__`` (as
+    multiprocessing's spawn would), and never Qt."""
+    cmd_parent, cmd_child = socket.socketpair()
+    upd_parent, upd_child = socket.socketpair()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    args = [sys.executable, "-m", "engine._engine_proc", str(cmd_child.fileno()),
+            str(upd_child.fileno()), "" if sample_hz is None else repr(sample_hz),
+            str(os.getpid()), str(max_events or ""), str(nice)]
+    try:
+        popen = subprocess.Popen(args, pass_fds=(cmd_child.fileno(), upd_child.fileno()),
+                                 env=env, stdin=subprocess.DEVNULL, close_fds=True)
+    finally:
+        cmd_child.close()
+        upd_child.close()
+    return Connection(cmd_parent.detach()), Connection(upd_parent.detach()), _Child(popen)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return ""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+# == the engine process's side =========================================================================
+class _Publisher:
+    """Sends state updates to the front end (see the module docstring)."""
+
+    def __init__(self, session: Any, conn: Any, lag: Any) -> None:
+        self.session = session
+        self.store: EventStore = session.store
+        self.conn = conn
+        self.lag = lag  # ExternalLag for "gui", or None
+        self.ev_cursor = 0
+        self.sample_cursor = 0
+        self.pending: set[int] = set()
+        self.sent_runs: set[int] = set()
+        self.final_runs: set[int] = set()
+        self.run_sig: dict[int, tuple] = {}
+        self.compare: deque[tuple] = deque()
+        self.stop = threading.Event()
+        self.credit = IN_FLIGHT
+        self.thread = threading.Thread(target=self._main, name="taskscope-publisher",
+                                       daemon=True)
+
+    def _acks(self, timeout: float) -> None:
+        conn = self.conn
+        while conn.poll(timeout):
+            msg = conn.recv()
+            if msg[0] == "ack":
+                self.credit = min(IN_FLIGHT, self.credit + 1)
+                if msg[1] is not None and self.lag is not None:
+                    self.lag.report(msg[1])
+            timeout = 0
+
+    def _main(self) -> None:
+        last_change = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                if self.credit <= 0:
+                    self._acks(0.1)
+                    continue
+                self._acks(0)
+                upd = self._build()
+                now = time.monotonic()
+                if upd is None:
+                    idle = now - last_change > 1.0
+                    self.stop.wait(IDLE_POLL_S if idle else BUSY_GAP_S)
+                    continue
+                self.conn.send(upd)
+                self.credit -= 1
+                if upd[2] or upd[4]:  # records or events: things are moving
+                    last_change = now
+                self.stop.wait(BUSY_GAP_S)
+        except (EOFError, OSError, BrokenPipeError):
+            pass  # the front end went away; the command loop sees it too
+
+    def final(self) -> None:
+        """After shutdown: send everything still unsent, whatever the credit."""
+        try:
+            while (upd := self._build()) is not None:
+                self.conn.send(upd)
+        except OSError:
+            pass
+
+    def _build(self) -> tuple | None:
+        st = self.store
+        events, self.ev_cursor, dropped = st.read_events(self.ev_cursor)
+        pending = self.pending
+        if events:
+            queued = Kind.QUEUED
+            pending.update(ev[1] for ev in events if ev[2] != queued)
+        if dropped:
+            # We fell behind the ring: resend every record of every run whose final state the
+            # front end has not had yet (a run that ended in the events we missed included).
+            for rec in st.runs():
+                if rec.run_id not in self.final_runs:
+                    pending.update(rec.task_ids)
+        runs: list[tuple] = []
+        for rec in st.runs():
+            rid = rec.run_id
+            if rid in self.final_runs:
+                continue
+            counts = dict(rec.counts)
+            sig = (rec.end_ns, tuple(sorted(counts.items())))
+            if self.run_sig.get(rid) == sig:
+                continue
+            self.run_sig[rid] = sig
+            first = rid not in self.sent_runs
+            self.sent_runs.add(rid)
+            runs.append((rid, rec.spec if first else None, rec.task_ids.start,
+                         len(rec.task_ids), rec.start_ns, rec.end_ns, counts))
+            if rec.end_ns is not None:
+                self.final_runs.add(rid)
+                self.run_sig.pop(rid, None)
+        recs: list[tuple] = []
+        if pending:
+            take = [pending.pop() for _ in range(min(MAX_RECORDS, len(pending)))]
+            si = _STATE_INDEX
+            for r in st.records(take):
+                recs.append((r.task_id, si[r.state], r.start_ns, r.end_ns,
+                             r.cancel_requested_ns, r.pid, r.tid, r.thread, r.task_name, r.core,
+                             r.progress, r.error, r.reason))
+        samples, self.sample_cursor = st.read_samples(self.sample_cursor)
+        compare = []
+        while self.compare:
+            compare.append(self.compare.popleft())
+        if not (runs or recs or samples or compare or events or dropped):
+            return None
+        return ("u", runs, recs, samples, len(events), dropped, st.duplicate_terminals,
+                st.unknown_events, compare, len(pending))
+
+
+class _Terminate(BaseException):
+    pass
+
+
+def _on_sigterm(_sig: int, _frame: Any) -> None:
+    raise _Terminate()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies (any way, even SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def child_main(argv: list[str]) -> None:
+    """``python -m engine._engine_proc CMD_FD UPD_FD HZ FRONT_PID`` (see :func:`_spawn_engine`)."""
+    cmd = Connection(int(argv[0]))
+    upd = Connection(int(argv[1]))
+    hz = float(argv[2]) if argv[2] else None
+    max_events = int(argv[4]) if len(argv) > 4 and argv[4] else None
+    nice = int(argv[5]) if len(argv) > 5 and argv[5] else 0
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
+    _engine_main(cmd, upd, hz, int(argv[3]), max_events)
+
+
+def _engine_main(cmd: Any, upd: Any, sample_hz: float | None, front_pid: int,
+                 max_events: int | None = None) -> None:
+    """The engine process: one Session, commands on ``cmd``, updates on ``upd``."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the front end's to handle
+    # A process group of our own: every process under us (forkserver, resource tracker,
+    # workers) joins it, so if this process is killed outright the front end can still end
+    # them all with one killpg (RemoteSession._reap). It also keeps a terminal's Ctrl+C,
+    # which the front end handles by shutting us down in order, away from the workers.
+    try:
+        os.setpgrp()
+    except OSError:
+        pass
+    _die_with_parent()
+    if os.getppid() != front_pid:  # the parent died before we asked
+        return
+    session = None
+    try:
+        from .session import Session
+
+        store = EventStore(max_events=max_events) if max_events else None
+        # The window's process is TaskScope too: "this app's CPU" counts both processes.
+        session = Session(store, sample_hz=sample_hz, own_pids=lambda: (front_pid,))
+        lag = session.sampler.add_external_lag("gui") if session.sampler is not None else None
+        pub = _Publisher(session, upd, lag)
+        pub.thread.start()
+        cmd.send(("ready", os.getpid()))
+        _serve(session, pub, cmd)
+    except _Terminate:
+        pass
+    except (EOFError, OSError):
+        pass  # the front end went away
+    except BaseException as e:  # noqa: BLE001 - told to the front end, then we exit
+        try:
+            cmd.send(("fatal", f"{type(e).__name__}: {e}"))
+        except OSError:
+            pass
+    finally:
+        if session is not None:
+            try:
+                session.shutdown(timeout=1.5)
+            except BaseException:  # noqa: BLE001 - exiting anyway
+                pass
+
+
+def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
+    job: Any = None
+    reporter: threading.Thread | None = None
+    while True:
+        op, args = cmd.recv()
+        try:
+            if op == "start":
+                spec = args[0]
+                if spec.workload == "custom":
+                    from .custom import refresh
+
+                    refresh(str(spec.params.get("function", "")))
+                run = session.start(spec)
+                result: Any = (run.run_id, run.first_task_id, run.record.start_ns)
+            elif op == "reserve":
+                result = session.reserve_ids(int(args[0]))
+            elif op == "cancel_task":
+                result = session.cancel_task(*args)
+            elif op == "cancel_run":
+                result = session.cancel_run(*args)
+            elif op == "cancel_all":
+                result = session.cancel_all(*args)
+            elif op == "worker_pids":
+                result = session.worker_pids()
+            elif op == "compare":
+                from .compare import start_compare
+
+                if job is not None and not job.done:
+                    raise RuntimeError("a comparison is already running")
+                workload, models, kwargs = args
+                job = start_compare(session, workload, models,
+                                    on_progress=lambda p: pub.compare.append(("progress", p)),
+                                    **kwargs)
+                reporter = threading.Thread(target=_compare_done, args=(job, pub), daemon=True,
+                                            name="taskscope-compare-done")
+                reporter.start()
+                result = None
+            elif op == "compare_cancel":
+                if job is not None:
+                    job.cancel()
+                result = None
+            elif op == "shutdown":
+                timeout = float(args[0])
+                if job is not None:
+                    job.cancel()
+                    job.wait(timeout)
+                if reporter is not None:  # its "done" goes out with the final update
+                    reporter.join(0.5)
+                report = session.shutdown(timeout=timeout)
+                pub.stop.set()
+                pub.thread.join(1.0)
+                pub.final()  # every task's last state, before the reply
+                cmd.send(("ok", report))
+                return
+            else:
+                raise ValueError(f"unknown command {op!r}")
+        except SpecError as e:
+            cmd.send(("spec", e.field, e.message))
+        except RuntimeError as e:
+            cmd.send(("runtime", str(e)))
+        except TypeError as e:
+            cmd.send(("type", str(e)))
+        except Exception as e:  # noqa: BLE001 - the front end shows it; we keep serving
+            cmd.send(("error", type(e).__name__, str(e)))
+        else:
+            cmd.send(("ok", result))
+
+
+def _compare_done(job: Any, pub: _Publisher) -> None:
+    job.wait()
+    err = None if job.error is None else (type(job.error).__name__, str(job.error))
+    pub.compare.append(("done", job.result, err))
+
+
+def engine_pids(session: Any) -> list[int]:
+    """Every process of a session's engine: the engine process (if remote) and its workers."""
+    pids = list(session.worker_pids())
+    pid = getattr(session, "engine_pid", None)
+    return ([pid] if pid else []) + pids
+
