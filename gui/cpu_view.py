@@ -211,5 +211,5 @@ class CpuView(QWidget):
             f"<span style='color:{theme.DIM}'>Share of the whole machine:&nbsp;&nbsp; "
             + "&nbsp;&nbsp;&nbsp;".join([
                 item(TOTAL_C, "total", total),
-                item(APP_C, "TaskScope process (GUI + engine threads)", app),
+                item(APP_C, "TaskScope (window + engine processes)", app),
                 item(WORKERS_C, "worker processes", wk)]) + "</span>")
