@@ -248,7 +248,12 @@ def test_busy_worker_process_shows_about_one_core(spinners, read_path) -> None:
         assert ours >= 50.0
     cores = {s.workers[p.pid].core for s in samples}
     assert cores <= set(range(len(proc_stat_cores()))), cores
-    assert all(s.workers[p.pid].rss > 1_000_000 for s in samples)
+    # RSS is re-read once a second: the read at first sight (just spawned, maybe not yet an
+    # interpreter) stands until then; from then on it is the running interpreter's.
+    first = collect(store)[0]
+    born = first.t_ns - int(first.interval_s * 1e9)
+    later = [s for s in samples if s.t_ns - born >= 1.1e9]
+    assert later and all(s.workers[p.pid].rss > 1_000_000 for s in later)
 
 
 def test_idle_session_shows_close_to_zero(leak_check: None) -> None:
@@ -410,6 +415,34 @@ def test_own_pids_add_their_rss_and_a_pid_that_goes_away_drops_out(spinners) -> 
     # Gone: only this (idle) process is left in self_cpu and self_rss.
     assert after and all(s.self_cpu < 30.0 for s in after), [s.self_cpu for s in after]
     assert after[-1].self_rss < before[-1].self_rss
+
+
+def test_rss_is_read_once_a_second_and_follows_a_growing_process() -> None:
+    code = ("import time\nx = []\nfor _ in range(120):\n"
+            "    x.append(b'x' * (1 << 20))\n    time.sleep(0.025)\ntime.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(0.3)
+        store = EventStore()
+        sampler = Sampler(store, lambda: [p.pid], hz=20, gil_probe=False)
+        sampler.start()
+        time.sleep(2.6)
+        sampler.stop()
+    finally:
+        p.kill()
+        p.wait(5)
+    rss = [(s.t_ns, s.workers[p.pid].rss, s.self_rss) for s in collect(store)
+           if p.pid in s.workers]
+    changes = [t for (t, r, _), (_, r0, _) in zip(rss[1:], rss, strict=False) if r != r0]
+    # It grows ~40 MB a second: every re-read shows more, so changes mark the re-reads.
+    assert len(changes) >= 2, rss
+    gaps = [(b - a) / 1e9 for a, b in zip(changes, changes[1:], strict=False)]
+    assert all(g >= 0.9 for g in gaps), gaps  # never sooner than about a second
+    assert all(g <= 1.5 for g in gaps), gaps  # and on time
+    assert rss[-1][1] > rss[0][1] + 20 * 2**20, (rss[0], rss[-1])
+    # This process's RSS is re-read on the same ticks (never more often).
+    own = [t for (t, _, r), (_, _, r0) in zip(rss[1:], rss, strict=False) if r != r0]
+    assert set(own) <= set(changes), (own, changes)
 
 
 # -- lag measured in another process (ExternalLag) -------------------------------------------------
