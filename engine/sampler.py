@@ -29,11 +29,11 @@ probe fires every 0.25 s instead of every 20 ms.
 
 Cost, measured on the 2-core development VM (other test suites loading it at times):
 
-* a tick at 10 Hz with 8 idle workers: 0.32-0.36% of one core (it was 0.85-0.97% through
+* a tick at 10 Hz with 8 idle workers: 0.32-0.54% of one core (it was 0.85-0.97% through
   psutil alone); :func:`measure_cost`;
 * the GIL probe thread while it runs: about 1% of one core (0.8-1.3%); paused between runs: 0;
 * the engine process's monitoring while idle (sampler thread + GIL probe + the engine loop's
-  lag probe): 0.35-0.36% of one core at 10 Hz (it was 1.8-2.0%); :func:`measure_idle_cost`.
+  lag probe): 0.35-0.46% of one core at 10 Hz (it was 1.8-2.0%); :func:`measure_idle_cost`.
 
 Both functions measure wherever they run.
 """

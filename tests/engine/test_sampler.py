@@ -674,7 +674,7 @@ def test_lag_probe_going_busy_keeps_a_stall_in_progress() -> None:
 def test_sampler_tick_costs_under_twice_its_budget() -> None:
     c = measure_cost(seconds=3.0)
     assert c["workers_seen"] == 8, c
-    # Target: under 1% of a core at 10 Hz with 8 idle workers (0.3-0.4% measured); 2x for a
+    # Target: under 1% of a core at 10 Hz with 8 idle workers (0.3-0.55% measured); 2x for a
     # loaded machine.
     assert c["sampler_cpu_pct"] < 2.0, c
 
@@ -684,7 +684,7 @@ def test_idle_engine_monitoring_costs_under_twice_its_budget(leak_check: None) -
     assert c["busy"] == 0.0, c
     assert c["gil_probe_cpu_pct"] < 0.1, c  # paused
     # Target: sampler + GIL probe + engine loop probe under 1.2% of a core while idle
-    # (0.35% measured); 2x for a loaded machine.
+    # (0.35-0.46% measured); 2x for a loaded machine.
     assert c["total_cpu_pct"] < 2.4, c
 
 
