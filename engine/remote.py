@@ -609,7 +609,10 @@ class _Publisher:
             if msg[0] == "ack":
                 self.credit = min(IN_FLIGHT, self.credit + 1)
                 if msg[1] is not None and self.lag is not None:
-                    self.lag.report(msg[1])
+                    try:
+                        self.lag.report(msg[1])
+                    except (TypeError, ValueError):
+                        pass  # not a finite number: dropped, the publisher goes on
             timeout = 0
 
     def _main(self) -> None:
