@@ -90,7 +90,9 @@ class TimelineData:
         self.running = 0
 
     def clear(self) -> None:
+        version = self.version
         self.__init__(self.t0_ns)  # type: ignore[misc]
+        self.version = version + 1  # never goes back: views compare it with the last they drew
 
     def seconds(self, t_ns: int) -> float:
         return (t_ns - self.t0_ns) / 1e9
@@ -257,6 +259,7 @@ class TimelineItem(pg.GraphicsObject):
         self._arrays = [PrimitiveArray(QRectF, 4) for _ in STATES] if PrimitiveArray else None
         self._bounds = QRectF(0, 0, 1, 1)
         self.last_paint_ms = 0.0
+        self.paint_count = 0  # paints so far (tests: an idle frame paints the view once)
         self.last_lod = False
         self.hovered: int | None = None  # task id under the mouse
         #: The time axis whose ticks the vertical grid lines follow (set by TimelineView).
@@ -287,6 +290,7 @@ class TimelineItem(pg.GraphicsObject):
         import time
 
         t0 = time.perf_counter()
+        self.paint_count += 1
         d = self.data
         view = self.viewRect()
         if view is None or d.n == 0:
@@ -489,6 +493,33 @@ class LaneAxis(pg.AxisItem):
         return out
 
 
+class TimeAxis(pg.AxisItem):
+    """The timeline's time axis (bottom). In follow mode its range moves on every frame, idle
+    or not, and pyqtgraph redoes the whole axis each time; two parts of that are cut here:
+
+    * the finest tick level is not drawn (on the default 15 s view: 60 of 76 ticks, the 0.2 s
+      marks; the 1 s and 2 s levels, their labels and the grid stay, and zooming in brings
+      finer levels as usual). That was about a fifth of an idle frame's timeline cost;
+    * the title (``time since TaskScope started (s)``) is set as HTML again on every range
+      change, to update an SI prefix; here only when its text actually changes.
+    """
+
+    _label_html: str | None = None  # a class default: AxisItem.__init__ already calls the hook
+
+    def __init__(self) -> None:
+        super().__init__("bottom")
+        self.setStyle(maxTickLevel=1)
+
+    def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
+        html = self.labelString()
+        if html != self._label_html:
+            self._label_html = html
+            super()._updateLabel()
+        else:  # what _updateLabel does besides the label: redraw the ticks
+            self.picture = None
+            self.update()
+
+
 class TimelineView(pg.PlotWidget):
     """The plot that hosts the timeline: time axis in seconds, live 'now' line, follow mode."""
 
@@ -498,7 +529,8 @@ class TimelineView(pg.PlotWidget):
                  describe: Callable[[int], str]) -> None:
         self.data = data
         self.lane_axis = LaneAxis(data)
-        super().__init__(axisItems={"left": self.lane_axis})
+        self.time_axis = TimeAxis()
+        super().__init__(axisItems={"left": self.lane_axis, "bottom": self.time_axis})
         self.setAntialiasing(False)
         self.now_s = now_s
         self.item = TimelineItem(data, now_s, describe)
@@ -507,6 +539,10 @@ class TimelineView(pg.PlotWidget):
         pi.addItem(self.item)
         pi.setLabel("bottom", "time since TaskScope started", units="s")
         self.item.grid_axis = pi.getAxis("bottom")  # the grid: see TimelineItem.grid_axis
+        for name in ("top", "right"):
+            # Hidden, but linked to the view: the top axis followed every scroll, re-setting
+            # its (empty) title as HTML each time. Nothing here ever shows them.
+            pi.getAxis(name).unlinkFromView()
         pi.setMenuEnabled(False)
         pi.hideButtons()
         vb = pi.getViewBox()
@@ -545,6 +581,7 @@ class TimelineView(pg.PlotWidget):
         if (d.version == self._tick_version and d.running == 0
                 and 0 <= now - self._tick_at < self.IDLE_TICK_S):
             return
+        labels_changed = d.version != self._tick_version
         self._tick_version = d.version
         self._tick_at = now
         self.now_line.setValue(now)
@@ -554,5 +591,10 @@ class TimelineView(pg.PlotWidget):
             rows = max(8, self.data.rows)
             vb.setRange(xRange=(now - self.span_s * 0.92, now + self.span_s * 0.08),
                         yRange=(0, rows), padding=0, update=False)
-        self.lane_axis.picture = None
-        self.lane_axis.update()
+            # Apply the new range now, not in the paint: pyqtgraph would move the items from
+            # inside the paint (prepareForPaint), which schedules a second full paint of the
+            # view right after the first; the timeline was painted twice per frame.
+            vb.updateMatrix()
+        if labels_changed:  # lanes came or went; otherwise the axis redraws itself on a range
+            self.lane_axis.picture = None  # change (and the range moves only when rows do)
+            self.lane_axis.update()
