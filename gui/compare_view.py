@@ -234,6 +234,7 @@ class BandsView(pg.PlotWidget):
         vb.invertY(True)
         vb.setLimits(yMin=-1, xMin=-1)
         self.auto = True
+        self._drawn: tuple[int, float] | None = None  # (data version, now) of the last tick
         vb.sigRangeChangedManually.connect(self._manual)
         self.now_s = now_s
         self.set_aligned(True)
@@ -248,9 +249,17 @@ class BandsView(pg.PlotWidget):
 
     def fit(self) -> None:
         self.auto = True
-        self.tick()
+        self.tick(force=True)
 
-    def tick(self) -> None:
+    def tick(self, force: bool = False) -> None:
+        """Per frame while a comparison is shown: follow the bars and the clock. Once nothing
+        moves (the comparison ended: no bar runs, no new events, the clock stands at the
+        last bar's end) this returns at once; before, an ended comparison kept re-laying out
+        its band labels and repainting this plot on every frame of an idle window."""
+        key = (self.data.version, self.now_s())
+        if not force and key == self._drawn and self.data.running == 0:
+            return
+        self._drawn = key
         self.item.refresh()
         self.bg.refresh(0)
         if self.auto:
