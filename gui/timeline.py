@@ -563,6 +563,12 @@ class TimelineView(pg.PlotWidget):
     def _manual(self, *args: object) -> None:
         self.follow = False
 
+    def _px_per_s(self) -> float:
+        """Screen pixels per second of the time axis, as the view stands."""
+        vb = self.getPlotItem().getViewBox()
+        x0, x1 = vb.viewRange()[0]
+        return vb.width() / max(x1 - x0, 1e-9)
+
     def set_follow(self, on: bool) -> None:
         self.follow = on
         if on:
@@ -573,14 +579,21 @@ class TimelineView(pg.PlotWidget):
     #: at this interval (the sampler's 10 Hz) instead of every frame: an idle window repainted
     #: its timeline 30 times a second, several % of a core for nothing (``taskscope bench``).
     IDLE_TICK_S = 0.1
+    #: ...and only once that moves the now line (and, following, the view) by this many
+    #: pixels: zoomed out (10 minutes across the view) the clock moves a pixel or two a second,
+    #: and redrawing for less than that changes nothing on screen.
+    IDLE_STEP_PX = 2.0
 
     def tick(self) -> None:
-        """Per frame: move the now line, follow it, repaint (at IDLE_TICK_S when idle)."""
+        """Per frame: move the now line, follow it, repaint (when idle: at IDLE_TICK_S, and
+        once the clock has moved IDLE_STEP_PX on screen)."""
         now = self.now_s()
         d = self.data
-        if (d.version == self._tick_version and d.running == 0
-                and 0 <= now - self._tick_at < self.IDLE_TICK_S):
-            return
+        if d.version == self._tick_version and d.running == 0:
+            dt = now - self._tick_at
+            px = self._px_per_s()  # 0 before the view has a size: then the clock alone
+            if dt >= 0 and (dt < self.IDLE_TICK_S or 0 < dt * px < self.IDLE_STEP_PX):
+                return
         labels_changed = d.version != self._tick_version
         self._tick_version = d.version
         self._tick_at = now

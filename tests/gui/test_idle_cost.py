@@ -147,6 +147,37 @@ def test_idle_timeline_paints_once_per_tick_and_keeps_its_lane_labels(
     assert lane_redraws
 
 
+def test_zoomed_out_idle_timeline_redraws_only_when_the_clock_moves_a_pixel(
+        qtbot: Any) -> None:
+    """10 minutes across the view: the clock moves under 2 pixels a second, so an idle
+    timeline redraws about once a second, never more than IDLE_STEP_PX behind the clock."""
+    clock = [700.0]
+    d = TimelineData(T0)
+    d.update(_bars(), lambda r: "threads")
+    view = TimelineView(d, lambda: clock[0], lambda t: "")
+    qtbot.addWidget(view)
+    view.resize(1150, 330)
+    view.show()
+    qtbot.waitExposed(view)
+    vb = view.getPlotItem().getViewBox()
+    vb.setRange(xRange=(100.0, 700.0), padding=0)
+    view.set_follow(True)
+    assert view.span_s == pytest.approx(600.0)
+    view.tick()
+    qtbot.wait(50)
+    px_per_s = view._px_per_s()
+    assert 1.0 < px_per_s < 3.0
+    paints0 = view.item.paint_count
+    for _ in range(15):  # 3 s of idle frames at 5 Hz
+        clock[0] += 0.2
+        view.tick()
+        qtbot.wait(10)
+        behind_px = (clock[0] - view.now_line.value()) * px_per_s
+        assert 0 <= behind_px < view.IDLE_STEP_PX + 0.5
+    qtbot.wait(50)
+    assert 1 <= view.item.paint_count - paints0 <= 5  # not 15
+
+
 def test_time_axis_sets_its_title_only_when_it_changes(qtbot: Any) -> None:
     clock = [70.0]
     view = TimelineView(TimelineData(T0), lambda: clock[0], lambda t: "")
