@@ -157,7 +157,6 @@ class RemoteRun:
     run_id: int
     spec: RunSpec
     first_task_id: int
-    local: Any = None  # the local Session's Run, for a front end's own run
 
     @property
     def task_ids(self) -> range:
@@ -249,10 +248,8 @@ class RemoteSession:
         self._closed = False
         self._lag_probe: Any = None
         self._local: Any = None  # a local Session for a front end's own run (lazy)
-        self._local_runs: dict[int, Any] = {}
         self._runs: dict[int, RemoteRun] = {}
         self.compare_job: RemoteCompareJob | None = None
-        self.sampler = None  # the sampler lives in the engine process
         atexit.register(self._kill)
 
     # -- the engine process --------------------------------------------------------------------
@@ -275,21 +272,22 @@ class RemoteSession:
     def _wait_ready(self) -> None:
         if self._ready:
             return
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self._cmd.poll(0.05):
-            if not self._proc.is_alive():
-                self._gone = _exit_text(self._proc.exitcode)
-                raise EngineGone(f"the engine process did not start ({self._gone})")
-            if time.monotonic() > deadline:
-                raise EngineGone("the engine process did not start within "
-                                 f"{READY_TIMEOUT_S:.0f} s")
-        msg = self._recv_reply()
+        msg = self._reply(READY_TIMEOUT_S, "did not start")
         if msg[0] != "ready":
             self._gone = str(msg[1]) if len(msg) > 1 else "failed to start"
             raise EngineGone(f"the engine process did not start: {self._gone}")
         self._ready = True
 
-    def _recv_reply(self) -> tuple:
+    def _reply(self, timeout: float, failing: str) -> tuple:
+        """The engine's next message on the command pipe, waiting at most ``timeout``; raise
+        EngineGone ("the engine process <failing> …") if it dies or stays silent."""
+        deadline = time.monotonic() + timeout
+        while not self._cmd.poll(0.05):
+            if not self._proc.is_alive():
+                self._gone = _exit_text(self._proc.exitcode)
+                raise EngineGone(f"the engine process {failing} ({self._gone})")
+            if time.monotonic() > deadline:
+                raise EngineGone(f"the engine process {failing} within {timeout:.0f} s")
         try:
             return self._cmd.recv()
         except (EOFError, OSError) as e:
@@ -306,15 +304,7 @@ class RemoteSession:
             except (BrokenPipeError, OSError):
                 self._gone = _exit_text(self._proc.exitcode) or "its pipe closed"
                 raise EngineGone(f"the engine process stopped ({self._gone})") from None
-            deadline = time.monotonic() + timeout
-            while not self._cmd.poll(0.05):
-                if not self._proc.is_alive():
-                    self._gone = _exit_text(self._proc.exitcode)
-                    raise EngineGone(f"the engine process stopped ({self._gone})")
-                if time.monotonic() > deadline:
-                    raise EngineGone(f"the engine process did not answer {op!r} within "
-                                     f"{timeout:.0f} s")
-            reply = self._recv_reply()
+            reply = self._reply(timeout, f"did not answer {op!r}")
         if reply[0] == "ok":
             return reply[1]
         if reply[0] == "spec":
@@ -362,22 +352,24 @@ class RemoteSession:
             self._local = Session(self.store, warm=False, sample_hz=None)
         ids = self._call("reserve", spec.tasks)
         run = self._local.start(spec, loop=loop, ids=ids)
-        r = RemoteRun(run.run_id, spec, run.first_task_id, local=run)
+        r = RemoteRun(run.run_id, spec, run.first_task_id)
         self._runs[run.run_id] = r
-        self._local_runs[run.run_id] = run
         return r
+
+    def _is_local(self, run_id: int) -> bool:
+        return self._local is not None and self._local.run(run_id) is not None
 
     def run(self, run_id: int) -> RemoteRun | None:
         return self._runs.get(run_id)
 
     def cancel_task(self, task_id: int, force: bool = False, reason: str = "cancelled") -> bool:
         rec = self.store.task(task_id)
-        if rec is not None and rec.run_id in self._local_runs:
+        if rec is not None and self._is_local(rec.run_id):
             return self._local.cancel_task(task_id, force, reason)
         return bool(self._call("cancel_task", task_id, force, reason))
 
     def cancel_run(self, run_id: int, force: bool = False, reason: str = "cancelled") -> bool:
-        if run_id in self._local_runs:
+        if self._is_local(run_id):
             return self._local.cancel_run(run_id, force, reason)
         return bool(self._call("cancel_run", run_id, force, reason))
 
@@ -841,11 +833,4 @@ def _compare_done(job: Any, pub: _Publisher) -> None:
     job.wait()
     err = None if job.error is None else (type(job.error).__name__, str(job.error))
     pub.compare.append(("done", job.result, err))
-
-
-def engine_pids(session: Any) -> list[int]:
-    """Every process of a session's engine: the engine process (if remote) and its workers."""
-    pids = list(session.worker_pids())
-    pid = getattr(session, "engine_pid", None)
-    return ([pid] if pid else []) + pids
 

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 import engine
 from engine import RunSpec, Session, SpecError, TaskRecord
 from engine.clock import now_ns
+from engine.remote import Pumped
 from engine.trace import Replay
 
 from . import theme
@@ -544,11 +545,11 @@ class MainWindow(QMainWindow):
         t0 = time.perf_counter()
         # The engine runs in its own process (engine.remote): one pump folds what it sent
         # since the last frame into the mirror store, within a time budget.
-        pumped = self.session.pump() if self.session is not None else None
-        changed = pumped.changed if pumped is not None else set()
-        n_events = pumped.events if pumped is not None else 0
-        self.dropped += pumped.dropped if pumped is not None else 0
-        if pumped is not None and self.engine_gone is None and self.session.gone_reason:
+        pumped = self.session.pump() if self.session is not None else Pumped()
+        changed = pumped.changed
+        n_events = pumped.events
+        self.dropped += pumped.dropped
+        if self.session is not None and self.engine_gone is None and self.session.gone_reason:
             self.engine_gone = self.session.gone_reason
             self.statusBar().showMessage(
                 f"The engine process stopped ({self.engine_gone}): runs cannot go on; close "
@@ -588,7 +589,7 @@ class MainWindow(QMainWindow):
             # the model's dataChanged). At 30 Hz this repaint was the window's largest cost
             # under load, which on saturated cores is what makes it late.
             self.tasks_view.viewport().update()
-        self._pace(live or bool(changed) or bool(pumped and pumped.backlog))
+        self._pace(live or bool(changed) or bool(pumped.backlog))
         self._frames += 1
         if self._frames % 10 == 0 and self.proxy.active:
             self.proxy.refresh()  # an active filter or sort follows state changes at 3 Hz

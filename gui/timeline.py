@@ -39,15 +39,7 @@ MAX_SUBLANES = 64
 #: Bar height within a lane (the rest is the gap between lanes).
 BAR_H = 0.74
 
-STATES: tuple[State, ...] = (
-    State.QUEUED,
-    State.RUNNING,
-    State.CANCEL_REQUESTED,
-    State.FINISHED,
-    State.FAILED,
-    State.CANCELLED,
-    State.TIMED_OUT,
-)
+STATES: tuple[State, ...] = tuple(State)  # the enum's own order: queued first
 STATE_CODE: dict[State, int] = {s: i for i, s in enumerate(STATES)}
 RUNNING_CODES = (STATE_CODE[State.RUNNING], STATE_CODE[State.CANCEL_REQUESTED])
 

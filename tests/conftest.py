@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import psutil
 import pytest
@@ -61,6 +61,18 @@ def engine_children() -> dict[int, str]:
     return out
 
 
+def alive_pids(pids: Iterable[int]) -> list[int]:
+    """The pids that still run (a zombie counts as gone: it has exited)."""
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def non_daemon_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()}
 
@@ -92,11 +104,5 @@ def session(leak_check: None) -> Iterator[object]:
     assert report.seconds < 3.0, report
     # Every pid the session's runners reported (other than ours) must be gone, not a zombie.
     reported = {t.pid for t in s.store.tasks() if t.pid and t.pid != os.getpid()}
-    alive = []
-    for pid in reported:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            pass
+    alive = alive_pids(reported)
     assert not alive, f"worker processes still alive after shutdown: {alive}"

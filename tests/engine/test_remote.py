@@ -19,6 +19,7 @@ import pytest
 
 from engine import SpecError, State, make_spec
 from engine.remote import EngineGone, RemoteSession
+from tests.conftest import alive_pids
 
 WAIT_S = 30.0
 
@@ -36,14 +37,7 @@ def pump_until(rs: RemoteSession, cond: Callable[[], bool], timeout: float = WAI
 def gone(pids: list[int], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = []
-        for p in pids:
-            try:
-                if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(p)
-            except psutil.NoSuchProcess:
-                pass
-        if not alive:
+        if not alive_pids(pids):
             return True
         time.sleep(0.05)
     return False

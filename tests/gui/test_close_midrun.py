@@ -15,29 +15,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil
 import pytest
 from PySide6.QtCore import Qt
 
 import engine
 from engine import State
-from tests.conftest import engine_children, non_daemon_threads
+from tests.conftest import alive_pids, engine_children, non_daemon_threads
 
 from .helpers import fill
 
 MODELS = [i.name for i in engine.all_models()
           if i.name in ("sequential", "asyncio", "threads", "processes", "asyncio-processes")]
 
-
-def _alive(pids: set[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 @pytest.mark.timeout(90)
@@ -82,7 +71,7 @@ def test_close_mid_run_shuts_down_quickly_and_accounts_for_every_task(
     # A task that was running when the window closed was cancelled, not reported finished.
     assert any(r.state is State.CANCELLED for r in recs), [r.state for r in recs]
     # No engine worker process, no non-daemon thread.
-    assert not _alive(pids), f"{model}: workers alive after close: {_alive(pids)}"
+    assert not alive_pids(pids), f"{model}: workers alive after close: {alive_pids(pids)}"
     assert not engine_children(), engine_children()
     extra = non_daemon_threads() - threads_before
     assert not extra, f"{model}: non-daemon threads left: {extra}"

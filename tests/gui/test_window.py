@@ -8,13 +8,12 @@ import threading
 import time
 from typing import Any
 
-import psutil
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from engine import State
 from gui.task_table import RunTableModel, TaskTableModel
-from tests.conftest import engine_children
+from tests.conftest import alive_pids, engine_children
 
 from .helpers import all_running, click_cell, fill, source_row, states
 
@@ -157,16 +156,6 @@ def test_coroutines_on_the_gui_loop_are_bounded_and_run_there(window: Any, qtbot
     assert window.runs.index(0, 1).data() == "asyncio (GUI loop)"
 
 
-def _alive(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
 
 @pytest.mark.timeout(90)
 def test_closing_while_tasks_run_cancels_and_leaves_no_workers(window: Any, qtbot: Any) -> None:
@@ -186,7 +175,7 @@ def test_closing_while_tasks_run_cancels_and_leaves_no_workers(window: Any, qtbo
     took = time.monotonic() - t0
     assert took < 4.0, took  # the promise is 2 s; loose for a loaded 2-core machine
     assert window.shutdown_report is not None
-    assert not _alive(pids)
+    assert not alive_pids(pids)
     assert not engine_children()
     # Thread tasks check their flag every millisecond: all of them stopped.
     thread_run = ids[1]
