@@ -193,8 +193,15 @@ class LagProbe:
     def stats(self, window_s: float = 10.0) -> dict[str, float]:
         """p50/p99/max lateness (ms) of the firings in the last ``window_s`` seconds."""
         since = now_ns() - int(window_s * 1e9)
+        values: list[float] = []
         with self._lock:
-            values = [ms for t, ms in self.history if t >= since]
+            # Newest first, stopping at the window's start (firings are appended in time
+            # order): the window asks for the last second on every frame, and the history
+            # holds two minutes of firings (6000 at 20 ms).
+            for t, ms in reversed(self.history):
+                if t < since:
+                    break
+                values.append(ms)
         return lag_stats(values)
 
 

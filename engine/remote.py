@@ -398,14 +398,22 @@ class RemoteSession:
         return job
 
     # -- updates -------------------------------------------------------------------------------
-    def attach_loop(self, loop: Any, interval_s: float = 0.02) -> None:
+    def attach_loop(self, loop: Any, interval_s: float = 0.02,
+                    idle_interval_s: float | None = 0.25) -> None:
         """Probe this (the front end's) loop's lag; it reaches the engine's samples as
-        ``lag_ms["gui"]`` with each acknowledgement. Also readable here: :meth:`gui_lag`."""
+        ``lag_ms["gui"]`` with each acknowledgement. Also readable here: :meth:`gui_lag`.
+        ``idle_interval_s``: the probe's interval after :meth:`set_loop_idle` (True)."""
         from .probes import LagProbe
 
         self.detach_loop()
-        self._lag_probe = LagProbe(loop, interval_s)
+        self._lag_probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s)
         self._lag_probe.start()
+
+    def set_loop_idle(self, idle: bool) -> None:
+        """The front end is idle (nothing runs, nothing to draw) or busy again: the loop
+        probe fires at its idle interval or at its normal one (see LagProbe.set_idle)."""
+        if self._lag_probe is not None:
+            self._lag_probe.set_idle(idle)
 
     def detach_loop(self) -> None:
         if self._lag_probe is not None:

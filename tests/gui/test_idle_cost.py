@@ -250,3 +250,26 @@ def test_idle_window_draws_each_view_at_most_once_a_frame(window: Any, qtbot: An
     assert ys[-1] == pytest.approx(window.last_sample.total)
     assert xs[-1] > -1.0  # the newest sample is at the right edge, not late
     assert cpu_pct < 25, f"idle GUI thread {cpu_pct:.1f}% of a core"
+
+
+def test_idle_window_slows_its_lag_probe_and_restores_it_when_work_starts(
+        window: Any, qtbot: Any) -> None:
+    """While the window idles, its loop-lag probe fires every 250 ms instead of every 20 ms
+    (50 timers a second on qasync were about 1% of a core); a run puts it straight back, so
+    the lag shown while work runs is measured at the full rate. The status bar still shows
+    a lag figure while idle."""
+    from engine import make_spec
+    from gui.main_window import IDLE_FRAME_MS
+
+    probe = window.session._lag_probe
+    qtbot.waitUntil(lambda: window.frame_timer.interval() == IDLE_FRAME_MS, timeout=15_000)
+    assert probe.interval_s == pytest.approx(0.25)
+    fired0 = probe.fired
+    qtbot.wait(1500)
+    assert 2 <= probe.fired - fired0 <= 10  # ~6 at 4 Hz; at 50 Hz it would be ~75
+    assert "ms" in window.st_gui.text()  # a figure, not "–"
+    window.start_runs([make_spec("asyncio", "sleep", 4, 1.0)])
+    assert probe.interval_s == pytest.approx(0.02)  # at once, not at the next idle firing
+    fired1 = probe.fired
+    qtbot.wait(500)
+    assert probe.fired - fired1 >= 10  # ~25 at 50 Hz, loose for a loaded machine
