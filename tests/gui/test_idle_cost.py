@@ -273,3 +273,38 @@ def test_idle_window_slows_its_lag_probe_and_restores_it_when_work_starts(
     fired1 = probe.fired
     qtbot.wait(500)
     assert probe.fired - fired1 >= 10  # ~25 at 50 Hz, loose for a loaded machine
+
+
+def test_task_table_repaints_apart_from_the_frame_that_changed_it(
+        window: Any, qtbot: Any) -> None:
+    """The table's changed rows are announced (dataChanged) half a frame after the frame that
+    folded the change in, never inside it: so Qt paints the table in a pass of its own, not in
+    the timeline's. The rows still reach their final state, and the model's data is current
+    at once (before the repaint)."""
+    from engine import make_spec
+
+    in_frame = [False]
+    inside: list[float] = []
+    outside: list[float] = []
+    orig = window.frame
+
+    def frame() -> None:
+        in_frame[0] = True
+        try:
+            orig()
+        finally:
+            in_frame[0] = False
+
+    window.frame_timer.timeout.disconnect()
+    window.frame_timer.timeout.connect(frame)
+    window.tasks.dataChanged.connect(
+        lambda *a: (inside if in_frame[0] else outside).append(time.monotonic()))
+    window.start_runs([make_spec("threads", "sleep", 6, 0.05, 3)])
+    qtbot.waitUntil(lambda: window.store.runs()[-1].done, timeout=20_000)
+    qtbot.waitUntil(lambda: all(r.state is State.FINISHED for r in window.tasks.recs),
+                    timeout=5_000)
+    qtbot.wait(100)
+    assert outside, "the table was never told its rows changed"
+    assert not inside, f"{len(inside)} dataChanged emitted inside a frame"
+    m = window.tasks
+    assert [m.index(r, m.C_STATE).data() for r in range(m.rowCount())] == ["finished"] * 6
