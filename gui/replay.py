@@ -140,7 +140,7 @@ def enter_replay_mode(win: MainWindow, replay: Replay) -> None:
     tl = win.timeline
     tl.set_follow(False)
     tl.item.refresh()
-    tl.now_line.label.setFormat("end")
+    tl.now_line.set_text("end")
     pi = tl.getPlotItem()
     pi.setLabel("bottom", "time since the trace starts", units="s")
     win.tl_hint.setText("wheel: zoom · drag: pan · click: select")

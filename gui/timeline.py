@@ -20,8 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen
-from PySide6.QtWidgets import QToolTip
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QTransform
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsLineItem,
+    QGraphicsSimpleTextItem,
+    QToolTip,
+)
 
 from engine import State, TaskRecord
 
@@ -550,6 +555,57 @@ class TimeAxis(pg.AxisItem):
             self.update()
 
 
+class NowLine:
+    """The vertical "now" line and its label: two plain Qt items in the view's data
+    coordinates, moved by :meth:`setValue` and kept spanning the visible rows.
+
+    It moves on every frame while the view follows the clock. pyqtgraph's InfiniteLine did
+    that through Python signals, bounds and a Python paint (with a TextItem for its label):
+    about 0.5 ms of GUI thread per move, several times the cost of everything else here."""
+
+    def __init__(self, vb: pg.ViewBox, colour: str, text: str) -> None:
+        self.vb = vb
+        pen = QPen(QColor(colour))
+        pen.setCosmetic(True)
+        pen.setWidth(0)
+        self.line = QGraphicsLineItem()
+        self.line.setPen(pen)
+        self.line.setZValue(10)
+        vb.addItem(self.line, ignoreBounds=True)
+        self.label = QGraphicsSimpleTextItem(text)
+        self.label.setBrush(QColor(colour))
+        self.label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.label.setZValue(10)
+        vb.addItem(self.label, ignoreBounds=True)
+        self._x = 0.0
+        self._place_label()
+        vb.sigYRangeChanged.connect(self._span)
+        self._span()
+
+    def value(self) -> float:
+        return self._x
+
+    def setValue(self, x: float) -> None:
+        self._x = float(x)
+        self._span()
+
+    def set_text(self, text: str) -> None:
+        self.label.setText(text)
+        self._place_label()
+
+    def _place_label(self) -> None:
+        # Just right of the line, its baseline a little above the bottom of the view (device
+        # pixels: the label ignores the view's scaling).
+        h = self.label.boundingRect().height()
+        self.label.setTransform(QTransform.fromTranslate(3.0, -h - 1.0))
+
+    def _span(self, *args: object) -> None:
+        y0, y1 = self.vb.viewRange()[1]
+        x = self._x
+        self.line.setLine(x, y0, x, y1)
+        self.label.setPos(x, max(y0, y1) if self.vb.yInverted() else min(y0, y1))
+
+
 class TimelineView(pg.PlotWidget):
     """The plot that hosts the timeline: time axis in seconds, live 'now' line, follow mode."""
 
@@ -579,10 +635,7 @@ class TimelineView(pg.PlotWidget):
         vb.invertY(True)
         vb.setMouseEnabled(x=True, y=True)
         vb.setLimits(yMin=-1, xMin=-1)
-        self.now_line = pg.InfiniteLine(0.0, angle=90, pen=pg.mkPen("#ff9f43", width=1),
-                                        label="now", labelOpts={"position": 0.97,
-                                                                "color": "#ff9f43"})
-        pi.addItem(self.now_line)
+        self.now_line = NowLine(vb, "#ff9f43", "now")
         self.follow = True
         self.span_s = 15.0
         self._tick_version = -1

@@ -139,3 +139,29 @@ def test_stacked_coroutines_paint_the_same_pixels_merged(qtbot: Any) -> None:
     # Touching bars on lane 0 (end == next start) stay apart.
     lane0 = (out[2] == 1) & (out[3] == STATE_CODE[State.FINISHED])
     assert lane0.sum() >= 6
+
+
+def test_now_line_follows_the_clock_and_spans_the_visible_rows(qtbot: Any) -> None:
+    """The now line is at the clock after each tick, covers the rows in view from top to
+    bottom whatever the vertical range, and its label sits at the bottom, next to it."""
+    d = TimelineData(T0)
+    d.update([rec(1, 1, 10, 100, 0.0, None, State.RUNNING)], lambda r: "threads")
+    clock = [3.0]
+    view = TimelineView(d, lambda: clock[0], lambda _t: "")
+    qtbot.addWidget(view)
+    view.resize(800, 300)
+    view.show()
+    for t in (3.0, 4.5, 7.25):
+        clock[0] = t
+        view.tick()
+        line = view.now_line.line.line()
+        assert view.now_line.value() == t == line.x1() == line.x2()
+        y0, y1 = view.getPlotItem().getViewBox().viewRange()[1]
+        assert sorted((line.y1(), line.y2())) == [y0, y1]
+        assert view.now_line.label.pos().x() == t and view.now_line.label.pos().y() == y1
+    view.follow = False
+    view.getPlotItem().getViewBox().setRange(yRange=(2, 40), padding=0)
+    line = view.now_line.line.line()
+    assert sorted((line.y1(), line.y2())) == [2, 40]
+    view.now_line.set_text("end")
+    assert view.now_line.label.text() == "end"
