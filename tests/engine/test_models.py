@@ -4,7 +4,9 @@ executor kind: the event stream's invariants, the real worker identity, and the 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import tempfile
 import threading
 import time
 
@@ -101,6 +103,38 @@ def test_file_tasks_take_their_size_with_a_rate_cached_in_a_slow_moment(
     assert all(t.progress == 1.0 for t in tasks)
     assert min(durations) >= size, durations  # its own clock said 60 ms of rounds
     assert min(durations) < 4 * size, durations  # rounds, not a runaway floor
+
+
+def test_file_rate_is_timed_again_per_process_and_only_rises(tmp_path, monkeypatch) -> None:
+    """The cached file rate is re-timed at the first calibration in a process: a slower cached
+    rate is raised (and saved), a faster one kept; a rate timed in another temp directory
+    (a RAM disk, say) is replaced, never kept against this one."""
+    from engine.workloads import calibrate
+
+    monkeypatch.setenv("TASKSCOPE_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("TASKSCOPE_RECALIBRATE", raising=False)
+    path = calibrate._cache_path()
+    here = tempfile.gettempdir()
+    rates = {"cpu_iters_per_s": 2e7, "numpy_calls_per_s": 1500.0}
+
+    def load(file_rate: float, file_dir: str | None) -> dict:
+        path.write_text(json.dumps({**rates, "file_rounds_per_s": file_rate, "file_dir": file_dir}))
+        monkeypatch.setattr(calibrate, "_cached", None)
+        monkeypatch.setattr(calibrate, "_provisional_at", 0.0)
+        got = calibrate.calibration()
+        assert {k: got[k] for k in rates} == rates  # the CPU and NumPy rates are left alone
+        return got
+
+    # 10 rounds/s is 100 ms for write+fsync+read of 64 KiB: slower than any disk this runs on.
+    raised = load(10.0, here)["file_rounds_per_s"]
+    assert raised > 10.0
+    saved = json.loads(path.read_text())
+    assert saved["file_rounds_per_s"] == raised and saved["file_dir"] == here
+    # 1e7 rounds/s is faster than any disk: kept, as the highest pace seen.
+    assert load(1e7, here)["file_rounds_per_s"] == 1e7
+    # ... but not when it was timed in another directory (or by a version that did not say).
+    assert load(1e7, "/some/ram/disk")["file_rounds_per_s"] < 1e7
+    assert load(1e7, None)["file_rounds_per_s"] < 1e7
 
 
 # -- real worker identity ---------------------------------------------------------------------
