@@ -34,6 +34,25 @@ def _bands_do_not_overlap(res) -> None:
         assert a.end_ns <= b.start_ns, f"{a.model} and {b.model} overlapped"
 
 
+def _skip_unless_it_had_two_cores(res, r) -> None:
+    """Skip, with the figures, when the comparison's own measurement shows that other load left
+    run ``r`` no second core: the machine was saturated during its window (busy cores within
+    0.3 of all of them) and the run got no more than 1.3 cores of it, the rest going to other
+    processes. A model that stops running in parallel on an idle machine is not excused: it
+    leaves a core idle (busy about 1.0 of 2), so the machine is not saturated and every
+    assertion still runs."""
+    if r.busy_cores is None or r.own_cores is None:
+        return  # no measurement: the assertions below say so
+    others = r.busy_cores - r.own_cores
+    if r.busy_cores >= res.cores - 0.3 and r.own_cores <= 1.3:
+        before = "n/a" if r.baseline_cores is None else f"{r.baseline_cores:.2f}"
+        pytest.skip(
+            f"machine saturated by other load during {r.model}: {r.busy_cores:.2f} of "
+            f"{res.cores} cores busy, {r.own_cores:.2f} of them its own, {others:.2f} other "
+            f"({before} busy just before); walls "
+            + ", ".join(f"{x.model} {x.wall_s:.2f}s" for x in res.results))
+
+
 @pytest.mark.skipif(cpu_count() < 2, reason="needs two cores for processes to win")
 def test_cpu_compare_ranks_processes_fastest(session) -> None:
     seen: list[CompareProgress] = []
@@ -42,6 +61,8 @@ def test_cpu_compare_ranks_processes_fastest(session) -> None:
     assert [r.model for r in res.results] == ["sequential", "threads", "processes"]
     assert all(r.complete for r in res.results), [r.status for r in res.results]
     seq, thr, proc = res.results
+    # Two-core physics needs two cores: other suites may saturate these two while it runs.
+    _skip_unless_it_had_two_cores(res, proc)
     assert res.winner == "processes" and proc.winner and not thr.winner and not seq.winner
     # the ranking only: other suites may share these 2 cores, so no ratio is promised
     assert proc.wall_s < seq.wall_s and proc.wall_s < thr.wall_s
@@ -50,6 +71,11 @@ def test_cpu_compare_ranks_processes_fastest(session) -> None:
     # threads under the GIL keep about one core busy; processes use more than one
     assert thr.own_cores is not None and thr.own_cores < 1.4
     assert proc.own_cores is not None and proc.own_cores > thr.own_cores
+    # ... clearly more: the ranking alone is a coin flip for processes that run one at a time
+    # (all three then take about 4 x 300 ms), and the machine had a second core to give them
+    assert proc.own_cores > 1.2, (
+        f"processes kept {proc.own_cores:.2f} cores busy while {res.cores - proc.busy_cores:.2f} "
+        f"of {res.cores} sat idle: they did not run in parallel")
     # every figure is filled from a real measurement
     for r in res.results:
         assert r.busy_cores is not None and r.busy_cores > 0.3
