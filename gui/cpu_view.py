@@ -5,7 +5,7 @@ frame. Width-1 cosmetic pens, no antialiasing: on a live plot both matter more t
 the design's facts table). Samples are shown as measured: no smoothing, no interpolation between
 samples.
 
-Cheap to keep open: an idle window redraws this view 5 times a second, for ever. So everything
+Cheap to keep open: an idle window redraws this view 2.5 times a second, for ever. So everything
 that moves is a plain Qt item with no Python in its paint path (``QGraphicsPathItem`` curves,
 ``QGraphicsRectItem`` core bands), and the axes, which only change on a resize (or a replay's
 pan), are cached as pixmaps instead of replaying their grid through a QPicture on every frame.
@@ -151,6 +151,9 @@ class CpuView(QWidget):
         self.readout.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         head.addWidget(self.readout, 1)
+        # Opaque (it changes twice a second): a transparent label has the widgets under it,
+        # up to the window's splitters, repainted with it.
+        self.readout.setAutoFillBackground(True)
         lay.addLayout(head)
 
         self.cores_plot = pg.PlotWidget()
@@ -210,6 +213,7 @@ class CpuView(QWidget):
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.legend.setAutoFillBackground(True)  # see the readout
         lay.addWidget(self.legend)
         self._legend(None)
 
