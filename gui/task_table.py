@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import (
+    QAbstractItemModel,
     QAbstractTableModel,
     QEvent,
     QModelIndex,
+    QModelRoleDataSpan,
     QPersistentModelIndex,
     QRect,
     QRegularExpression,
@@ -47,6 +49,20 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 ID_ROLE = Qt.ItemDataRole.UserRole + 4
 #: "state|haystack" for TaskFilter's regular expression (see TaskFilter).
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 5
+#: What a delegate paints, in one call: (text, enabled) in a button column, (fraction, text)
+#: in a progress column.
+CELL_ROLE = Qt.ItemDataRole.UserRole + 6
+
+# Roles as plain ints: data() runs tens of thousands of times a second under load, and an
+# enum member's attribute lookup costs more than the comparison it feeds.
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_PROGRESS, _ENABLED, _SORT, _ID, _FILTER, _CELL = (int(r) for r in (
+    PROGRESS_ROLE, ENABLED_ROLE, SORT_ROLE, ID_ROLE, FILTER_ROLE, CELL_ROLE))
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ROOT = QModelIndex()
 
 
 def fmt_s(seconds: float | None) -> str:
@@ -70,25 +86,27 @@ def worker_text(rec: TaskRecord, model: str) -> str:
 
 
 class _RecordTableModel(QAbstractTableModel):
-    """What both tables share: one record per row in a list (``_rows``), found by id through
-    ``row_of``, under fixed columns ``COLS``."""
+    """What both tables share: one record per row in a list (``_items``, the subclass's own
+    list under another name), found by id through ``row_of``, under fixed columns ``COLS``.
+
+    ``index()`` is Qt's: it calls ``rowCount`` and ``columnCount`` for its bounds check, so
+    those two stay short (a Python ``index`` override measured no faster).
+    """
 
     COLS: tuple[str, ...] = ()
     row_of: dict[int, int]
-
-    def _rows(self) -> list[Any]:
-        raise NotImplementedError
+    _items: list[Any]
 
     def clear(self) -> None:
         self.beginResetModel()
-        self._rows().clear()
+        self._items.clear()
         self.row_of.clear()
         self.endResetModel()
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows())
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._items)
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
+    def columnCount(self, parent: Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.COLS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
@@ -108,6 +126,7 @@ class TaskTableModel(_RecordTableModel):
                  can_force: Callable[[int], bool]) -> None:
         super().__init__()
         self.recs: list[TaskRecord] = []
+        self._items = self.recs
         self.row_of: dict[int, int] = {}
         self.now_ns = now_ns
         self.model_of = model_of
@@ -133,9 +152,6 @@ class TaskTableModel(_RecordTableModel):
         self.dataChanged.emit(self.index(min(rows), 0),
                               self.index(max(rows), len(self.COLS) - 1))
 
-    def _rows(self) -> list[TaskRecord]:
-        return self.recs
-
     # -- Qt model ----------------------------------------------------------------------------
     def duration_s(self, r: TaskRecord) -> float | None:
         if r.start_ns is None:
@@ -143,12 +159,41 @@ class TaskTableModel(_RecordTableModel):
         end = r.end_ns if r.end_ns is not None else self.now_ns()
         return max(0, end - r.start_ns) / 1e9
 
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+    #: The roles this model answers; any other role is None without further work. A view
+    #: asks each cell for seven roles per paint (font, alignment, colour, check state,
+    #: decoration, text, background), most of which no task cell sets.
+    ROLES = frozenset((_DISPLAY, _CELL, _SORT, _ID, _FILTER, _PROGRESS, _ENABLED, _FOREGROUND,
+                       _TOOLTIP, _ALIGN))
+
+    def data(self, index: Index, role: int = _DISPLAY) -> Any:
+        if role not in self.ROLES:
             return None
-        r = self.recs[index.row()]
-        c = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        row = index.row()  # -1 for an invalid index
+        if not 0 <= row < len(self.recs):
+            return None
+        return self.value(self.recs[row], index.column(), role)
+
+    def fill_roles(self, row: int, column: int, span: QModelRoleDataSpan) -> None:
+        """``multiData`` for source row ``row``: every role of ``span`` from one lookup (see
+        :meth:`TaskFilter.multiData`)."""
+        if not 0 <= row < len(self.recs):
+            for rd in span:
+                rd.clearData()
+            return
+        r = self.recs[row]
+        roles = self.ROLES
+        value = self.value
+        for rd in span:
+            role = rd.role()
+            v = value(r, column, role) if role in roles else None
+            if v is None:
+                rd.clearData()
+            else:
+                rd.setData(v)
+
+    def value(self, r: TaskRecord, c: int, role: int) -> Any:
+        """What :meth:`data` answers for record ``r`` in column ``c``."""
+        if role == _DISPLAY:
             if c == 0:
                 return str(r.task_id)
             if c == 1:
@@ -168,7 +213,20 @@ class TaskTableModel(_RecordTableModel):
             if c == self.C_FORCE:
                 return "Kill" if self.can_force(r.run_id) else ""
             return None
-        if role == SORT_ROLE:
+        if role == _CELL:
+            if c == self.C_PROG:
+                return (r.progress, f"{r.progress * 100:.0f}%")
+            if c == self.C_CANCEL:
+                return ("Cancel", not r.state.terminal)
+            if c == self.C_FORCE:
+                force = self.can_force(r.run_id)
+                return ("Kill" if force else "", force and not r.state.terminal)
+            return None
+        if role == _ALIGN:
+            return _RIGHT if c in (0, 4, self.C_DUR, self.C_PROG) else None
+        if role == _FOREGROUND:
+            return self._brushes[r.state] if c == self.C_STATE else None
+        if role == _SORT:
             if c == 0:
                 return r.task_id
             if c == 1:
@@ -181,22 +239,20 @@ class TaskTableModel(_RecordTableModel):
                 return self.duration_s(r) or 0.0
             if c == self.C_PROG:
                 return r.progress
-            return self.data(index) or ""
-        if role == ID_ROLE:
+            return self.value(r, c, _DISPLAY) or ""
+        if role == _ID:
             return r.task_id
-        if role == FILTER_ROLE:
+        if role == _FILTER:
             return (f"{r.state.value}|{r.task_id} run{r.run_id} "
                     f"{worker_text(r, self.model_of(r.run_id))} {r.state.value} "
                     f"{r.reason}").lower()
-        if role == PROGRESS_ROLE:
+        if role == _PROGRESS:
             return r.progress
-        if role == ENABLED_ROLE:
+        if role == _ENABLED:
             if c == self.C_FORCE:
                 return not r.state.terminal and self.can_force(r.run_id)
             return not r.state.terminal
-        if role == Qt.ItemDataRole.ForegroundRole and c == self.C_STATE:
-            return self._brushes[r.state]
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == _TOOLTIP:
             if c == self.C_CANCEL:
                 if r.state.terminal:
                     return f"task {r.task_id} already {theme.STATE_LABELS[r.state]}"
@@ -209,8 +265,6 @@ class TaskTableModel(_RecordTableModel):
                 return f"{r.error.get('type', 'error')}: {r.error.get('message', '')}"
             if r.reason:
                 return r.reason
-        if role == Qt.ItemDataRole.TextAlignmentRole and c in (0, 4, self.C_DUR, self.C_PROG):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
 
@@ -241,6 +295,24 @@ class TaskFilter(QSortFilterProxyModel):
         # frame (seconds with 20k tasks). The window re-applies an active filter or sort a few
         # times per second instead (see refresh()).
         self.setDynamicSortFilter(False)
+        self._fill: Callable[[int, int, QModelRoleDataSpan], None] | None = None
+
+    def setSourceModel(self, model: QAbstractItemModel) -> None:
+        super().setSourceModel(model)
+        self._fill = getattr(model, "fill_roles", None)
+
+    def multiData(self, index: Index, span: QModelRoleDataSpan) -> None:
+        """All the roles a cell's paint asks for in one Python call, not one per role.
+
+        Qt's proxy answers ``multiData`` with one ``data()`` per role, and each of those maps
+        the index to the source and calls the source's Python ``data``: a paint of the task
+        table made about 50 Python calls per row. Views call this once per cell.
+        """
+        if self._fill is None:
+            super().multiData(index, span)
+            return
+        src = self.mapToSource(index)
+        self._fill(src.row(), src.column(), span)
 
     @property
     def active(self) -> bool:
@@ -285,6 +357,7 @@ class RunTableModel(_RecordTableModel):
                  on_gui_loop: Callable[[int], bool]) -> None:
         super().__init__()
         self.runs: list[RunRecord] = []
+        self._items = self.runs
         self.row_of: dict[int, int] = {}
         self.now_ns = now_ns
         self.can_force = can_force
@@ -301,9 +374,6 @@ class RunTableModel(_RecordTableModel):
         if self.runs:
             self.dataChanged.emit(self.index(0, 0),
                                   self.index(len(self.runs) - 1, len(self.COLS) - 1))
-
-    def _rows(self) -> list[RunRecord]:
-        return self.runs
 
     @staticmethod
     def ended(run: RunRecord) -> int:
@@ -338,6 +408,15 @@ class RunTableModel(_RecordTableModel):
                 return "Cancel run"
             if c == self.C_FORCE:
                 return "Kill all" if self.can_force(run.run_id) else ""
+            return None
+        if role == CELL_ROLE:
+            if c == self.C_PROG:
+                return (self.ended(run) / n if n else 1.0, f"{self.ended(run)}/{n}")
+            if c == self.C_CANCEL:
+                return ("Cancel run", not run.done)
+            if c == self.C_FORCE:
+                force = self.can_force(run.run_id)
+                return ("Kill all" if force else "", force and not run.done)
             return None
         if role == ID_ROLE:
             return run.run_id
