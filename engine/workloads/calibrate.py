@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -66,18 +67,25 @@ def _best(fn, reps: int, clock=time.perf_counter) -> float:
 
 
 def file_round_s(trials: int) -> float:
-    """Seconds a file round takes at the disk's best pace over ``trials`` short trials now.
+    """Seconds a file round takes at the disk's pace now: the median of ``trials`` trials.
 
-    In a temporary directory beside the tasks' own temp files. The first rounds on a new file
-    run 2-3x slower (measured 0.7 ms against 0.3), so a few untimed ones go first.
+    The median, not the best: the fastest of many processes' figures is kept (see
+    :func:`calibration`), so one lucky 2 ms trial must not set it. In a temporary directory
+    beside the tasks' own temp files. The first rounds on a new file run 2-3x slower (measured
+    0.7 ms against 0.3), so a few untimed ones go first.
     """
     payload = os.urandom(FILE_CHUNK)
+    paces = []
     with tempfile.TemporaryDirectory(prefix="taskscope-cal-") as d:
         path = os.path.join(d, "f")
         for _ in range(3):
             file_round(path, payload)
-        rounds = lambda: [file_round(path, payload) for _ in range(FILE_TRIAL_ROUNDS)]  # noqa: E731
-        return _best(rounds, trials) / FILE_TRIAL_ROUNDS
+        for _ in range(trials):
+            t = time.perf_counter()
+            for _ in range(FILE_TRIAL_ROUNDS):
+                file_round(path, payload)
+            paces.append(time.perf_counter() - t)
+    return statistics.median(paces) / FILE_TRIAL_ROUNDS
 
 
 def measure() -> dict[str, float]:
@@ -170,7 +178,11 @@ def calibration() -> dict[str, float]:
     measurement in a slow second, cached for good, said 2884 rounds/s where the disk then
     often did 3500-3800, and "60ms" file tasks did 47-50 ms of work. So the first call in a
     process also times the file rounds again (:func:`_refresh_file_rate`), and the cached rate
-    creeps up to the disk's fastest pace, as the CPU rates are the fastest seen.
+    creeps up to the disk's fastest sustained pace, as the CPU rates are the fastest seen: file
+    tasks then do at least their size of work, more while the disk is slow, like CPU tasks on
+    a busy machine. (A typical pace instead would leave uncontended tasks to the workload's
+    time floor whenever the disk ran fast, so they would do more rounds than contended ones,
+    and a comparison would credit the concurrent models with work they did not do.)
     """
     global _cached, _provisional_at, _tries
     if _cached is not None and not _provisional_at:
