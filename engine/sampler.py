@@ -19,7 +19,9 @@ Portable: psutil everywhere, so it works on macOS and Windows too. On Linux the 
 counters are read from /proc files the sampler keeps open (one ``pread`` each, instead of
 psutil's open-stat-seek-read-close per figure; see ``_KeptFiles``), at most 128 of them (fewer
 under a low open-files limit), psutil beyond that; this process's own CPU comes from
-``getrusage``. Where the OS cannot tell something (the core a process last ran on), the sample
+``getrusage``, and each of its threads' from the thread's CPU-time clock (``clock_gettime``,
+nanoseconds; the task directory is listed again only when the number of threads changes or
+one ends). Where the OS cannot tell something (the core a process last ran on), the sample
 says -1.
 
 Idle and busy (:meth:`Sampler.set_busy`): the session says when a run is active. Samples keep
@@ -198,6 +200,30 @@ def _proc_works() -> bool:
 FAST_PROC = _proc_works()
 
 
+def _thread_clock(tid: int) -> int:
+    """The CPU-time clock of thread ``tid`` of this process (Linux's MAKE_THREAD_CPUCLOCK(tid,
+    CPUCLOCK_SCHED), the id ``pthread_getcpuclockid`` returns, for any native thread id)."""
+    return ((~tid) << 3) | 6
+
+
+def _thread_clocks_work() -> bool:
+    """True where :func:`_thread_clock` names the same clock ``pthread_getcpuclockid`` does
+    (Linux), so any of our threads' CPU time, Python's or not, is one clock_gettime."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        cid = time.pthread_getcpuclockid(threading.get_ident())
+        return cid == _thread_clock(threading.get_native_id()) and time.clock_gettime_ns(cid) > 0
+    except (AttributeError, OSError, OverflowError, ValueError):  # pragma: no cover
+        return False
+
+
+#: Read each thread's CPU time from its CPU-time clock (Linux; used with FAST_PROC): the
+#: kernel's same per-thread counter /proc/<pid>/task/<tid>/stat shows in clock ticks, in
+#: nanoseconds, one system call per thread with nothing to parse.
+THREAD_CLOCKS = _thread_clocks_work()
+
+
 def _fd_budget() -> int:
     """How many /proc files one Sampler may keep open: 128, fewer under a low open-files
     limit (the workloads need descriptors too: pipes, sockets, files)."""
@@ -298,9 +324,15 @@ class Sampler:
         self._busy_lock = threading.Lock()  # taken before _probes_lock, never after
         self._busy = True
         self._lag: dict[str, LagProbe | ExternalLag] = {}
+        self._lag_polls: dict[str, Callable[[], None]] = {}  # see add_external_lag
         self._gil = GilProbe() if gil_probe else None
         self._gil_off = gil_disabled()
         self._stop = threading.Event()
+        # The sampler thread sleeps between ticks by acquiring this (held) lock with a
+        # timeout; stop() releases it. A plain lock wait is one C call: Event.wait builds a
+        # Condition waiter in Python each time, a tenth of an idle tick's cost.
+        self._sleep_lock = threading.Lock()
+        self._sleep_lock.acquire()
         self.thread: threading.Thread | None = None
         self._stopped = False
         #: Ticks that raised (the sampler keeps going); the last such error, for diagnosis.
@@ -316,14 +348,18 @@ class Sampler:
         self._me = os.getpid()
         self._proc = psutil.Process()
         self._self_cpu = _self_cpu_reader()
-        # Linux: /proc/stat, our task directory and each thread's and process's stat file are
-        # kept open (see _KeptFiles); they are closed when the sampler stops, or with it.
+        # Linux: /proc/stat, our task directory and each process's stat file (each thread's
+        # too, without THREAD_CLOCKS) are kept open (see _KeptFiles); they are closed when the
+        # sampler stops, or with it.
         self._files = _KeptFiles(_fd_budget() if FAST_PROC else 0)
         weakref.finalize(self, self._files.close_all).atexit = False
         self._ncpu = os.cpu_count() or 1
         self._stat_fd = self._files.open("/proc/stat")
         self._task_dir = self._files.open(f"/proc/{self._me}/task")
         self._thread_fds: dict[int, int] = {}
+        # With THREAD_CLOCKS: {tid: its CPU-time clock} of the threads seen, listed again only
+        # when their number changes or one of them ends (see _thread_times).
+        self._thread_clocks: dict[int, int] | None = {} if THREAD_CLOCKS else None
         self._prev_threads: dict[int, float] = {}
         # RSS is re-read on the first tick at least RSS_REFRESH_S after the last read (half a
         # period early is on time, so 10 Hz reads it every 10th tick, not every 11th).
@@ -363,10 +399,14 @@ class Sampler:
     def stop(self, timeout: float = 0.5) -> None:
         """Stop the thread, the GIL probe and every lag probe; joins within ``timeout``."""
         with self._probes_lock:
+            wake = not self._stopped
             self._stopped = True
             probes = list(self._lag.values())
             self._lag.clear()
+            self._lag_polls.clear()
         self._stop.set()
+        if wake:
+            self._sleep_lock.release()
         for p in probes:
             p.stop()
         deadline = time.monotonic() + timeout
@@ -388,6 +428,7 @@ class Sampler:
         if any (a sample_now() after stop()), go the slow way."""
         self._stat_fd = self._task_dir = -1
         self._thread_fds.clear()
+        self._thread_clocks = None
         for tr in (*self._workers.values(), *self._own.values()):
             tr.fd = -1
         self._files.close_all()
@@ -430,9 +471,9 @@ class Sampler:
         cpu0 = time.thread_time_ns()
         period = self.period_ns
         next_t = now_ns() + period
-        wait = self._stop.wait
+        sleep = self._sleep_lock.acquire
         try:
-            while not wait(max(0.0, (next_t - now_ns()) / NS_PER_S)):
+            while not sleep(True, max(0.0, (next_t - now_ns()) / NS_PER_S)):
                 t0 = now_ns()
                 try:
                     self.sample_now()
@@ -452,7 +493,8 @@ class Sampler:
                 self._release_files()
 
     # -- lag probes -------------------------------------------------------------------------
-    def _register(self, name: str, probe: LagProbe | ExternalLag) -> None:
+    def _register(self, name: str, probe: LagProbe | ExternalLag,
+                  poll: Callable[[], None] | None = None) -> None:
         """Put ``probe`` under ``name`` (stopping the one it replaces), in the current
         busy/idle state. Raises RuntimeError if this sampler was stopped."""
         with self._busy_lock:
@@ -461,6 +503,9 @@ class Sampler:
                     raise RuntimeError("this Sampler was stopped")
                 old = self._lag.pop(name, None)
                 self._lag[name] = probe
+                self._lag_polls.pop(name, None)
+                if poll is not None:
+                    self._lag_polls[name] = poll
                 idle = not self._busy
             probe.set_idle(idle)
         if old is not None:
@@ -497,7 +542,8 @@ class Sampler:
             raise
         return probe
 
-    def add_external_lag(self, name: str) -> ExternalLag:
+    def add_external_lag(self, name: str,
+                         poll: Callable[[], None] | None = None) -> ExternalLag:
         """A lag source for a loop that another process measures (a front end's), reported as
         ``Sample.lag_ms[name]`` and by :meth:`lag_stats` exactly as a probe's. Whoever receives
         that process's measurements calls ``.report(lateness_ms)`` on the returned object.
@@ -505,11 +551,17 @@ class Sampler:
         it. Thread-safe. Raises RuntimeError if this sampler was stopped.
 
         A sample has ``lag_ms[name]`` only if something was reported over its interval: the
-        worst report then.
+        worst report then. ``poll`` (optional) is called in the sampling thread right before
+        each sample reads the source: it should report whatever has already arrived (read a
+        pipe without waiting), so that a report counts in the sample whose interval it
+        arrived in even when its receiver is asleep. It must not block; an exception it
+        raises is counted in :attr:`errors` and the sample goes on.
         """
         self._check_name(name)
+        if poll is not None and not callable(poll):
+            raise TypeError(f"poll: expected a callable, got {poll!r}")
         source = ExternalLag()
-        self._register(name, source)
+        self._register(name, source, poll)
         return source
 
     def remove_loop_probe(self, name: str) -> bool:
@@ -517,6 +569,7 @@ class Sampler:
         none."""
         with self._probes_lock:
             probe = self._lag.pop(name, None)
+            self._lag_polls.pop(name, None)
         if probe is None:
             return False
         probe.stop()
@@ -553,6 +606,8 @@ class Sampler:
                 return {t.id: t.user_time + t.system_time for t in self._proc.threads()}
             except (psutil.AccessDenied, NotImplementedError):
                 return {}
+        if self._thread_clocks is not None:
+            return self._thread_clock_times(self._thread_clocks)
         try:
             names = os.listdir(self._task_dir)
         except OSError:  # pragma: no cover - /proc went away under us
@@ -587,6 +642,42 @@ class Sampler:
             out[tid] = _parse_pid_stat(data)[0]
         for tid in fds.keys() - out.keys():
             files.close(fds.pop(tid))
+        return out
+
+    def _thread_clock_times(self, clocks: dict[int, int]) -> dict[int, float]:
+        """:meth:`_thread_times` through the threads' CPU-time clocks (THREAD_CLOCKS). The
+        task directory is listed only when the number of threads (its link count, 2 + the
+        threads) differs from the threads read, or one of them ended: a thread that starts
+        is seen in the sample of the interval it started in, as with a listing every tick."""
+        clock = time.clock_gettime_ns
+        out: dict[int, float] = {}
+        ended = False
+        for tid, cid in clocks.items():
+            try:
+                out[tid] = clock(cid) / NS_PER_S
+            except OSError:  # it ended (EINVAL: no such thread in this process)
+                ended = True
+        try:
+            n = os.fstat(self._task_dir).st_nlink - 2
+        except OSError:  # pragma: no cover - /proc went away under us
+            return out
+        if not ended and n == len(out):
+            return out
+        try:
+            listed = {int(name) for name in os.listdir(self._task_dir)}
+        except OSError:  # pragma: no cover
+            return out
+        for tid in clocks.keys() - listed:
+            del clocks[tid]
+            out.pop(tid, None)
+        for tid in listed - out.keys():
+            cid = _thread_clock(tid)
+            try:
+                out[tid] = clock(cid) / NS_PER_S
+            except OSError:  # it ended since the listing
+                clocks.pop(tid, None)
+                continue
+            clocks[tid] = cid
         return out
 
     def _track(self, table: dict[int, _Tracked], pids: Callable[[], Iterable[int]],
@@ -731,8 +822,15 @@ class Sampler:
 
         with self._probes_lock:
             probes = list(self._lag.items())
+            polls = dict(self._lag_polls) if self._lag_polls else None
         lag: dict[str, float] = {}
         for name, probe in probes:
+            if polls is not None and name in polls:
+                try:
+                    polls[name]()
+                except Exception as e:  # its reports stay late; the sample goes on
+                    self.errors += 1
+                    self.last_error = e
             v = probe.take()
             if v is not None:
                 lag[name] = v

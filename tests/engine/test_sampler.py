@@ -417,6 +417,85 @@ def test_own_pids_add_their_rss_and_a_pid_that_goes_away_drops_out(spinners) -> 
     assert after[-1].self_rss < before[-1].self_rss
 
 
+def proc_thread_cpu_s(tid: int) -> float:
+    """utime+stime of thread ``tid`` of this process in seconds, from /proc."""
+    with open(f"/proc/{os.getpid()}/task/{tid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def test_a_busy_thread_shows_its_cpu_under_its_native_id(read_path) -> None:
+    import hashlib
+
+    data = b"x" * (1 << 20)
+    stop = threading.Event()
+
+    def hash_away() -> None:  # CPU-bound, mostly outside the GIL (hashlib releases it)
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    store = EventStore()
+    sampler = Sampler(store, lambda: [], hz=20, gil_probe=False)
+    sampler.start()
+    time.sleep(0.2)
+    busy = threading.Thread(target=hash_away, name="test-hasher", daemon=True)
+    busy.start()
+    tid = busy.native_id
+    assert tid is not None
+    try:
+        with Witness(lambda: proc_thread_cpu_s(tid)) as witness:
+            time.sleep(2.3)
+    finally:
+        stop.set()
+        busy.join(5)
+    time.sleep(0.2)
+    sampler.stop()
+    samples, t_start, t_end = window(collect(store), witness)
+    assert all(tid in s.threads for s in samples)
+    ours = weighted_mean(samples, lambda s: s.threads[tid])
+    kernel = 100.0 * (witness.at(t_end) - witness.at(t_start)) / ((t_end - t_start) / 1e9)
+    assert kernel > 30.0, kernel  # the premise: it got a good share of a core
+    assert abs(ours - kernel) <= TOLERANCE_PP, (ours, kernel)
+    assert tid not in collect(store)[-1].threads  # it ended: gone from the samples
+    assert sampler.errors == 0, sampler.last_error
+
+
+def test_threads_that_start_or_end_between_two_samples_are_seen(read_path) -> None:
+    """One thread ends and another starts between two samples (so as many threads run as
+    before): the sample has the new one, not the old one."""
+    sampler = Sampler(EventStore(), lambda: [], hz=20, gil_probe=False)
+    gates: list[threading.Event] = []
+
+    def start() -> threading.Thread:
+        gate = threading.Event()
+        gates.append(gate)
+        t = threading.Thread(target=gate.wait, args=(10.0,), daemon=True)
+        t.start()
+        return t
+
+    try:
+        a = start()
+        s1 = sampler.sample_now()
+        assert a.native_id in s1.threads
+        gates[-1].set()
+        a.join(5)
+        b = start()
+        s2 = sampler.sample_now()
+        assert b.native_id in s2.threads and a.native_id not in s2.threads, s2.threads
+        assert {t.native_id for t in threading.enumerate()} <= set(s2.threads), s2.threads
+        assert all(v >= 0.0 for v in s2.threads.values()), s2.threads
+        c, d = start(), start()
+        s3 = sampler.sample_now()
+        assert {b.native_id, c.native_id, d.native_id} <= set(s3.threads), s3.threads
+    finally:
+        for g in gates:
+            g.set()
+        sampler.stop()
+    s4 = sampler.sample_now()  # after stop: the slow way, still right
+    assert threading.get_native_id() in s4.threads
+    assert sampler.errors == 0, sampler.last_error
+
+
 def test_rss_is_read_once_a_second_and_follows_a_growing_process() -> None:
     code = ("import time\nx = []\nfor _ in range(120):\n"
             "    x.append(b'x' * (1 << 20))\n    time.sleep(0.025)\ntime.sleep(60)")
@@ -519,6 +598,35 @@ def test_external_lag_shows_in_live_samples() -> None:
     assert len(seen) >= 10, lags
     assert 150.0 in seen and all(v in (1.0, 150.0) for v in seen), seen
     assert sampler.errors == 0, sampler.last_error
+
+
+def test_external_lag_poll_puts_reports_in_the_sample_they_arrived_before() -> None:
+    """``poll`` runs right before each sample reads the source: whatever the receiver had not
+    yet passed on (it may be asleep) counts in this sample, not in a later one."""
+    sampler = Sampler(EventStore(), lambda: [], hz=20, gil_probe=False)
+    arrived: list[float] = []  # reports waiting in the receiver (an unread pipe)
+    ext = sampler.add_external_lag("gui", poll=lambda: [ext.report(arrived.pop(0))
+                                                         for _ in list(arrived)])
+    try:
+        arrived += [3.0, 40.0]
+        s1 = sampler.sample_now()
+        assert s1.lag_ms["gui"] == 40.0 and not arrived
+        assert "gui" not in sampler.sample_now().lag_ms  # nothing arrived since
+
+        def broken() -> None:
+            raise OSError("the pipe went away")
+
+        sampler.add_external_lag("other", poll=broken)
+        s3 = sampler.sample_now()  # a failing poll costs that source's reports, not the sample
+        assert "other" not in s3.lag_ms and sampler.errors == 1
+        assert isinstance(sampler.last_error, OSError)
+        assert sampler.remove_loop_probe("other")
+        sampler.sample_now()
+        assert sampler.errors == 1  # removed with its source
+        with pytest.raises(TypeError, match="poll"):
+            sampler.add_external_lag("x", poll=42)  # type: ignore[arg-type]
+    finally:
+        sampler.stop()
 
 
 # -- idle and busy ---------------------------------------------------------------------------------
