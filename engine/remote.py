@@ -21,9 +21,15 @@ cursor only to learn *which* tasks changed, and sends those tasks' current recor
 records, new samples and the event count). Many events for one task between two updates become
 one record, so the front end's cost follows what it shows, not the event rate. At most
 ``MAX_RECORDS`` records go per update and at most ``IN_FLIGHT`` updates are unacknowledged: a
-front end that is slow to read gets fuller, rarer updates, never a backlog in the pipe. A
-reader that fell behind the engine's event ring (it overwrote events before we read them)
-resends every record of every active run, so the mirror is never left wrong.
+front end that is slow to read gets fuller, rarer updates, never a backlog in the pipe. (Updates
+that carry only samples, a few hundred bytes each, may be ``SAMPLE_SLACK`` more: an idle window
+that reads 5 times a second still gets every sample as it is taken.) A reader that fell
+behind the engine's event ring (it overwrote events before we read them) resends every record
+of every active run, so the mirror is never left wrong.
+
+*Nothing polls.* The engine's store tells the publisher of every change, so an idle engine
+sends one update per sample, from the sampler's own thread, and wakes no thread for it; the
+front end's loop lag in the acknowledgements is read just before each sample takes it.
 
 The mirror (:class:`MirrorStore`) is an :class:`~engine.store.EventStore` with the same reader
 API (runs, tasks, samples, counters), holding exact copies of the engine's records; it keeps no
@@ -38,7 +44,11 @@ asks the kernel for SIGTERM when its parent dies.
 from __future__ import annotations
 
 import atexit
+import copyreg
+import io
 import os
+import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -47,11 +57,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from operator import attrgetter
 from typing import Any
 
 from .events import Kind, State
+from .samples import Sample, WorkerSample
 from .session import ShutdownReport
 from .spec import RunSpec, SpecError
 from .store import EventStore, RunRecord, TaskRecord
@@ -62,9 +75,11 @@ __all__ = ["MirrorStore", "Pumped", "RemoteCompareJob", "RemoteRun", "RemoteSess
 MAX_RECORDS = 4000
 #: Updates sent but not yet acknowledged, at most.
 IN_FLIGHT = 2
-#: Shortest gap between two updates while things change, and the poll interval when idle.
+#: Shortest gap between two updates while things change (changes meanwhile are coalesced).
 BUSY_GAP_S = 0.012
-IDLE_POLL_S = 0.05
+#: The publisher sleeps until the engine's store changes (a sample, events, a run), a
+#: comparison reports, or it stops; this is only a safety net for a wake-up it missed.
+IDLE_WAKE_S = 1.0
 READY_TIMEOUT_S = 60.0
 CALL_TIMEOUT_S = 30.0
 
@@ -582,8 +597,101 @@ def _exit_text(code: int | None) -> str:
 
 
 # == the engine process's side =========================================================================
+class _EngineStore(EventStore):
+    """The engine process's store: it tells the publisher of each change, so the publisher
+    sleeps until there is something to send instead of polling: ``on_change`` for a run
+    added or ended and for events, ``on_sample`` for samples (see :meth:`_Publisher.sampled`)."""
+
+    def __init__(self, max_events: int | None = None) -> None:
+        if max_events:
+            super().__init__(max_events=max_events)
+        else:
+            super().__init__()
+        self.on_change: Callable[[], None] | None = None
+        self.on_sample: Callable[[], None] | None = None
+        #: end_run calls so far: a run's summary changes there without an event.
+        self.runs_ended = 0
+
+    def _changed(self) -> None:
+        cb = self.on_change
+        if cb is not None:
+            cb()
+
+    def add_run(self, run_id: int, spec: Any, first_task_id: int, n_tasks: int,
+                t_ns: int) -> None:
+        super().add_run(run_id, spec, first_task_id, n_tasks, t_ns)
+        self._changed()
+
+    def append(self, batch: Iterable[Any]) -> list[tuple[int, int, State]]:
+        ended = super().append(batch)
+        self._changed()
+        return ended
+
+    def end_run(self, run_id: int, t_ns: int) -> None:
+        super().end_run(run_id, t_ns)
+        self.runs_ended += 1
+        self._changed()
+
+    def add_samples(self, samples: Iterable[Any]) -> None:
+        super().add_samples(samples)
+        self._changed()
+
+    def add_sample(self, sample: Any) -> None:
+        super().add_sample(sample)
+        cb = self.on_sample or self.on_change
+        if cb is not None:
+            cb()
+
+
+#: Updates that carry nothing but samples (a few hundred bytes each) may be this many more
+#: unacknowledged than ``IN_FLIGHT``: a front end that reads less often than the sampler
+#: samples (an idle window pumps at 5 Hz) still gets each sample as it is taken. They also
+#: stop while the updates in flight total ``DIRECT_MAX_BYTES``, far below a socket buffer,
+#: so sending one can never block the sampler's thread.
+SAMPLE_SLACK = 2
+DIRECT_MAX_BYTES = 32 * 1024
+
+
+def _by_fields(cls: type) -> dict[type, Callable[[Any], tuple]]:
+    """{cls: reduce cls to (cls, its fields' values)}: its constructor's arguments, when
+    every field is one (else nothing: it pickles the usual way)."""
+    fs = fields(cls)
+    if any(not f.init for f in fs):  # pragma: no cover - not so today
+        return {}
+    get = attrgetter(*(f.name for f in fs))
+    return {cls: lambda obj: (cls, get(obj))}
+
+
+class _UpdatePickler(pickle.Pickler):
+    """What ``Connection.send`` pickles with (ForkingPickler's reducers), plus one shortcut:
+    a Sample (and a WorkerSample) pickles as its constructor's arguments. A dataclass with
+    slots otherwise goes through a Python ``__getstate__`` that lists its fields on every
+    call: most of an idle update's cost. The front end unpickles it as before (``recv``)."""
+
+    dispatch_table = {**copyreg.dispatch_table,
+                      **getattr(ForkingPickler, "_extra_reducers", {}),
+                      **_by_fields(Sample), **_by_fields(WorkerSample)}
+
+    @classmethod
+    def dumps(cls, obj: Any) -> memoryview:
+        buf = io.BytesIO()
+        cls(buf, pickle.HIGHEST_PROTOCOL).dump(obj)
+        return buf.getbuffer()
+
+
 class _Publisher:
-    """Sends state updates to the front end (see the module docstring)."""
+    """Sends state updates to the front end (see the module docstring).
+
+    No polling. The publisher thread sleeps on :attr:`wake` until something changed: the
+    engine's store calls :meth:`kick` when runs or events change (see :class:`_EngineStore`),
+    as do comparison reports and :meth:`close`. A new sample with nothing else to send goes
+    out from the thread that stored it (the sampler's, :meth:`sampled`), so an idle engine
+    wakes no thread of its own for it: one update per sample, the moment it is taken.
+    A store that does not notify (a plain EventStore) is polled every ``BUSY_GAP_S``.
+
+    One lock (:attr:`_lock`) covers building, sending, and reading acknowledgements: the
+    sampler's thread only ever tries it, so it never waits for the publisher.
+    """
 
     def __init__(self, session: Any, conn: Any, lag: Any) -> None:
         self.session = session
@@ -598,56 +706,156 @@ class _Publisher:
         self.run_sig: dict[int, tuple] = {}
         self.compare: deque[tuple] = deque()
         self.stop = threading.Event()
-        self.credit = IN_FLIGHT
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        #: Sizes (bytes) of the updates sent and not yet acknowledged, oldest first.
+        self.inflight: deque[int] = deque()
+        self._inflight_bytes = 0
+        self.last_send = -1.0
+        self._runs_ended_seen = -1
+        # Is an ack waiting? One poll(2) on a poll object made once (Connection.poll builds
+        # a selector for each call). Used under _lock only: a poll object is single-threaded.
+        fd = conn.fileno()
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            self._ack_ready: Callable[[], bool] = lambda: bool(poller.poll(0))
+        else:  # pragma: no cover - no poll(2)
+            self._ack_ready = lambda: conn.poll(0)
+        self._notified = isinstance(self.store, _EngineStore)
+        if self._notified:
+            self.store.on_change = self.kick  # type: ignore[attr-defined]
+            self.store.on_sample = self.sampled  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self._main, name="taskscope-publisher",
                                        daemon=True)
 
-    def _acks(self, timeout: float) -> None:
+    def kick(self) -> None:
+        """Something changed: wake the publisher thread (cheap when it is awake already)."""
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def push_compare(self, item: tuple) -> None:
+        self.compare.append(item)
+        self.kick()
+
+    def close(self) -> None:
+        """Stop the publisher thread (see :meth:`final` for what is still unsent)."""
+        self.stop.set()
+        self.wake.set()
+
+    def sampled(self) -> None:
+        """A sample was stored (called in the storing thread, the sampler's). If nothing but
+        samples waits to be sent and the publisher thread is not at work, send it from here;
+        else wake the publisher thread."""
+        if not self._send_sample_here():
+            self.kick()
+
+    def _samples_only(self) -> bool:
+        """Only samples wait (and maybe run summaries: a few hundred bytes), and the pipe has
+        room for them: no records, events or comparison reports, few bytes in flight."""
+        return not (self.pending or self.compare or self.store.event_count != self.ev_cursor
+                    or len(self.inflight) >= IN_FLIGHT + SAMPLE_SLACK
+                    or self._inflight_bytes >= DIRECT_MAX_BYTES)
+
+    def _send_sample_here(self) -> bool:
+        if self.wake.is_set() or self.stop.is_set() or not self._samples_only():
+            return False
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._samples_only():  # again, now that nothing else can send
+                return False
+            upd = self._build()
+            if upd is not None:
+                self._send_locked(upd)
+            return True
+        except (EOFError, OSError):
+            return True  # the front end went away; the command loop sees it
+        finally:
+            self._lock.release()
+
+    def read_acks(self) -> None:
+        """Take the acknowledgements that arrived (and the front end's loop lag with them),
+        without waiting. The sampler calls this right before each sample reads the "gui"
+        lag, so a lateness the front end reported counts in the sample whose interval it
+        arrived in. Skipped while the publisher thread is at work or has work waiting (it
+        may be waiting on the pipe for these very acks: it reads them itself)."""
+        if self.wake.is_set() or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._acks_locked()
+        except (EOFError, OSError):
+            pass  # the front end went away; the command loop sees it
+        finally:
+            self._lock.release()
+
+    def _acks_locked(self) -> None:
         conn = self.conn
-        while conn.poll(timeout):
+        ready = self._ack_ready
+        while ready():
             msg = conn.recv()
             if msg[0] == "ack":
-                self.credit = min(IN_FLIGHT, self.credit + 1)
+                if self.inflight:
+                    self._inflight_bytes -= self.inflight.popleft()
                 if msg[1] is not None and self.lag is not None:
                     try:
                         self.lag.report(msg[1])
                     except (TypeError, ValueError):
                         pass  # not a finite number: dropped, the publisher goes on
-            timeout = 0
+
+    def _send_locked(self, upd: tuple) -> None:
+        buf = _UpdatePickler.dumps(upd)  # what Connection.send does, with its size known
+        self.conn.send_bytes(buf)
+        n = len(buf)
+        self.inflight.append(n)
+        self._inflight_bytes += n
+        self.last_send = time.monotonic()
 
     def _main(self) -> None:
-        last_change = time.monotonic()
+        stop = self.stop
+        wake = self.wake
+        lock = self._lock
         try:
-            while not self.stop.is_set():
-                if self.credit <= 0:
-                    self._acks(0.1)
+            while not stop.is_set():
+                with lock:
+                    self._acks_locked()
+                    can_send = len(self.inflight) < IN_FLIGHT
+                    if can_send:
+                        wake.clear()  # a change from here on wakes the wait below
+                        upd = self._build()
+                        if upd is not None:
+                            self._send_locked(upd)
+                        if self.pending:  # more than MAX_RECORDS changed: the rest next
+                            wake.set()
+                if not can_send and wake.is_set():
+                    # Something to send, and the front end has IN_FLIGHT updates to read:
+                    # wait for its next acknowledgement.
+                    self.conn.poll(0.1)
                     continue
-                self._acks(0)
-                upd = self._build()
-                now = time.monotonic()
-                if upd is None:
-                    idle = now - last_change > 1.0
-                    self.stop.wait(IDLE_POLL_S if idle else BUSY_GAP_S)
-                    continue
-                self.conn.send(upd)
-                self.credit -= 1
-                if upd[2] or upd[4]:  # records or events: things are moving
-                    last_change = now
-                self.stop.wait(BUSY_GAP_S)
+                # Sleep until something changes (it may have already: then at once).
+                wake.wait(IDLE_WAKE_S if self._notified else BUSY_GAP_S)
+                # Changes that come quickly go out together, at most one update per gap.
+                gap = self.last_send + BUSY_GAP_S - time.monotonic()
+                if gap > 0:
+                    stop.wait(gap)
         except (EOFError, OSError, BrokenPipeError):
             pass  # the front end went away; the command loop sees it too
 
     def final(self) -> None:
-        """After shutdown: send everything still unsent, whatever the credit."""
+        """After shutdown: send everything still unsent, whatever is in flight."""
         try:
-            while (upd := self._build()) is not None:
-                self.conn.send(upd)
+            with self._lock:
+                while (upd := self._build()) is not None:
+                    self._send_locked(upd)
         except OSError:
             pass
 
     def _build(self) -> tuple | None:
         st = self.store
-        events, self.ev_cursor, dropped = st.read_events(self.ev_cursor)
+        if st.event_count != self.ev_cursor:
+            events, self.ev_cursor, dropped = st.read_events(self.ev_cursor)
+        else:
+            events, dropped = [], 0
         pending = self.pending
         if events:
             queued = Kind.QUEUED
@@ -658,8 +866,15 @@ class _Publisher:
             for rec in st.runs():
                 if rec.run_id not in self.final_runs:
                     pending.update(rec.task_ids)
+        # A run's summary changes with its events (counts) and when it ends (end_ns): with
+        # neither since the last look, the runs need no scan.
+        scan = bool(events or dropped) or not self._notified
+        ended = getattr(st, "runs_ended", 0)
+        if ended != self._runs_ended_seen:
+            self._runs_ended_seen = ended
+            scan = True
         runs: list[tuple] = []
-        for rec in st.runs():
+        for rec in st.runs() if scan else ():
             rid = rec.run_id
             if rid in self.final_runs:
                 continue
@@ -744,11 +959,14 @@ def _engine_main(cmd: Any, upd: Any, sample_hz: float | None, front_pid: int,
     try:
         from .session import Session
 
-        store = EventStore(max_events=max_events) if max_events else None
+        store = _EngineStore(max_events)
         # The window's process is TaskScope too: "this app's CPU" counts both processes.
         session = Session(store, sample_hz=sample_hz, own_pids=lambda: (front_pid,))
-        lag = session.sampler.add_external_lag("gui") if session.sampler is not None else None
-        pub = _Publisher(session, upd, lag)
+        pub = _Publisher(session, upd, None)
+        if session.sampler is not None:
+            # The front end's loop lag comes with its acks: each sample reads those that
+            # arrived in its interval, in the sampler's thread (the publisher may be asleep).
+            pub.lag = session.sampler.add_external_lag("gui", poll=pub.read_acks)
         pub.thread.start()
         cmd.send(("ready", os.getpid()))
         _serve(session, pub, cmd)
@@ -800,7 +1018,7 @@ def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
                     raise RuntimeError("a comparison is already running")
                 workload, models, kwargs = args
                 job = start_compare(session, workload, models,
-                                    on_progress=lambda p: pub.compare.append(("progress", p)),
+                                    on_progress=lambda p: pub.push_compare(("progress", p)),
                                     **kwargs)
                 reporter = threading.Thread(target=_compare_done, args=(job, pub), daemon=True,
                                             name="taskscope-compare-done")
@@ -818,7 +1036,7 @@ def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
                 if reporter is not None:  # its "done" goes out with the final update
                     reporter.join(0.5)
                 report = session.shutdown(timeout=timeout)
-                pub.stop.set()
+                pub.close()
                 pub.thread.join(1.0)
                 pub.final()  # every task's last state, before the reply
                 cmd.send(("ok", report))
@@ -840,5 +1058,5 @@ def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
 def _compare_done(job: Any, pub: _Publisher) -> None:
     job.wait()
     err = None if job.error is None else (type(job.error).__name__, str(job.error))
-    pub.compare.append(("done", job.result, err))
+    pub.push_compare(("done", job.result, err))
 
