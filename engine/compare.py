@@ -30,7 +30,11 @@ Figures per model (:class:`ModelResult`), and how each is defined:
 ``peak_rss_bytes``
     Peak resident memory of this process plus the worker processes during the window: the
     larger of the sampler's samples (``self_rss + workers[pid].rss``) and compare's own psutil
-    readings (every ``monitor_interval_s``, 0.1 s by default, plus one at the end).
+    readings (every ``monitor_interval_s``, 0.1 s by default, plus one at the end). Never the
+    window's memory: when the engine runs in a process of its own, its sampler's ``self_rss``
+    also counts the window's process (TaskScope's own, for the CPU legend), the same for
+    every model, which would only flatten the differences between models; compare then
+    takes the peak from its own readings alone.
 ``gui_lag_p99_ms`` / ``engine_lag_p99_ms``
     99th percentile (nearest rank) of the per-sample loop lateness the sampler's probes report
     (``Sample.lag_ms["gui"]`` / ``["engine"]``) within the window. None when there is no such
@@ -362,7 +366,10 @@ def _apply_samples(session: Any, r: ModelResult, cursor: int) -> None:
         if (samples and samples[-1].t_ns >= r.end_ns) or time.monotonic() >= deadline:
             break
         time.sleep(0.02)
-    got = _from_samples(_samples_in(samples, r.start_ns, r.end_ns))
+    # A sampler that adds other TaskScope processes (the window's) into self_rss gives no
+    # figure for "this process plus workers": the peak comes from compare's own readings.
+    own_only = sampler is None or not getattr(sampler, "counts_own_pids", False)
+    got = _from_samples(_samples_in(samples, r.start_ns, r.end_ns), rss=own_only)
     if "busy_cores" in got:
         r.busy_cores, r.busy_source = got["busy_cores"], "sampler"
     if "peak_rss" in got:
@@ -371,19 +378,22 @@ def _apply_samples(session: Any, r: ModelResult, cursor: int) -> None:
     r.engine_lag_p99_ms = got.get("engine_lag")
 
 
-def _from_samples(samples: list[Any]) -> dict[str, Any]:
-    """Figures from sampler samples, where present: busy cores, peak RSS, loop lag p99s."""
+def _from_samples(samples: list[Any], rss: bool = True) -> dict[str, Any]:
+    """Figures from sampler samples, where present: busy cores, peak RSS, loop lag p99s.
+    ``rss`` False: no peak RSS (the samples' ``self_rss`` is not this process alone)."""
     out: dict[str, Any] = {}
     cores = [sum(s.cores) / 100.0 for s in samples if getattr(s, "cores", None)]
     if cores:
         out["busy_cores"] = statistics.fmean(cores)
-    rss = [
-        int(getattr(s, "self_rss", 0) or 0)
-        + sum(int(getattr(w, "rss", 0) or 0) for w in (getattr(s, "workers", None) or {}).values())
-        for s in samples
-    ]
-    if any(rss):
-        out["peak_rss"] = max(rss)
+    if rss:
+        peaks = [
+            int(getattr(s, "self_rss", 0) or 0)
+            + sum(int(getattr(w, "rss", 0) or 0)
+                  for w in (getattr(s, "workers", None) or {}).values())
+            for s in samples
+        ]
+        if any(peaks):
+            out["peak_rss"] = max(peaks)
     for loop in ("gui", "engine"):
         lags = [s.lag_ms[loop] for s in samples
                 if loop in (getattr(s, "lag_ms", None) or {}) and s.lag_ms[loop] is not None]

@@ -437,6 +437,12 @@ class Sampler:
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
+    @property
+    def counts_own_pids(self) -> bool:
+        """True when ``Sample.self_cpu`` and ``self_rss`` also count other processes of
+        TaskScope (``own_pids``: the window's), not this process alone."""
+        return self._own_pids is not None
+
     def set_busy(self, busy: bool) -> None:
         """Say whether a run is active (the session calls this when its first run starts and
         when its last one ends). Thread-safe, returns at once, idempotent.

@@ -227,6 +227,8 @@ def test_figures_from_sampler_samples() -> None:
     assert got["peak_rss"] == 35 * 2**20
     assert got["gui_lag"] == 40.0 and got["engine_lag"] == 1.0
     assert "gui_lag" not in _from_samples([s(1, (0.0,), 1, {})])
+    # self_rss that is not this process alone (the sampler adds own_pids): no peak from it
+    assert "peak_rss" not in _from_samples([s(1, (100.0,), 30 * 2**20, {})], rss=False)
     assert p99([]) is None and p99(list(range(1, 101))) == 99
 
 
@@ -276,3 +278,38 @@ def test_each_model_is_complete_when_it_finishes(session) -> None:
     assert [d[0] for d in done] == ["sequential", "threads"]
     for _model, source, engine_lag, rss in done:
         assert source == "sampler" and engine_lag is not None and rss, done
+
+
+def test_peak_memory_is_this_process_and_its_workers_not_the_window(leak_check) -> None:
+    """The engine process's sampler counts the window's process into ``self_rss`` (own_pids:
+    TaskScope's own memory, for the legend). A model's peak memory is this process plus that
+    model's workers: the window's memory, the same for every model, must not be in it."""
+    import psutil
+
+    from engine import Session
+
+    fat = subprocess.Popen(  # stands in for the window: a process with 300 MB resident
+        [sys.executable, "-c", "import sys, time\nb = b'x' * (300 * 2**20)\n"
+         "print('ok', flush=True)\ntime.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert fat.stdout is not None and fat.stdout.readline() == "ok\n"
+        fat_rss = psutil.Process(fat.pid).memory_info().rss
+        session = Session(warm=False, sample_hz=10.0, own_pids=lambda: (fat.pid,))
+        try:
+            res = run_compare(session, "sleep", ["sequential", "threads"], 3, "150ms",
+                              settle_s=0.1)
+            samples, _ = session.store.read_samples(0)
+        finally:
+            session.shutdown()
+    finally:
+        fat.kill()
+        fat.wait(5)
+        if fat.stdout is not None:
+            fat.stdout.close()
+    # The premise: the samples do count the stand-in (as the CPU/RSS legend should).
+    assert fat_rss > 250 * 2**20 and max(x.self_rss for x in samples) > fat_rss
+    mine = psutil.Process().memory_info().rss
+    for r in res.results:
+        assert r.complete and r.peak_rss_bytes, r
+        # No worker processes here: the peak is about this process's own memory.
+        assert r.peak_rss_bytes < mine + fat_rss // 2, (r.model, r.peak_rss_bytes, mine, fat_rss)
