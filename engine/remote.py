@@ -987,6 +987,9 @@ def _engine_main(cmd: Any, upd: Any, sample_hz: float | None, front_pid: int,
                 pass
 
 
+_REPLIED = object()  # a command that already sent its answer
+
+
 def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
     job: Any = None
     reporter: threading.Thread | None = None
@@ -999,8 +1002,24 @@ def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
                     from .custom import refresh
 
                     refresh(str(spec.params.get("function", "")))
-                run = session.start(spec)
-                result: Any = (run.run_id, run.first_task_id, run.record.start_ns)
+                replied: list[bool] = []
+
+                def admitted(run: Any, t_ns: int, replied: list[bool] = replied) -> None:
+                    # Answer now, before the tasks are registered and the workers start (see
+                    # Session.start): the front end's thread is waiting for this.
+                    cmd.send(("ok", (run.run_id, run.first_task_id, t_ns)))
+                    replied.append(True)
+
+                try:
+                    session.start(spec, admitted=admitted)
+                except Exception as e:
+                    if not replied:
+                        raise
+                    # Answered already: a failure to launch the workers is recorded as the
+                    # tasks' failure by Session.start; anything else can only be reported.
+                    print(f"taskscope engine: run {spec.model} after its start: "
+                          f"{type(e).__name__}: {e}", file=sys.stderr)
+                result: Any = _REPLIED
             elif op == "reserve":
                 result = session.reserve_ids(int(args[0]))
             elif op == "cancel_task":
@@ -1052,7 +1071,8 @@ def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
         except Exception as e:  # noqa: BLE001 - the front end shows it; we keep serving
             cmd.send(("error", type(e).__name__, str(e)))
         else:
-            cmd.send(("ok", result))
+            if result is not _REPLIED:
+                cmd.send(("ok", result))
 
 
 def _compare_done(job: Any, pub: _Publisher) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .clock import now_ns
 from .context import EventBuffer
-from .events import Event, State
+from .events import Event, Kind, State
 from .models import model_info
 from .models.execute import TaskOrder
 from .spec import RunSpec, SpecError
@@ -285,12 +285,19 @@ class Session:
         return run_id, first
 
     def start(self, spec: RunSpec, *, loop: asyncio.AbstractEventLoop | None = None,
-              ids: tuple[int, int] | None = None) -> Run:
+              ids: tuple[int, int] | None = None,
+              admitted: Callable[[Run, int], None] | None = None) -> Run:
         """Start a validated run and return at once.
 
         ``loop``: for the asyncio model, run the coroutines on this loop instead of the engine's
         (the caller owns it; used by the GUI's bounded "coroutines on the GUI loop" lesson).
         ``ids``: ``(run_id, first_task_id)`` from another session's :meth:`reserve_ids`.
+        ``admitted(run, t_ns)``: called once the run is accepted (every check passed, ids
+        given, ``t_ns`` its start time), before its tasks are registered and its workers
+        start. The engine process answers its front end from there: registering 10,000 tasks
+        and starting CPU-bound threads that then hold the GIL made the window wait 30-125 ms
+        for the answer. If the workers cannot start after that, every task of the run fails
+        with the error (no run is left half-started) and the error is not raised.
         """
         from .workloads import WORKLOADS
         from .workloads.calibrate import calibration
@@ -326,15 +333,32 @@ class Session:
             run = Run(self, run_id, spec, first, calib, params)
             run.server = server
             self._runs[run_id] = run
+        t_ns = now_ns()
+        if admitted is not None:
+            admitted(run, t_ns)
         self._sampler_busy()
-        self.store.add_run(run_id, spec, first, spec.tasks, now_ns())
+        self.store.add_run(run_id, spec, first, spec.tasks, t_ns)
         self._forget_evicted()
-        run.runner = self._make_runner(run, loop)
         try:
+            run.runner = self._make_runner(run, loop)
             run.runner.start()
+        except Exception as e:
+            self._launch_failed(run, e)
+            if admitted is None:
+                raise
         finally:
             run._started.set()
         return run
+
+    def _launch_failed(self, run: Run, exc: BaseException) -> None:
+        """The run's workers could not start: each of its tasks fails with that error, so
+        the run ends (recorded, not left queued) and the front end sees why."""
+        from .context import error_info
+
+        t = now_ns()
+        info = error_info(exc)
+        self.ingest([Event(run.run_id, tid, Kind.FAILED, t, info=info)
+                     for tid in run.task_ids])
 
     def _sampler_busy(self) -> None:
         """Tell the sampler whether a run is active (its probes idle between runs)."""

@@ -338,3 +338,49 @@ def test_a_backlog_larger_than_one_update_goes_out_at_once(
     assert len(mirror.tasks(1)) == 500
     assert all(r.state is State.FINISHED for r in mirror.tasks(1))
     assert took < 1.0, took  # 10 updates of 50, about 12 ms apart
+
+
+def test_the_engine_answers_a_start_before_registering_tasks_and_starting_workers() -> None:
+    """Session.start calls ``admitted`` once the run is accepted, before its tasks exist in
+    the store and before any worker starts: the engine process answers its front end from
+    there, so the window does not wait for 10,000 records or for CPU-bound threads that grab
+    the GIL. The time it gives is the run's recorded start."""
+    from engine import Session
+
+    seen: list[tuple[Any, ...]] = []
+    with Session(sample_hz=None) as s:
+
+        def admitted(run: Any, t_ns: int) -> None:
+            seen.append((run.run_id, run.first_task_id, t_ns, s.store.run(run.run_id),
+                         run.runner))
+
+        run = s.start(make_spec("threads", "cpu", 4, "20ms", 2), admitted=admitted)
+        assert run.wait(WAIT_S)
+        (rid, first, t_ns, rec_then, runner_then), = seen
+        assert (rid, first) == (run.run_id, run.first_task_id)
+        assert rec_then is None and runner_then is None  # answered before either existed
+        assert s.store.run(rid).start_ns == t_ns
+        assert all(t.state is State.FINISHED for t in s.store.tasks(rid))
+
+
+def test_a_run_whose_workers_cannot_start_fails_its_tasks_instead_of_hanging(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the workers cannot start after the run was accepted, every task fails with that
+    error and the run ends: never a run left queued for ever. A caller without ``admitted``
+    also gets the exception."""
+    from engine import Session
+
+    def broken(run: Any, loop: Any) -> Any:
+        raise OSError("no more threads (test)")
+
+    with Session(sample_hz=None) as s:
+        monkeypatch.setattr(s, "_make_runner", broken)
+        run = s.start(make_spec("threads", "sleep", 3, "10ms", 2), admitted=lambda r, t: None)
+        assert s.store.run(run.run_id).done
+        tasks = s.store.tasks(run.run_id)
+        assert [t.state for t in tasks] == [State.FAILED] * 3
+        assert all("no more threads" in str(t.error) for t in tasks)
+        with pytest.raises(OSError, match="no more threads"):
+            s.start(make_spec("threads", "sleep", 2, "10ms", 2))
+        last = s.store.runs()[-1]
+        assert last.done and all(t.state is State.FAILED for t in s.store.tasks(last.run_id))
