@@ -384,3 +384,22 @@ def test_a_run_whose_workers_cannot_start_fails_its_tasks_instead_of_hanging(
             s.start(make_spec("threads", "sleep", 2, "10ms", 2))
         last = s.store.runs()[-1]
         assert last.done and all(t.state is State.FAILED for t in s.store.tasks(last.run_id))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc (Linux)")
+def test_an_idle_flusher_sleeps_and_still_moves_the_next_event_at_once() -> None:
+    """With nothing running, the session's event flusher sleeps until an event comes: it
+    used to wake ~19 times a second after each 1 s safety-net timeout. A run started after a
+    long idle still has its events in the store promptly."""
+    from engine import Session
+
+    with Session(sample_hz=None) as s:
+        time.sleep(0.5)  # past its busy turns
+        tid = s._flusher.native_id
+        w0 = _wakes(tid)
+        time.sleep(3.0)
+        wakes = _wakes(tid) - w0
+        assert wakes <= 6, wakes  # its 1 s safety net, not 20 a second
+        run = s.start(make_spec("threads", "sleep", 3, "10ms", 3))
+        assert run.wait(WAIT_S)
+        assert all(t.state is State.FINISHED for t in s.store.tasks(run.run_id))
