@@ -428,7 +428,8 @@ class CompareView(QWidget):
             "baseline wall time / this wall time (baseline: sequential, else the slowest)",
             "machine-wide average busy cores during the run (includes other load; the reading "
             "uses the cores this run itself kept busy)",
-            "peak resident memory of this process plus the worker processes",
+            "peak resident memory of the engine process plus the worker processes (not the "
+            "window: it is the same for every model)",
             "99th percentile of this window's event-loop lateness during the run",
             "tasks that ended on their own, per second of wall time",
             "(wall time - ideal time) / tasks: start-up, scheduling, pickling, lost parallelism",
