@@ -271,3 +271,26 @@ def test_cancel_right_after_start_loses_no_task(session, model: str) -> None:
     assert {t.state.value for t in tasks} == {"cancelled"}
     assert {t.reason for t in tasks} == {"changed my mind"}
     assert run.record.wall_s < 1.0  # not one task ran its 1 s
+
+
+def test_a_cpu_bound_coroutine_leaves_the_engines_other_threads_the_gil(session) -> None:
+    """While a CPU-bound coroutine runs on the engine loop, the process's other threads (here
+    this one, as the engine's command thread would be, asking to cancel) still get the GIL
+    within milliseconds. When the coroutine yielded to the loop after every 1 ms chunk, each
+    yield let go of the GIL and took it straight back, and CPython then never hands the GIL
+    over on request: the cancel below took 0.15-3.5 s, most often near a second."""
+    worst = 0.0
+    for _ in range(3):
+        run = session.start(engine.make_spec("asyncio", "cpu", 1, "30s"))
+        tid = run.first_task_id
+        deadline = time.monotonic() + 20
+        while session.store.task(tid).start_ns is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        t = time.monotonic()
+        for _ in range(10):
+            time.sleep(0.001)  # each return needs the GIL back
+        assert session.cancel_task(tid)
+        worst = max(worst, time.monotonic() - t)
+        assert run.wait(20)
+        assert session.store.task(tid).state is engine.State.CANCELLED
+    assert worst < 0.5, f"this thread waited {worst:.2f} s for the GIL"
