@@ -137,6 +137,29 @@ def test_file_rate_is_timed_again_per_process_and_only_rises(tmp_path, monkeypat
     assert load(1e7, None)["file_rounds_per_s"] < 1e7
 
 
+@pytest.mark.parametrize("model", ["sequential", "threads", "asyncio", "processes"])
+def test_cpu_tasks_do_their_size_of_cpu_work_with_a_rate_cached_too_slow(
+        session, monkeypatch, model: str) -> None:
+    """A cached CPU rate slower than the machine is now (22M iterations/s cached, 25M done:
+    "60ms" tasks did 51-56 ms) must not make tasks short: a task works until its own CPU
+    clock has its size. 1M iterations/s (about 20 times too slow) plans ~3 ms of work for a
+    60 ms task; every task must still take at least 60 ms, and not run away."""
+    from engine.workloads import calibrate
+
+    stale = {**calibrate.calibration(), "cpu_iters_per_s": 1_000_000.0}
+    monkeypatch.setattr(calibrate, "_cached", stale)
+    monkeypatch.setattr(calibrate, "_provisional_at", 0.0)
+    size = 0.06
+    workers = None if model in ("sequential", "asyncio") else 2
+    run = run_to_end(session, model, "cpu", tasks=4, size="60ms", workers=workers)
+    tasks = session.store.tasks(run.run_id)
+    durations = [t.duration_ns / 1e9 for t in tasks]
+    assert all(t.state is engine.State.FINISHED and t.progress == 1.0 for t in tasks)
+    assert min(durations) >= size, durations  # its own CPU clock said 60 ms
+    # 4 tasks share one GIL or loop at worst (asyncio: all four interleaved): about 4x.
+    assert max(durations) < 8 * size, durations
+
+
 # -- real worker identity ---------------------------------------------------------------------
 def _live_descendants() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
