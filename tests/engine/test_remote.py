@@ -252,8 +252,11 @@ def test_an_idle_engine_sends_each_sample_as_it_is_taken_and_its_publisher_sleep
     times = [s.t_ns for _, s in got]
     assert times == sorted(set(times)), "a sample came twice or out of order"
     assert 25 <= len(idle) <= 35, len(idle)  # 10 Hz, every one of them
-    # Woken only by its safety net (once a second), never to poll for samples.
-    assert wakes <= 6, wakes
+    # Woken only by its safety net (once a second), never to poll for samples: polling was 20
+    # a second, 60 here. The count is the thread's voluntary context switches, which also
+    # counts each time a wake-up had to wait for the GIL, so 3 wakes read 3-7 (7 in one CI
+    # run on a quiet machine); the bound sits between that and polling.
+    assert wakes <= 15, wakes
     assert any(s.lag_ms.get("gui") == 7.0 for _, s in idle)
     # Each sample leaves as it is taken: a front end that reads at once has it within a few
     # ms (the publisher used to poll every 50 ms).
@@ -399,7 +402,9 @@ def test_an_idle_flusher_sleeps_and_still_moves_the_next_event_at_once() -> None
         w0 = _wakes(tid)
         time.sleep(3.0)
         wakes = _wakes(tid) - w0
-        assert wakes <= 6, wakes  # its 1 s safety net, not 20 a second
+        # Its 1 s safety net, not 20 a second (60 here before). Voluntary context switches
+        # also count waits for the GIL, hence the margin (see the publisher test above).
+        assert wakes <= 15, wakes
         run = s.start(make_spec("threads", "sleep", 3, "10ms", 3))
         assert run.wait(WAIT_S)
         assert all(t.state is State.FINISHED for t in s.store.tasks(run.run_id))
