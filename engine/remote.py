@@ -962,12 +962,7 @@ def _engine_main(cmd: Any, upd: Any, sample_hz: float | None, front_pid: int,
         store = _EngineStore(max_events)
         # The window's process is TaskScope too: "this app's CPU" counts both processes.
         session = Session(store, sample_hz=sample_hz, own_pids=lambda: (front_pid,))
-        pub = _Publisher(session, upd, None)
-        if session.sampler is not None:
-            # The front end's loop lag comes with its acks: each sample reads those that
-            # arrived in its interval, in the sampler's thread (the publisher may be asleep).
-            pub.lag = session.sampler.add_external_lag("gui", poll=pub.read_acks)
-        pub.thread.start()
+        pub = _start_publisher(session, upd)
         cmd.send(("ready", os.getpid()))
         _serve(session, pub, cmd)
     except _Terminate:
@@ -985,6 +980,17 @@ def _engine_main(cmd: Any, upd: Any, sample_hz: float | None, front_pid: int,
                 session.shutdown(timeout=1.5)
             except BaseException:  # noqa: BLE001 - exiting anyway
                 pass
+
+
+def _start_publisher(session: Any, conn: Any) -> _Publisher:
+    """A publisher of ``session``'s state on ``conn``, running."""
+    pub = _Publisher(session, conn, None)
+    if session.sampler is not None:
+        # The front end's loop lag comes with its acks: each sample reads those that arrived
+        # in its interval, in the sampler's thread (the publisher may be asleep).
+        pub.lag = session.sampler.add_external_lag("gui", poll=pub.read_acks)
+    pub.thread.start()
+    return pub
 
 
 _REPLIED = object()  # a command that already sent its answer

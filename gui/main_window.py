@@ -48,6 +48,7 @@ from .task_table import (
     TaskFilter,
     TaskTableModel,
     fmt_s,
+    style_table,
     worker_text,
 )
 from .timeline import TimelineData, TimelineView
@@ -185,7 +186,7 @@ class MainWindow(QMainWindow):
         self.run_kill = ButtonDelegate(self)
         self.run_kill.clicked.connect(lambda rid: self.command("cancel_run", rid, True))
         self.runs_view.setItemDelegateForColumn(RunTableModel.C_FORCE, self.run_kill)
-        self._style_table(self.runs_view)
+        style_table(self.runs_view)
         rh = self.runs_view.horizontalHeader()
         rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for col, w in enumerate((60, 150, 170, 150, 260, 80, 90, 80)):
@@ -213,7 +214,7 @@ class MainWindow(QMainWindow):
         self.task_kill = ButtonDelegate(self)
         self.task_kill.clicked.connect(lambda tid: self.command("cancel_task", tid, True))
         self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_FORCE, self.task_kill)
-        self._style_table(self.tasks_view)
+        style_table(self.tasks_view)
         self.tasks_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         th = self.tasks_view.horizontalHeader()
         for col, w in enumerate((60, 70, 120, 250, 45, 85, 110, 70, 60)):
@@ -353,15 +354,6 @@ class MainWindow(QMainWindow):
         self.st_frame.setMinimumWidth(190)
         self.st_events.setMinimumWidth(120)
         self.st_tasks.setMinimumWidth(190)
-
-    def _style_table(self, v: QTableView) -> None:
-        v.verticalHeader().hide()
-        v.verticalHeader().setDefaultSectionSize(24)
-        v.setAlternatingRowColors(True)
-        v.setShowGrid(False)
-        v.setWordWrap(False)
-        v.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        v.setMouseTracking(True)
 
     def _cores(self) -> list[float]:
         if self.replay is not None:  # the traced machine's cores, not this one's

@@ -29,12 +29,14 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor, QMouseEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QApplication,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionButton,
     QStyleOptionProgressBar,
     QStyleOptionViewItem,
+    QTableView,
     QWidget,
 )
 
@@ -690,6 +692,17 @@ class _PixmapCache:
         self.pixmaps[key] = pm
         self.renders += 1
         return pm
+
+
+def style_table(v: QTableView) -> None:
+    """The look the window's task and run tables share."""
+    v.verticalHeader().hide()
+    v.verticalHeader().setDefaultSectionSize(24)
+    v.setAlternatingRowColors(True)
+    v.setShowGrid(False)
+    v.setWordWrap(False)
+    v.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    v.setMouseTracking(True)
 
 
 class ProgressDelegate(QStyledItemDelegate):

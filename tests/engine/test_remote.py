@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psutil
@@ -193,6 +194,31 @@ def test_shutdown_is_quick_and_leaves_no_process(leak_check: None) -> None:
 
 
 # -- what an idle engine costs ------------------------------------------------------------------------
+@contextmanager
+def _engine_side(store: Any, sample_hz: float | None) -> Iterator[tuple[Any, Any, Any]]:
+    """The engine process's side in this process: a session on ``store`` and its publisher
+    (wired as the engine process wires them), talking to the returned front end's end of a
+    socket pair. Yields ``(session, publisher, front end connection)``; stops them all."""
+    import socket
+    from multiprocessing.connection import Connection
+
+    from engine import Session
+    from engine.remote import _start_publisher
+
+    a, b = socket.socketpair()
+    engine_end, front_end = Connection(a.detach()), Connection(b.detach())
+    session = Session(store, warm=False, sample_hz=sample_hz)
+    pub = _start_publisher(session, engine_end)
+    try:
+        yield session, pub, front_end
+    finally:
+        pub.close()
+        pub.thread.join(2.0)
+        session.shutdown()
+        engine_end.close()
+        front_end.close()
+
+
 def _wakes(tid: int) -> int:
     """How many times thread ``tid`` of this process went to sleep and was woken again."""
     with open(f"/proc/self/task/{tid}/status") as f:
@@ -207,20 +233,9 @@ def test_an_idle_engine_sends_each_sample_as_it_is_taken_and_its_publisher_sleep
     running, a front end that pumps at 5 Hz as an idle window does. Every sample reaches it
     once, at 10 Hz, without the publisher thread waking to poll (it used to, 20 times a
     second); and the front end's loop lag it acknowledged reaches the samples."""
-    import socket
-    from multiprocessing.connection import Connection
-
-    from engine import Session
     from engine.clock import now_ns
-    from engine.remote import _EngineStore, _Publisher
+    from engine.remote import _EngineStore
 
-    a, b = socket.socketpair()
-    engine_end, front_end = Connection(a.detach()), Connection(b.detach())
-    session = Session(_EngineStore(), warm=False, sample_hz=10.0)
-    assert session.sampler is not None
-    pub = _Publisher(session, engine_end, None)
-    pub.lag = session.sampler.add_external_lag("gui", poll=pub.read_acks)
-    pub.thread.start()
     got: list[tuple[int, Any]] = []  # (arrived ns, sample)
 
     def pump(until: float, every: float) -> None:
@@ -232,7 +247,7 @@ def test_an_idle_engine_sends_each_sample_as_it_is_taken_and_its_publisher_sleep
                 front_end.send(("ack", 7.0))
             time.sleep(every)
 
-    try:
+    with _engine_side(_EngineStore(), 10.0) as (_session, pub, front_end):
         pump(time.monotonic() + 0.5, 0.2)
         assert pub.thread.native_id is not None
         wakes0 = _wakes(pub.thread.native_id)
@@ -243,12 +258,6 @@ def test_an_idle_engine_sends_each_sample_as_it_is_taken_and_its_publisher_sleep
         n1 = len(got)
         pump(time.monotonic() + 1.0, 0.002)  # a front end that reads at once
         prompt = [(arrived - s.t_ns) / 1e6 for arrived, s in got[n1 + 1:]]
-    finally:
-        pub.close()
-        pub.thread.join(2.0)
-        session.shutdown()
-        engine_end.close()
-        front_end.close()
     times = [s.t_ns for _, s in got]
     assert times == sorted(set(times)), "a sample came twice or out of order"
     assert 25 <= len(idle) <= 35, len(idle)  # 10 Hz, every one of them
@@ -301,23 +310,14 @@ def test_a_backlog_larger_than_one_update_goes_out_at_once(
     """More changed records than one update carries: the rest follow update after update
     (one per BUSY_GAP_S), not only when something else changes. No sampler here, so nothing
     else would wake the publisher for a second."""
-    import socket
-    from multiprocessing.connection import Connection
-
     import engine.remote as remote
-    from engine import Session
     from engine.clock import now_ns
     from engine.events import Event, Kind
 
     monkeypatch.setattr(remote, "MAX_RECORDS", 50)
-    a, b = socket.socketpair()
-    engine_end, front_end = Connection(a.detach()), Connection(b.detach())
     store = remote._EngineStore()
-    session = Session(store, warm=False, sample_hz=None)
-    pub = remote._Publisher(session, engine_end, None)
-    pub.thread.start()
     mirror = remote.MirrorStore()
-    try:
+    with _engine_side(store, None) as (_session, _pub, front_end):
         t = now_ns()
         store.add_run(1, make_spec("threads", "sleep", 500, "1ms", 2), 1, 500, t)
         store.append([Event(1, i, kind, t + 1) for i in range(1, 501)
@@ -332,12 +332,6 @@ def test_a_backlog_larger_than_one_update_goes_out_at_once(
                 break
             time.sleep(0.005)
         took = time.monotonic() - t0
-    finally:
-        pub.close()
-        pub.thread.join(2.0)
-        session.shutdown()
-        engine_end.close()
-        front_end.close()
     assert len(mirror.tasks(1)) == 500
     assert all(r.state is State.FINISHED for r in mirror.tasks(1))
     assert took < 1.0, took  # 10 updates of 50, about 12 ms apart

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -303,6 +304,26 @@ def test_engine_loop_blocked_for_200ms_shows_a_200ms_stall(leak_check: None) -> 
     assert sum(v >= 40.0 for v in lags) >= 2, lags
 
 
+@contextmanager
+def _spinning_threads(n: int) -> Iterator[None]:
+    """``n`` CPU-bound Python threads in this process (contending for its GIL) while inside."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    threads = [threading.Thread(target=spin, name=f"test-spin-{i}") for i in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
 def _gil_share(store: EventStore, cursor: int) -> float:
     samples = [s for s in collect(store, cursor) if s.gil is not None]
     assert samples
@@ -322,24 +343,11 @@ def test_gil_metric_low_when_idle_and_high_with_two_cpu_bound_threads(spinners) 
         cursor = store.sample_count
         time.sleep(1.5)
         idle = _gil_share(store, cursor)
-        stop = threading.Event()
-
-        def spin() -> None:
-            while not stop.is_set():
-                pass
-
-        threads = [threading.Thread(target=spin, name=f"test-spin-{i}") for i in range(2)]
-        for t in threads:
-            t.start()
-        try:
+        with _spinning_threads(2):
             time.sleep(0.2)
             cursor = store.sample_count
             time.sleep(1.5)
             busy = _gil_share(store, cursor)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
     finally:
         sampler.stop()
     assert idle < 0.1, (idle, busy)
@@ -667,8 +675,6 @@ def test_idle_sampler_pauses_the_gil_probe_and_busy_measures_as_before(spinners)
     assert sampler.busy  # a new sampler measures everything
     sampler.set_busy(False)
     sampler.start()
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
     try:
         time.sleep(0.3)
         cursor = store.sample_count
@@ -677,23 +683,13 @@ def test_idle_sampler_pauses_the_gil_probe_and_busy_measures_as_before(spinners)
         probe_cpu_ns = _thread_cpu_ns("taskscope-gil-probe") - cpu0
         idle = collect(store, cursor)
         sampler.set_busy(True)
-
-        def spin() -> None:
-            while not stop.is_set():
-                pass
-
-        threads = [threading.Thread(target=spin, name=f"test-spin-{i}") for i in range(2)]
-        for t in threads:
-            t.start()
-        time.sleep(0.2)
-        cursor = store.sample_count
-        time.sleep(1.5)
-        busy = _gil_share(store, cursor)
-        busy_samples = collect(store, cursor)
+        with _spinning_threads(2):
+            time.sleep(0.2)
+            cursor = store.sample_count
+            time.sleep(1.5)
+            busy = _gil_share(store, cursor)
+            busy_samples = collect(store, cursor)
     finally:
-        stop.set()
-        for t in threads:
-            t.join()
         sampler.stop()
     assert idle and all(s.gil is None for s in idle), [s.gil for s in idle]
     assert probe_cpu_ns < 2_000_000, probe_cpu_ns  # running, it polls: ~10 ms of CPU a second

@@ -102,13 +102,8 @@ def _bars() -> list[TaskRecord]:
     return out
 
 
-def test_idle_timeline_paints_once_per_tick_and_keeps_its_lane_labels(
-        qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Following the clock with nothing running: each tick moves the view and the now line
-    and paints the timeline once (pyqtgraph applied the new range inside the paint, which
-    painted it a second time); the lane labels are not laid out again, and the hidden axes
-    do not follow the scroll."""
-    clock = [70.0]
+def _timeline(qtbot: Any, clock: list[float]) -> tuple[TimelineData, TimelineView]:
+    """A shown timeline of :func:`_bars` (all finished) on the clock ``clock[0]``."""
     d = TimelineData(T0)
     d.update(_bars(), lambda r: "threads")
     view = TimelineView(d, lambda: clock[0], lambda t: "")
@@ -116,6 +111,17 @@ def test_idle_timeline_paints_once_per_tick_and_keeps_its_lane_labels(
     view.resize(1150, 330)
     view.show()
     qtbot.waitExposed(view)
+    return d, view
+
+
+def test_idle_timeline_paints_once_per_tick_and_keeps_its_lane_labels(
+        qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Following the clock with nothing running: each tick moves the view and the now line
+    and paints the timeline once (pyqtgraph applied the new range inside the paint, which
+    painted it a second time); the lane labels are not laid out again, and the hidden axes
+    do not follow the scroll."""
+    clock = [70.0]
+    d, view = _timeline(qtbot, clock)
     view.tick()
     qtbot.wait(50)
     lane_redraws = []
@@ -152,13 +158,7 @@ def test_zoomed_out_idle_timeline_redraws_only_when_the_clock_moves_a_pixel(
     """10 minutes across the view: the clock moves under 2 pixels a second, so an idle
     timeline redraws about once a second, never more than IDLE_STEP_PX behind the clock."""
     clock = [700.0]
-    d = TimelineData(T0)
-    d.update(_bars(), lambda r: "threads")
-    view = TimelineView(d, lambda: clock[0], lambda t: "")
-    qtbot.addWidget(view)
-    view.resize(1150, 330)
-    view.show()
-    qtbot.waitExposed(view)
+    _, view = _timeline(qtbot, clock)
     vb = view.getPlotItem().getViewBox()
     vb.setRange(xRange=(100.0, 700.0), padding=0)
     view.set_follow(True)

@@ -63,6 +63,7 @@ from gui.task_table import (
     RunTableModel,
     TaskFilter,
     TaskTableModel,
+    style_table,
 )
 
 C = TaskTableModel
@@ -105,13 +106,7 @@ def table(qapp: QApplication, qtbot: Any) -> Iterator[SimpleNamespace]:
     view.setItemDelegateForColumn(C.C_PROG, progress)
     view.setItemDelegateForColumn(C.C_CANCEL, cancel)
     view.setItemDelegateForColumn(C.C_FORCE, kill)
-    view.verticalHeader().hide()
-    view.verticalHeader().setDefaultSectionSize(24)
-    view.setAlternatingRowColors(True)
-    view.setShowGrid(False)
-    view.setWordWrap(False)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.setMouseTracking(True)
+    style_table(view)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     for col, w in enumerate((60, 70, 120, 250, 45, 85, 110, 70, 60)):
         view.setColumnWidth(col, w)
