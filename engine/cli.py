@@ -335,7 +335,7 @@ def _compare(args: argparse.Namespace) -> int:
     import csv
 
     from . import compare as cmp
-    from .spec import parse_duration
+    from .parse import parse_duration
 
     workload, params = _workload_params(args)
     cmp.plan(workload, args.models, args.tasks, args.size, args.workers, params,

@@ -58,7 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .spec import SpecError
+from .errors import SpecError
 
 FIELD = "params.function"
 

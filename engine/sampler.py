@@ -54,9 +54,9 @@ from typing import Any
 import psutil
 
 from .clock import NS_PER_S, now_ns
+from .errors import SpecError
 from .probes import ExternalLag, GilProbe, LagProbe, gil_disabled
 from .samples import Sample, WorkerSample
-from .spec import SpecError
 
 __all__ = ["Sampler", "check_hz", "core_averages", "measure_cost", "measure_idle_cost",
            "run_samples"]

@@ -26,7 +26,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 
-from ..spec import SpecError
+from ..errors import SpecError
 
 MODEL_NAMES = (
     "sequential",

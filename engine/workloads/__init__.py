@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..clock import now_ns
-from ..spec import SpecError, parse_duration, parse_int
+from ..errors import SpecError
+from ..parse import parse_duration, parse_int
 from .calibrate import FILE_CHUNK, NUMPY_ELEMS, cpu_chunk, file_round, numpy_chunk
 
 Blocking = Callable[[Any, float, dict, dict], Any]
