@@ -548,17 +548,17 @@ def synthetic_timeline(n: int, span_s: float = 60.0, seed: int = 7) -> Any:
     """A :class:`~gui.timeline.TimelineData` of ``n`` bars over ``span_s`` seconds, on the
     lanes of four runs (2 processes, 4 threads, an asyncio loop with 16 coroutine slots,
     sequential). Bars are back to back on each lane with gaps, 3% failed or cancelled, the last
-    one on each lane still running. Filled with numpy straight into the arrays that
-    ``TimelineData.update`` fills (building 1M TaskRecords would take longer than the paint
-    figures; the paint only reads these arrays)."""
+    one on each lane still running. Made with numpy and handed over with
+    :meth:`~gui.timeline.TimelineData.load` (building 1M TaskRecords would take longer than the
+    paint figures; the paint only reads the bars' arrays)."""
     import numpy as np
 
     from engine import State
 
     from .timeline import STATE_CODE, TimelineData, Worker
 
-    d = TimelineData(0)
     rng = np.random.default_rng(seed)
+    workers: list[Worker] = []
     lanes: list[tuple[int, int]] = []  # (worker index, sub-lane)
     for run_id, model, nw, subs in _LANES:
         for k in range(nw):
@@ -566,22 +566,18 @@ def synthetic_timeline(n: int, span_s: float = 60.0, seed: int = 7) -> Any:
             label = (f"run{run_id} process {4000 + k}" if kind == "process" else
                      f"run{run_id} asyncio loop (3{k:03d})" if kind == "loop" else
                      f"run{run_id}-{model}_{k} (2{run_id}{k:02d})")
-            w = Worker((run_id, 4000 + k, 2000 + run_id * 100 + k), run_id, label, kind)
-            d.worker_of[w.key] = len(d.workers)
-            d.workers.append(w)
+            workers.append(Worker((run_id, 4000 + k, 2000 + run_id * 100 + k), run_id, label,
+                                  kind))
             for s in range(subs):
-                lanes.append((len(d.workers) - 1, s))
+                lanes.append((len(workers) - 1, s))
     nl = len(lanes)
     per = np.full(nl, n // nl)
     per[: n % nl] += 1
-    cap = max(1024, n)
-    d.task_id = np.arange(1, cap + 1, dtype=np.int64)
-    d.worker = np.zeros(cap, np.int32)
-    d.sub = np.zeros(cap, np.int32)
-    d.row = np.zeros(cap, np.int32)
-    d.start = np.zeros(cap, np.float64)
-    d.end = np.full(cap, np.nan)
-    d.state = np.zeros(cap, np.int8)
+    worker = np.zeros(n, np.int32)
+    sub = np.zeros(n, np.int32)
+    start = np.zeros(n, np.float64)
+    end = np.full(n, np.nan)
+    state = np.zeros(n, np.int8)
     fin, fail, canc, run = (STATE_CODE[s] for s in (State.FINISHED, State.FAILED,
                                                      State.CANCELLED, State.RUNNING))
     i = 0
@@ -593,31 +589,20 @@ def synthetic_timeline(n: int, span_s: float = 60.0, seed: int = 7) -> Any:
         st = np.arange(m) * slot + rng.uniform(0, 0.05, m) * slot
         du = slot * rng.uniform(0.3, 0.9, m)
         sl = slice(i, i + m)
-        d.worker[sl] = w
-        d.sub[sl] = s
-        d.start[sl] = st
-        d.end[sl] = st + du
+        worker[sl] = w
+        sub[sl] = s
+        start[sl] = st
+        end[sl] = st + du
         code = np.full(m, fin, np.int8)
         r = rng.random(m)
         code[r < 0.02] = fail
         code[(r >= 0.02) & (r < 0.03)] = canc
         code[-1] = run
-        d.end[i + m - 1] = np.nan
-        d.state[sl] = code
-        ws = d.workers[w].subs
-        while len(ws) <= s:
-            ws.append(0)
-        ws[s] = i + m - 1
+        end[i + m - 1] = np.nan
+        state[sl] = code
         i += m
-    # Slots in start order, as they arrive in the app.
-    order = np.argsort(d.start[:n], kind="stable")
-    for name in ("worker", "sub", "start", "end", "state"):
-        a = getattr(d, name)
-        a[:n] = a[:n][order]
-    d.n = n
-    d.t_max = span_s
-    d._layout()
-    d.version += 1
+    d = TimelineData(0)
+    d.load(workers, worker, sub, start, end, state)
     return d
 
 

@@ -14,7 +14,7 @@ stacked into sub-lanes by greedy interval packing, so a coroutine lane shows rea
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,6 +156,60 @@ class TimelineData:
             if lanes_changed:
                 self._layout()
         self.running = int(np.count_nonzero(np.isnan(self.end[: self.n])))
+        self.version += 1
+
+    def load(self, workers: Sequence[Worker], worker: np.ndarray, sub: np.ndarray,
+             start: np.ndarray, end: np.ndarray, state: np.ndarray) -> None:
+        """Replace every bar at once from arrays, one entry per bar: its index into ``workers``,
+        its sub-lane (0 up, no gaps per worker), start and end in seconds (end NaN: still
+        running) and its :data:`STATE_CODE`. Task ids are 1 to n.
+
+        For timelines too large to build from records: ``taskscope bench`` paints a million
+        bars, and a TaskRecord each folded through :meth:`update` would take longer than the
+        paints it measures. Bars are stored in start order, as :meth:`update` stores them.
+        """
+        n = len(start)
+        if not len(worker) == len(sub) == len(end) == len(state) == n:
+            raise ValueError("load: worker, sub, start, end and state must have one entry a bar")
+        order = np.argsort(start, kind="stable")
+        version = self.version
+        self.__init__(self.t0_ns)  # type: ignore[misc]
+        self.version = version
+        cap = max(1024, n)
+        self.task_id = np.zeros(cap, np.int64)
+        self.task_id[:n] = np.arange(1, n + 1)
+        self.worker = np.zeros(cap, np.int32)
+        self.sub = np.zeros(cap, np.int32)
+        self.row = np.zeros(cap, np.int32)
+        self.start = np.zeros(cap, np.float64)
+        self.end = np.full(cap, np.nan)
+        self.state = np.zeros(cap, np.int8)
+        for name, a in (("worker", worker), ("sub", sub), ("start", start), ("end", end),
+                        ("state", state)):
+            getattr(self, name)[:n] = np.asarray(a)[order]
+        self.n = n
+        self.slot_of = dict(zip(range(1, n + 1), range(n), strict=True))
+        self.workers = list(workers)
+        self.worker_of = {w.key: i for i, w in enumerate(self.workers)}
+        for w in self.workers:
+            w.subs, w.rr = [], 0
+        # Each sub-lane's last bar (what _place reads when the next bar comes).
+        w_, s_ = self.worker[:n].astype(np.int64), self.sub[:n].astype(np.int64)
+        width = int(s_.max()) + 1 if n else 1
+        pairs, first_rev = np.unique((w_ * width + s_)[::-1], return_index=True)
+        for key, last in zip(pairs.tolist(), (n - 1 - first_rev).tolist(), strict=True):
+            w = self.workers[key // width]
+            s = key % width
+            while len(w.subs) <= s:
+                w.subs.append(-1)
+            w.subs[s] = last
+        if any(-1 in w.subs for w in self.workers):
+            raise ValueError("load: a worker's sub-lanes must be numbered 0 up with no gaps")
+        ends = self.end[:n]
+        self.t_max = float(max(np.nanmax(ends, initial=0.0), self.start[:n].max(initial=0.0)))
+        self.running = int(np.count_nonzero(np.isnan(ends)))
+        self.stacked = any(len(w.subs) > MAX_SUBLANES for w in self.workers)
+        self._layout()
         self.version += 1
 
     def _set(self, slot: int, rec: TaskRecord) -> None:

@@ -9,9 +9,10 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine import State, TaskRecord
-from gui.timeline import STATE_CODE, TimelineData, TimelineView
+from gui.timeline import STATE_CODE, TimelineData, TimelineView, Worker
 
 T0 = 1_000_000_000
 
@@ -48,6 +49,42 @@ def test_one_lane_per_thread_and_coroutines_stack_into_sub_lanes() -> None:
     assert d.find(2.0, d.row[slot[6]] + 0.5, 3.0) == slot[6]
     labels = d.row_labels()
     assert any("asyncio loop" in lab for lab, _ in labels.values())
+
+
+def test_load_from_arrays_gives_the_bars_update_gives() -> None:
+    """``load`` (the bench's million bars) builds what ``update`` builds from records, and the
+    data then takes records as usual."""
+    models = {1: "threads", 2: "asyncio"}
+    recs = [rec(1, 1, 10, 100, 0.0, 1.0), rec(2, 1, 10, 101, 0.2, 1.0),
+            rec(3, 1, 10, 100, 1.0, 2.0), rec(4, 2, 10, 200, 0.1, 1.0),
+            rec(5, 2, 10, 200, 0.5, 2.0), rec(6, 2, 10, 200, 1.5, None, State.RUNNING)]
+    a = TimelineData(T0)
+    a.update(recs, models.__getitem__)
+    b = TimelineData(T0)
+    v0 = b.version
+    order = [5, 2, 0, 4, 1, 3]  # any order: load stores bars in start order, as update does
+    b.load([Worker(w.key, w.run_id, w.label, w.kind) for w in a.workers],
+           a.worker[:6][order], a.sub[:6][order], a.start[:6][order], a.end[:6][order],
+           a.state[:6][order])
+    assert b.version > v0 and b.n == a.n == 6
+    for name in ("worker", "sub", "row", "start", "state"):
+        assert np.array_equal(getattr(a, name)[:6], getattr(b, name)[:6]), name
+    assert np.array_equal(a.end[:6], b.end[:6], equal_nan=True)
+    assert b.task_id[:6].tolist() == [1, 2, 3, 4, 5, 6]  # slot order; update keeps real ids
+    assert (b.rows, b.running, b.t_max, b.row_labels()) == (a.rows, a.running, a.t_max,
+                                                            a.row_labels())
+    assert [w.subs for w in b.workers] == [w.subs for w in a.workers]
+    assert b.slot_of == {t: t - 1 for t in range(1, 7)}
+    # A new coroutine after bar 5 ended takes bar 5's sub-lane (bar 6 still runs in the
+    # other), on either.
+    more = [rec(7, 2, 10, 200, 2.5, 2.6)]
+    a.update(more, models.__getitem__)
+    b.update(more, models.__getitem__)
+    assert a.row[a.slot_of[7]] == b.row[b.slot_of[7]] == a.row[a.slot_of[5]]
+    assert a.rows == b.rows
+    with pytest.raises(ValueError, match="sub-lanes"):
+        b.load(b.workers[:1], np.array([0]), np.array([1]), np.array([0.0]), np.array([1.0]),
+               np.array([STATE_CODE[State.FINISHED]], np.int8))
 
 
 def _fill(d: TimelineData, n: int, lanes: int) -> None:
