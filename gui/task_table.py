@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 from engine import RunRecord, State, TaskRecord
 
 from . import theme
+from .worker_kind import worker_kind
 
 Index = QModelIndex | QPersistentModelIndex
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -83,9 +84,10 @@ def fmt_s(seconds: float | None) -> str:
 def worker_text(rec: TaskRecord, model: str) -> str:
     if not rec.pid:
         return ""
-    if model in ("processes", "asyncio-processes"):
+    kind = worker_kind(model)
+    if kind == "process":
         return f"process {rec.pid}"
-    if model == "asyncio":
+    if kind == "loop":
         return f"{rec.task_name or 'coroutine'} on loop {rec.tid}"
     return f"{rec.thread or 'thread'} ({rec.tid})"
 

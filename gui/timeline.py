@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from engine import State, TaskRecord
 
 from . import theme
+from .worker_kind import worker_kind
 
 try:  # pyqtgraph's contiguous QRectF buffer (what BarGraphItem uses); a list otherwise
     from pyqtgraph.Qt.internals import PrimitiveArray
@@ -113,14 +114,15 @@ class TimelineData:
         if w is not None:
             return w
         r = rec.run_id
-        if model in ("processes", "asyncio-processes"):
-            kind, label = "process", f"run{r} process {rec.pid}"
-        elif model == "asyncio":
-            kind, label = "loop", f"run{r} asyncio loop ({rec.tid})"
+        kind = worker_kind(model)
+        if kind == "process":
+            label = f"run{r} process {rec.pid}"
+        elif kind == "loop":
+            label = f"run{r} asyncio loop ({rec.tid})"
         elif rec.thread.startswith(f"run{r}"):
-            kind, label = "thread", f"{rec.thread} ({rec.tid})"
+            label = f"{rec.thread} ({rec.tid})"
         else:
-            kind, label = "thread", f"run{r} {rec.thread or 'thread'} ({rec.tid})"
+            label = f"run{r} {rec.thread or 'thread'} ({rec.tid})"
         w = len(self.workers)
         self.workers.append(Worker(key, rec.run_id, label, kind))
         self.worker_of[key] = w
