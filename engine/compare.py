@@ -848,28 +848,31 @@ COLUMNS = ("model", "wall_s", "speedup", "busy_cores", "own_cores", "peak_mb", "
            "tasks_per_s", "overhead_ms", "winner", "reading")
 
 
+def row(r: ModelResult) -> dict[str, Any]:
+    """One model's figures as a flat row (for CSV and tables). Speed-up, winner and reading
+    are filled in once the whole comparison is done; before that they are None / False / ""."""
+    return {
+        "model": r.model,
+        "status": r.status,
+        "wall_s": r.wall_s,
+        "speedup": r.speedup,
+        "speedup_basis": r.speedup_basis,
+        "busy_cores": r.busy_cores,
+        "own_cores": r.own_cores,
+        "baseline_cores": r.baseline_cores,
+        "peak_mb": None if r.peak_rss_bytes is None else r.peak_rss_bytes / 2**20,
+        "gui_lag_p99_ms": r.gui_lag_p99_ms,
+        "tasks_per_s": r.tasks_per_s,
+        "overhead_ms": None if r.overhead_per_task_s is None else r.overhead_per_task_s * 1e3,
+        "workers": r.workers,
+        "winner": r.winner,
+        "reading": r.reading,
+    }
+
+
 def rows(res: CompareResult) -> list[dict[str, Any]]:
-    """One flat row per model (for CSV and tables)."""
-    out = []
-    for r in res.results:
-        out.append({
-            "model": r.model,
-            "status": r.status,
-            "wall_s": r.wall_s,
-            "speedup": r.speedup,
-            "speedup_basis": r.speedup_basis,
-            "busy_cores": r.busy_cores,
-            "own_cores": r.own_cores,
-            "baseline_cores": r.baseline_cores,
-            "peak_mb": None if r.peak_rss_bytes is None else r.peak_rss_bytes / 2**20,
-            "gui_lag_p99_ms": r.gui_lag_p99_ms,
-            "tasks_per_s": r.tasks_per_s,
-            "overhead_ms": None if r.overhead_per_task_s is None else r.overhead_per_task_s * 1e3,
-            "workers": r.workers,
-            "winner": r.winner,
-            "reading": r.reading,
-        })
-    return out
+    """One flat row per model (for CSV and tables): :func:`row` of each."""
+    return [row(r) for r in res.results]
 
 
 def _f(v: Any, fmt: str, na: str = "n/a") -> str:

@@ -46,6 +46,8 @@ from PySide6.QtWidgets import (
 from engine import TaskRecord
 from engine.clock import now_ns
 from engine.compare import CompareProgress, CompareResult, ModelResult
+from engine.compare import row as figures
+from engine.compare import rows as result_rows
 
 from . import theme
 from .timeline import TimelineData, TimelineItem
@@ -75,6 +77,17 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
 
 TABLE_COLS = ("", "model", "wall", "speedup", "busy cores", "peak MB", "GUI lag p99",
               "tasks/s", "overhead")
+#: The table's figure columns (after the star and the model): (key in engine.compare.row(),
+#: format, unit, what a missing figure reads).
+TABLE_FIGURES: tuple[tuple[str, str, str, str], ...] = (
+    ("wall_s", ".3f", " s", "-"),
+    ("speedup", ".2f", "×", "-"),
+    ("busy_cores", ".2f", "", "n/a"),
+    ("peak_mb", ".0f", "", "n/a"),
+    ("gui_lag_p99_ms", ".1f", " ms", "n/a"),
+    ("tasks_per_s", ".1f", "", "-"),
+    ("overhead_ms", ".1f", " ms", "-"),
+)
 
 
 def model_color(model: str) -> str:
@@ -555,8 +568,8 @@ class CompareView(QWidget):
         self.results[r.model] = r
         self._fill_table()
         # The charts fill in as models finish (speedup and overhead come with the end).
-        self.charts.set_rows([_row(self.results[m]) for m in self.models if m in self.results
-                              and self.results[m].status != "skipped"])
+        self.charts.set_rows([figures(self.results[m]) for m in self.models
+                              if m in self.results and self.results[m].status != "skipped"])
 
     def set_result(self, res: CompareResult | None, error: str = "") -> None:
         """The end: final figures, winner, readings, charts."""
@@ -578,8 +591,6 @@ class CompareView(QWidget):
         win = f"winner: ★ {res.winner}" if res.winner else "no winner (no run completed)"
         self.status.setText(f"{self.what}{cancelled} · {win}")
         self._fill_table()
-        from engine.compare import rows as result_rows
-
         rows = [r for r in result_rows(res) if r["status"] not in ("skipped",)]
         basis = next((r.speedup_basis for r in res.results if r.speedup_basis), None)
         self.charts.set_rows(rows, basis)
@@ -632,16 +643,8 @@ class CompareView(QWidget):
             if r is None:
                 cells += [""] * (len(TABLE_COLS) - 2)
             else:
-                cells += [
-                    _fmt(r.wall_s, ".3f", " s", "-"),
-                    "-" if r.speedup is None else f"{r.speedup:.2f}×",
-                    _fmt(r.busy_cores, ".2f"),
-                    "n/a" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / 2**20:.0f}",
-                    _fmt(r.gui_lag_p99_ms, ".1f", " ms"),
-                    _fmt(r.tasks_per_s, ".1f", "", "-"),
-                    "-" if r.overhead_per_task_s is None
-                    else f"{r.overhead_per_task_s * 1e3:.1f} ms",
-                ]
+                f = figures(r)
+                cells += [_fmt(f[key], fmt, unit, na) for key, fmt, unit, na in TABLE_FIGURES]
             for c, text in enumerate(cells):
                 item = t.item(i, c)
                 if item is None:
@@ -690,22 +693,6 @@ class CompareView(QWidget):
         for rid in self.data.run_t0:
             out.extend(self.records_of(rid))
         return out
-
-
-def _row(r: ModelResult) -> dict[str, Any]:
-    """One model's figures as engine.compare.rows() names them (before the final result)."""
-    return {
-        "model": r.model,
-        "status": r.status,
-        "wall_s": r.wall_s,
-        "speedup": r.speedup,
-        "busy_cores": r.busy_cores,
-        "peak_mb": None if r.peak_rss_bytes is None else r.peak_rss_bytes / 2**20,
-        "gui_lag_p99_ms": r.gui_lag_p99_ms,
-        "tasks_per_s": r.tasks_per_s,
-        "overhead_ms": None if r.overhead_per_task_s is None else r.overhead_per_task_s * 1e3,
-        "winner": r.winner,
-    }
 
 
 def _html(text: str) -> str:
