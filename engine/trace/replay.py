@@ -1,0 +1,323 @@
+"""Reading a trace back: load a file, validate all of it, and rebuild a store to replay.
+
+The file also has a top-level ``"taskscope"`` key (the format allows extra top-level keys) with
+the exact runs, task records (all fields, ns integers) and samples. :func:`load_trace` reads
+only that section back, after validating the whole file, and rebuilds a fresh
+:class:`~engine.store.EventStore` by replaying synthetic events through the same
+``add_run``/``append``/``add_samples`` calls a live session uses, so a front end shows a replay
+with the code it uses for a live session.
+
+Files are parsed with :mod:`json` only: never unpickled, evaluated or imported. Anything
+malformed, truncated, foreign, or larger than :data:`MAX_TRACE_BYTES` raises :class:`TraceError`
+with a one-line message, and nothing outside the new store is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import operator
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..events import Event, Kind, State
+from ..samples import Sample
+from ..store import EventStore, RunRecord, TaskRecord
+from .chrome import CAT_TASK, validate_trace_events
+from .errors import BadTrace, TraceError
+from .records import (
+    FORMAT_VERSION,
+    RUN_TYPES,
+    SPEC_TYPES,
+    TASK_TYPES,
+    check_fields,
+    dec_float,
+    decode_sample,
+    decode_spec,
+    decode_task,
+    is_int,
+    type_name,
+)
+
+#: Largest trace :func:`load_trace` reads. JSON expands several times in memory once parsed,
+#: so this also bounds the memory a replay can take (roughly 5-10x this size at worst).
+MAX_TRACE_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A trace read back: a fresh, filled store plus the records, for read-only display.
+
+    ``store`` is a new :class:`~engine.store.EventStore` built from synthetic events in time
+    order, so a front end can read it (events by cursor, task records, samples) exactly as it
+    reads a live session's store. No session, loop or worker exists behind it: nothing can be
+    started or cancelled.
+    """
+
+    path: Path
+    store: EventStore
+    runs: list[RunRecord]
+    tasks: list[TaskRecord]
+    samples: list[Sample]
+    origin_ns: int
+    scope: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: Task records the synthetic events did not reproduce exactly and that were set from the
+    #: file directly (0 for any trace this version wrote).
+    patched: int = 0
+
+
+def load_trace(path: str | os.PathLike[str]) -> Replay:
+    """Read one of our trace files back. Raises :class:`TraceError` (one line) on any problem.
+
+    The file is parsed with :mod:`json` only, validated strictly (structure of every trace
+    event, types of every field in the TaskScope section, cross-references between them), and
+    only then turned into a :class:`Replay`. Nothing outside the returned object is changed.
+    """
+    p = Path(os.fspath(path))
+    data = _read_capped(p)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TraceError(f"{p.name}: not a trace file: not UTF-8 text (byte {e.start})") from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        # Truncated: the parser ran out of text (inside a string, or at the very end).
+        cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")
+        what = "truncated" if cut else "malformed"
+        raise TraceError(
+            f"{p.name}: {what} JSON ({e.msg}, line {e.lineno} column {e.colno})"
+        ) from None
+    except RecursionError:
+        raise TraceError(f"{p.name}: malformed JSON: nested too deeply") from None
+    except ValueError as e:
+        raise TraceError(f"{p.name}: malformed JSON: {e}") from None
+    try:
+        return _build_replay(p, doc)
+    except BadTrace as e:
+        raise TraceError(f"{p.name}: {e}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _read_capped(p: Path) -> bytes:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise TraceError(f"{p}: no such file") from None
+    except OSError as e:
+        raise TraceError(f"{p}: cannot read: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TraceError(f"{p}: is a directory, not a trace file")
+    if not stat.S_ISREG(st.st_mode):
+        raise TraceError(f"{p}: not a regular file")
+    if st.st_size > MAX_TRACE_BYTES:
+        raise TraceError(
+            f"{p.name}: too large to replay ({st.st_size / 2**20:.0f} MB; the limit is "
+            f"{MAX_TRACE_BYTES // 2**20} MB)"
+        )
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_TRACE_BYTES + 1)
+    except OSError as e:
+        raise TraceError(f"{p}: cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_TRACE_BYTES:  # it grew while we looked
+        raise TraceError(f"{p.name}: too large to replay (the limit is {MAX_TRACE_BYTES // 2**20} MB)")
+    if not data.strip():
+        raise TraceError(f"{p.name}: empty file")
+    return data
+
+
+def _build_replay(p: Path, doc: Any) -> Replay:
+    if not isinstance(doc, dict):
+        raise BadTrace(f"not a trace file: the top level is a JSON {type_name(doc)}, not an object")
+    if "traceEvents" not in doc:
+        raise BadTrace("not a trace file: no 'traceEvents'")
+    sec = doc.get("taskscope")
+    if sec is None:
+        raise BadTrace("not a TaskScope trace (no 'taskscope' section: a trace from another tool?)")
+    if not isinstance(sec, dict):
+        raise BadTrace(f"taskscope: expected an object, got {type_name(sec)}")
+    version = sec.get("version")
+    if not is_int(version):
+        raise BadTrace(f"taskscope.version: expected an integer, got {type_name(version)}")
+    if version > FORMAT_VERSION:
+        raise BadTrace(f"written by a newer TaskScope (format {version}; this one reads {FORMAT_VERSION})")
+    if version < 1:
+        raise BadTrace(f"taskscope.version: unknown format {version}")
+    try:
+        counts = validate_trace_events(doc["traceEvents"])
+    except ValueError as e:
+        raise BadTrace(str(e)) from None
+
+    check_fields(sec, {
+        "version": (int,), "scope": (str,), "origin_ns": (int,), "exported_at": (str,),
+        "python": (str,), "platform": (str,), "runs": (list,), "tasks": (list,),
+        "samples": (list,),
+    }, "taskscope")
+
+    runs_raw = sec["runs"]
+    tasks_raw = sec["tasks"]
+    samples_raw = sec["samples"]
+    for i, r in enumerate(runs_raw):
+        check_fields(r, RUN_TYPES, f"taskscope.runs[{i}]")
+        if r["spec"] is not None:
+            check_fields(r["spec"], SPEC_TYPES, f"taskscope.runs[{i}].spec")
+        for k, v in r["counts"].items():
+            if not is_int(v):
+                raise BadTrace(f"taskscope.runs[{i}].counts.{k}: expected an integer")
+        if r["n_tasks"] < 0 or r["first_task_id"] < 0:
+            raise BadTrace(f"taskscope.runs[{i}]: negative task range")
+    run_ids = [r["run_id"] for r in runs_raw]
+    if len(set(run_ids)) != len(run_ids):
+        raise BadTrace("taskscope.runs: a run id appears twice")
+    by_run = {r["run_id"]: r for r in runs_raw}
+    # Task ranges must not overlap (a task id belongs to one run).
+    spans = sorted((r["first_task_id"], r["first_task_id"] + r["n_tasks"]) for r in runs_raw)
+    for (_a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False):
+        if b0 < a1:
+            raise BadTrace("taskscope.runs: two runs claim the same task ids")
+
+    seen: set[int] = set()
+    for i, t in enumerate(tasks_raw):
+        where = f"taskscope.tasks[{i}]"
+        check_fields(t, TASK_TYPES, where)
+        try:
+            State(t["state"])
+        except ValueError:
+            raise BadTrace(f"{where}.state: unknown state {t['state']!r}") from None
+        if isinstance(t["progress"], str):
+            dec_float(t["progress"], f"{where}.progress")
+        run = by_run.get(t["run_id"])
+        if run is None:
+            raise BadTrace(f"{where}: run {t['run_id']} is not in the file")
+        tid = t["task_id"]
+        if not run["first_task_id"] <= tid < run["first_task_id"] + run["n_tasks"]:
+            raise BadTrace(f"{where}: task {tid} is outside run {t['run_id']}'s task ids")
+        if t["index"] != tid - run["first_task_id"]:
+            raise BadTrace(f"{where}.index: {t['index']} does not match task id {tid}")
+        if tid in seen:
+            raise BadTrace(f"{where}: task {tid} appears twice")
+        seen.add(tid)
+        if t["start_ns"] is not None and t["end_ns"] is not None and t["end_ns"] < t["start_ns"]:
+            raise BadTrace(f"{where}: ends before it starts")
+    for r in runs_raw:
+        have = sum(1 for t in tasks_raw if t["run_id"] == r["run_id"])
+        if have != r["n_tasks"]:
+            raise BadTrace(f"run {r['run_id']}: {have} of its {r['n_tasks']} tasks are in the file")
+    started = sum(1 for t in tasks_raw if t["start_ns"] is not None)
+    task_slices = sum(1 for ev in doc["traceEvents"] if ev.get("cat") == CAT_TASK
+                      and ev.get("ph") == "X")
+    if task_slices != started:
+        raise BadTrace(f"traceEvents has {task_slices} task slices but the TaskScope section has "
+                   f"{started} started tasks (edited or mixed files?)")
+
+    samples = [decode_sample(s, f"taskscope.samples[{i}]") for i, s in enumerate(samples_raw)]
+
+    # -- build a fresh store through the producer API, in time order --------------------------
+    n_events = len(tasks_raw) * 5 + 16
+    store = EventStore(max_events=max(1_000_000, n_events),
+                       max_samples=max(36_000, len(samples) + 1),
+                       max_tasks=max(2_000_000, len(tasks_raw) + 1))
+    tasks_by_run: dict[int, list[dict[str, Any]]] = {}
+    for t in tasks_raw:
+        tasks_by_run.setdefault(t["run_id"], []).append(t)
+    for r in sorted(runs_raw, key=lambda r: r["run_id"]):
+        store.add_run(r["run_id"], decode_spec(r["spec"]), r["first_task_id"], r["n_tasks"],
+                      r["start_ns"])
+    synth: list[tuple[int, int, int, Event]] = []
+    for t in tasks_raw:
+        synth.extend(_synthetic_events(t))
+    synth.sort(key=lambda x: (x[0], x[1], x[2]))
+    store.append([e for *_, e in synth])
+    for r in runs_raw:
+        if r["end_ns"] is not None:
+            store.end_run(r["run_id"], r["end_ns"])
+    store.add_samples(samples)
+
+    # -- reconcile: the store now holds exactly the file's records --------------------------
+    patched = 0
+    for t in tasks_raw:
+        rec = store.task(t["task_id"])
+        assert rec is not None
+        want = decode_task(t)
+        if _task_tuple(rec) != _task_tuple(want):
+            patched += 1
+            for name in _TASK_RECORD_FIELDS:
+                setattr(rec, name, getattr(want, name))
+    for r in runs_raw:
+        rr = store.run(r["run_id"])
+        assert rr is not None
+        rr.counts = dict(r["counts"])  # the store's own copy: ours, nobody else holds it yet
+
+    meta = {k: sec[k] for k in ("version", "exported_at", "python", "platform")}
+    meta["trace_events"] = counts
+    return Replay(
+        path=p,
+        store=store,
+        runs=sorted(store.runs(), key=lambda r: r.run_id),
+        tasks=sorted(store.tasks(), key=lambda t: t.task_id),
+        samples=samples,
+        origin_ns=sec["origin_ns"],
+        scope=sec["scope"],
+        meta=meta,
+        patched=patched,
+    )
+
+
+_TASK_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))
+_task_values = operator.attrgetter(*_TASK_RECORD_FIELDS)
+
+
+def _task_tuple(t: TaskRecord) -> tuple[Any, ...]:
+    v = _task_values(t)
+    if math.isnan(t.progress):  # NaN != NaN; compare it as a marker
+        v = tuple("NaN" if isinstance(x, float) and math.isnan(x) else x for x in v)
+    return v
+
+
+def _synthetic_events(t: dict[str, Any]) -> list[tuple[int, int, int, Event]]:
+    """Events that fold (in :meth:`EventStore.append`) into the task's recorded state.
+
+    Each is ``(t_ns, task_id, rank, event)``; rank keeps one task's events in lifecycle order
+    when they share a timestamp. The worker identity rides on every event, as live events do.
+    """
+    rid, tid = t["run_id"], t["task_id"]
+    ident = {"pid": t["pid"], "tid": t["tid"], "thread": t["thread"],
+             "task_name": t["task_name"], "core": t["core"]}
+    if not t["pid"]:
+        ident = {}
+    out: list[tuple[int, int, int, Event]] = []
+    state = State(t["state"])
+    last = t["queued_ns"]
+    if t["start_ns"] is not None:
+        out.append((t["start_ns"], tid, 0, Event(rid, tid, Kind.STARTED, t["start_ns"], **ident)))
+        last = max(last, t["start_ns"])
+    if t["cancel_requested_ns"] is not None:
+        info = {"reason": t["reason"]} if t["reason"] else None
+        out.append((t["cancel_requested_ns"], tid, 1,
+                    Event(rid, tid, Kind.CANCEL_REQUESTED, t["cancel_requested_ns"], **ident,
+                          info=info)))
+        last = max(last, t["cancel_requested_ns"])
+    progress = dec_float(t["progress"], "progress")
+    if state is not State.FINISHED and progress != 0.0:
+        when = t["end_ns"] if t["end_ns"] is not None else last
+        out.append((when, tid, 2, Event(rid, tid, Kind.PROGRESS, when, **ident, value=progress)))
+    if state.terminal:
+        end = t["end_ns"] if t["end_ns"] is not None else last
+        error = t["error"]
+        if error is not None:
+            info: dict[str, Any] | None = dict(error)
+        elif t["reason"] and state is not State.FAILED:
+            info = {"reason": t["reason"]}
+        else:
+            info = None
+        out.append((end, tid, 3, Event(rid, tid, state.value, end, **ident, info=info)))
+    return out
