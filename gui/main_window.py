@@ -41,16 +41,9 @@ from . import theme
 from .controls import Controls
 from .cpu_view import CpuView
 from .sampling import attach, detach
-from .task_table import (
-    ButtonDelegate,
-    ProgressDelegate,
-    RunTableModel,
-    TaskFilter,
-    TaskTableModel,
-    fmt_s,
-    style_table,
-    worker_text,
-)
+from .table_delegates import ButtonDelegate, ProgressDelegate, style_table
+from .task_filter import TaskFilter
+from .task_table import RunTableModel, TaskTableModel, fmt_s, worker_text
 from .timeline import TimelineData, TimelineView
 
 FRAME_MS = 33

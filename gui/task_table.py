@@ -1,12 +1,10 @@
-"""The run and task tables: QAbstractTableModels over the store's records, button delegates.
+"""The run and task tables' models: QAbstractTableModels over the store's live records.
 
 The models hold references to the store's live :class:`~engine.TaskRecord` objects and read
 their fields when a view asks; each frame the window tells them which rows changed and they emit
-one ``dataChanged`` for the whole changed range (never one signal per event).
-
-Buttons are painted by a delegate in a column of their own, one per row: every task and every
-run can be cancelled with a single click, with no selection step first. Process tasks get a
-second button, "Kill", that force-cancels (kills the worker; the pool replaces it).
+one ``dataChanged`` for the whole changed range (never one signal per event). The task model
+sorts its own rows (:meth:`TaskTableModel.sort`); :mod:`gui.task_filter` filters them and
+:mod:`gui.table_delegates` paints their buttons and progress bars.
 """
 
 from __future__ import annotations
@@ -17,30 +15,14 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractItemModel,
     QAbstractTableModel,
-    QEvent,
     QModelIndex,
     QModelRoleDataSpan,
     QPersistentModelIndex,
-    QRect,
-    QRegularExpression,
-    QSortFilterProxyModel,
     Qt,
-    Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QMouseEvent, QPainter, QPixmap
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QApplication,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionButton,
-    QStyleOptionProgressBar,
-    QStyleOptionViewItem,
-    QTableView,
-    QWidget,
-)
+from PySide6.QtGui import QBrush, QColor
 
-from engine import RunRecord, State, TaskRecord
+from engine import RunRecord, TaskRecord
 
 from . import theme
 from .worker_kind import worker_kind
@@ -50,7 +32,7 @@ PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
 ENABLED_ROLE = Qt.ItemDataRole.UserRole + 2
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 ID_ROLE = Qt.ItemDataRole.UserRole + 4
-#: "state|haystack" for TaskFilter's regular expression (see TaskFilter).
+#: "state|haystack" for the task filter's regular expression (see gui.task_filter).
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 5
 #: What a delegate paints, in one call: (text, enabled) in a button column, (fraction, text)
 #: in a progress column.
@@ -194,7 +176,7 @@ class TaskTableModel(_RecordTableModel):
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort the rows by ``column``'s SORT_ROLE, as a header click asks (through
-        :meth:`TaskFilter.sort`). Column -1: back to task-id order."""
+        :meth:`gui.task_filter.TaskFilter.sort`). Column -1: back to task-id order."""
         self.sort_column, self.sort_order = column, order
         self._sort_rows()
 
@@ -325,7 +307,7 @@ class TaskTableModel(_RecordTableModel):
 
     def fill_roles(self, row: int, column: int, span: QModelRoleDataSpan) -> None:
         """``multiData`` for source row ``row``: every role of ``span`` from one lookup (see
-        :meth:`TaskFilter.multiData`)."""
+        :meth:`gui.task_filter.TaskFilter.multiData`)."""
         if not 0 <= row < len(self.recs):
             for rd in span:
                 rd.clearData()
@@ -418,133 +400,6 @@ class TaskTableModel(_RecordTableModel):
         return None
 
 
-class TaskFilter(QSortFilterProxyModel):
-    """Filter by state group and by free text (id, worker, run); sorting is the source's.
-
-    The proxy only filters. A header click (``sort``) is handed to the source
-    :class:`TaskTableModel`, which reorders its own rows; the proxy shows them in that order
-    (its own sort column stays -1). ``sortColumn``/``sortOrder`` answer the source's.
-    """
-
-    GROUPS: dict[str, tuple[State, ...]] = {
-        "all states": (),
-        "active (queued / running)": (State.QUEUED, State.RUNNING, State.CANCEL_REQUESTED),
-        "running": (State.RUNNING, State.CANCEL_REQUESTED),
-        "finished": (State.FINISHED,),
-        "failed / timed out": (State.FAILED, State.TIMED_OUT),
-        "cancelled": (State.CANCELLED, State.CANCEL_REQUESTED),
-    }
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.states: tuple[State, ...] = ()
-        self.text = ""
-        self.setSortRole(SORT_ROLE)
-        # Filtering is a regular expression over FILTER_ROLE, not a Python filterAcceptsRow:
-        # Qt calls an override once per inserted row even with no filter set (10k rows: 30-40 ms
-        # in one frame, measured by `taskscope bench`), while an empty pattern accepts every
-        # row in C++ without asking the model.
-        self.setFilterRole(FILTER_ROLE)
-        self.setFilterKeyColumn(0)
-        # Re-sorting and re-filtering on every dataChanged costs a Python call per row per
-        # frame (seconds with 20k tasks). The window re-applies an active filter or sort a few
-        # times per second instead (see refresh()).
-        self.setDynamicSortFilter(False)
-        self._fill: Callable[[int, int, QModelRoleDataSpan], None] | None = None
-        self._filtered = -1  # the source's data_version the filter last saw
-
-    def _tasks(self) -> TaskTableModel | None:
-        src = self.sourceModel()
-        return src if isinstance(src, TaskTableModel) else None
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        tasks = self._tasks()
-        if tasks is None:
-            super().sort(column, order)
-        else:
-            tasks.sort(column, order)
-
-    def sortColumn(self) -> int:
-        tasks = self._tasks()
-        return super().sortColumn() if tasks is None else tasks.sort_column
-
-    def sortOrder(self) -> Qt.SortOrder:
-        tasks = self._tasks()
-        return super().sortOrder() if tasks is None else tasks.sort_order
-
-    def setSourceModel(self, model: QAbstractItemModel) -> None:
-        super().setSourceModel(model)
-        self._fill = getattr(model, "fill_roles", None)
-
-    def multiData(self, index: Index, span: QModelRoleDataSpan) -> None:
-        """All the roles a cell's paint asks for in one Python call, not one per role.
-
-        Qt's proxy answers ``multiData`` with one ``data()`` per role, and each of those maps
-        the index to the source and calls the source's Python ``data``: a paint of the task
-        table made about 50 Python calls per row. Views call this once per cell.
-        """
-        if self._fill is None:
-            super().multiData(index, span)
-            return
-        src = self.mapToSource(index)
-        self._fill(src.row(), src.column(), span)
-
-    @property
-    def active(self) -> bool:
-        return bool(self.states or self.text) or self.sortColumn() > 0
-
-    def refresh(self) -> None:
-        """Re-apply the sort and the filter to the rows' current states, if any changed.
-
-        A sort that moves rows is a layout change of the source, after which this proxy
-        filters every row again anyway; otherwise the filter is re-applied only when rows
-        changed since it last ran. Nothing changed: nothing is done.
-        """
-        tasks = self._tasks()
-        if tasks is None:
-            if self.states or self.text:
-                self._refilter()
-            if self.sortColumn() > 0:
-                super().sort(self.sortColumn(), self.sortOrder())
-            return
-        moved = tasks.resort() if tasks.sort_column > 0 else False
-        if (self.states or self.text) and not moved and tasks.data_version != self._filtered:
-            self._refilter()
-        self._filtered = tasks.data_version
-
-    def _refilter(self) -> None:
-        """Filter every row again (their data changed, not the filter)."""
-        if hasattr(self, "beginFilterChange"):  # Qt 6.9+, where invalidateFilter is deprecated
-            self.beginFilterChange()
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self.invalidateFilter()
-
-    def set_group(self, name: str) -> None:
-        self.states = self.GROUPS.get(name, ())
-        self._apply()
-
-    def set_text(self, text: str) -> None:
-        self.text = text.strip().lower()
-        self._apply()
-
-    def _apply(self) -> None:
-        """One pattern over "state|haystack": the state among the group's, then the text
-        anywhere in the haystack (task id, run, worker, state, reason). Empty: no filter."""
-        if not self.states and not self.text:
-            pattern = ""
-        else:
-            states = ("(?:" + "|".join(s.value for s in self.states) + ")" if self.states
-                      else "[^|]*")
-            pattern = f"^{states}\\|"
-            if self.text:
-                pattern += ".*" + QRegularExpression.escape(self.text)
-        self.setFilterRegularExpression(QRegularExpression(
-            pattern, QRegularExpression.PatternOption.DotMatchesEverythingOption))
-        tasks = self._tasks()
-        if tasks is not None:
-            self._filtered = tasks.data_version  # every row was just filtered
-
 class RunTableModel(_RecordTableModel):
     """One row per run: what it is, its progress, its counts, and Cancel run."""
 
@@ -631,199 +486,3 @@ class RunTableModel(_RecordTableModel):
                 return ("Force: kill the run's busy worker processes" if self.can_force(run.run_id)
                         else "This model's tasks cannot be killed; cancel is cooperative")
         return None
-
-
-def _pixel_ratio(p: QPainter) -> float:
-    """The pixel ratio ``p`` really draws at: that of its engine's device, which is the target
-    pixmap when a widget is rendered into one (``p.device()`` is still the widget then)."""
-    engine = p.paintEngine()
-    dev = engine.paintDevice() if engine is not None else None
-    return (dev or p.device()).devicePixelRatioF()
-
-
-class _PixmapCache:
-    """A delegate's rendered cells: a pixmap per look, drawn with one ``drawPixmap``.
-
-    A style's ``drawControl`` for a push button or a progress bar costs 30-50 us; a task table
-    repaint drew three per row (cancel, kill, progress), a third of the repaint. Most rows
-    look the same from frame to frame (and many rows look alike), so each look is rendered
-    once into a transparent pixmap, keyed by everything that goes into the drawing. The
-    pixmap covers the whole cell, not just the control: Fusion draws a progress bar's frame
-    one pixel outside the bar's rectangle.
-
-    The theme is checked on every cell (about 3 us): the style, the application palette and
-    style sheet, the view's style sheet, the painter's font and the device pixel ratio. Any
-    change drops every pixmap, so a new theme, font or screen never shows a stale one; the
-    size of the cell is part of each key. The cache is bounded: when full, the oldest half goes.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.pixmaps: dict[tuple[Any, ...], QPixmap] = {}
-        self.theme: tuple[Any, ...] = ()
-        self.renders = 0  # how many pixmaps were drawn (tests and benchmarks count them)
-
-    def get(self, p: QPainter, style: QStyle, widget: QWidget | None,
-            key: tuple[Any, ...]) -> QPixmap | None:
-        app = QApplication.instance()
-        theme_now = (_pixel_ratio(p), style, QApplication.palette().cacheKey(),
-                     p.font(), app.styleSheet() if isinstance(app, QApplication) else "",
-                     widget.styleSheet() if widget is not None else "")
-        if theme_now != self.theme:
-            self.pixmaps.clear()
-            self.theme = theme_now
-            return None
-        return self.pixmaps.get(key)
-
-    def render(self, p: QPainter, key: tuple[Any, ...], w: int, h: int,
-               draw: Callable[[QPainter, QRect], None]) -> QPixmap:
-        """Draw ``draw(painter, QRect(0, 0, w, h))`` into a new pixmap (at the painter's pixel
-        ratio and with its font and hints, as it would draw in place), keep it, return it."""
-        dpr = self.theme[0] if self.theme else _pixel_ratio(p)
-        pm = QPixmap(max(1, round(w * dpr)), max(1, round(h * dpr)))
-        pm.setDevicePixelRatio(dpr)
-        pm.fill(Qt.GlobalColor.transparent)
-        q = QPainter(pm)
-        q.setFont(p.font())
-        q.setRenderHints(p.renderHints())
-        draw(q, QRect(0, 0, w, h))
-        q.end()
-        if len(self.pixmaps) >= self.limit:
-            for k in list(self.pixmaps)[:self.limit // 2]:
-                del self.pixmaps[k]
-        self.pixmaps[key] = pm
-        self.renders += 1
-        return pm
-
-
-def style_table(v: QTableView) -> None:
-    """The look the window's task and run tables share."""
-    v.verticalHeader().hide()
-    v.verticalHeader().setDefaultSectionSize(24)
-    v.setAlternatingRowColors(True)
-    v.setShowGrid(False)
-    v.setWordWrap(False)
-    v.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    v.setMouseTracking(True)
-
-
-class ProgressDelegate(QStyledItemDelegate):
-    """A progress bar in a cell (painted, not a widget; cached as pixmaps, see _PixmapCache).
-
-    Pixmaps are keyed by the bar's exact value (per mille, what the bar is drawn from) and
-    text, so the cache never changes a bar's look. Finished, queued and stalled rows hit the
-    cache; a running bar that moved is drawn once more. 500 pixmaps of a 110x24 cell: ~5 MB.
-    """
-
-    #: False: draw with the style on every paint (what the cache must look identical to).
-    cache_enabled = True
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.cache = _PixmapCache(500)
-
-    def paint(self, p: QPainter, opt: QStyleOptionViewItem, index: Index) -> None:
-        frac, text = index.data(CELL_ROLE) or (index.data(PROGRESS_ROLE), index.data())
-        frac = frac or 0.0
-        text = text or f"{frac * 100:.0f}%"
-        permille = int(frac * 1000)
-        cell = opt.rect
-        widget = opt.widget
-        style = widget.style() if widget else QApplication.style()
-        if not self.cache_enabled:
-            self._draw(p, cell, style, widget, permille, text)
-            return
-        w, h = cell.width(), cell.height()
-        key = (permille, text, w, h)
-        pm = self.cache.get(p, style, widget, key)
-        if pm is None:
-            pm = self.cache.render(p, key, w, h, lambda q, r: self._draw(
-                q, r, style, widget, permille, text))
-        p.drawPixmap(cell.topLeft(), pm)
-
-    @staticmethod
-    def _draw(p: QPainter, cell: QRect, style: QStyle, widget: QWidget | None, permille: int,
-              text: str) -> None:
-        bar = QStyleOptionProgressBar()
-        bar.rect = cell.adjusted(3, 3, -3, -3)
-        bar.minimum, bar.maximum = 0, 1000
-        bar.progress = permille
-        bar.text = text
-        bar.textVisible = True
-        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, p, widget)
-
-
-class ButtonDelegate(QStyledItemDelegate):
-    """A push button painted in every row of a column; a click emits the row's id.
-
-    The button is enabled while ENABLED_ROLE is true (the task or run has not ended). Empty
-    display text means "no button here" (e.g. Kill on a thread task). Each look (text,
-    enabled, pressed, size) is rendered once and cached as a pixmap (see _PixmapCache).
-    """
-
-    clicked = Signal(int)
-    #: False: draw with the style on every paint (what the cache must look identical to).
-    cache_enabled = True
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._pressed: tuple[int, int] | None = None
-        self.cache = _PixmapCache(64)
-
-    def paint(self, p: QPainter, opt: QStyleOptionViewItem, index: Index) -> None:
-        text, enabled = index.data(CELL_ROLE) or (index.data(), index.data(ENABLED_ROLE))
-        if not text:
-            return
-        enabled = bool(enabled)
-        sunken = self._pressed == (index.row(), index.column())
-        cell = opt.rect
-        widget = opt.widget
-        style = widget.style() if widget else QApplication.style()
-        if not self.cache_enabled:
-            self._draw(p, cell, style, widget, text, enabled, sunken)
-            return
-        w, h = cell.width(), cell.height()
-        key = (text, enabled, sunken, w, h)
-        pm = self.cache.get(p, style, widget, key)
-        if pm is None:
-            pm = self.cache.render(p, key, w, h, lambda q, r: self._draw(
-                q, r, style, widget, text, enabled, sunken))
-        p.drawPixmap(cell.topLeft(), pm)
-
-    @staticmethod
-    def _draw(p: QPainter, cell: QRect, style: QStyle, widget: QWidget | None, text: str,
-              enabled: bool, sunken: bool) -> None:
-        btn = QStyleOptionButton()
-        btn.rect = cell.adjusted(2, 1, -2, -1)
-        btn.text = text
-        btn.state = QStyle.StateFlag.State_Raised
-        if enabled:
-            btn.state |= QStyle.StateFlag.State_Enabled
-        if sunken:
-            btn.state |= QStyle.StateFlag.State_Sunken
-        if not enabled:
-            btn.palette = QApplication.palette()
-            btn.palette.setCurrentColorGroup(btn.palette.ColorGroup.Disabled)
-        style.drawControl(QStyle.ControlElement.CE_PushButton, btn, p, widget)
-
-    def editorEvent(self, event: QEvent, model: Any, opt: QStyleOptionViewItem,
-                    index: Index) -> bool:
-        t = event.type()
-        if t not in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease,
-                     QEvent.Type.MouseButtonDblClick):
-            return False
-        assert isinstance(event, QMouseEvent)
-        if event.button() != Qt.MouseButton.LeftButton or not index.data():
-            return False
-        inside = QRect(opt.rect).contains(event.position().toPoint())
-        if t == QEvent.Type.MouseButtonPress:
-            self._pressed = (index.row(), index.column()) if inside else None
-            return True
-        if t == QEvent.Type.MouseButtonRelease:
-            was = self._pressed == (index.row(), index.column())
-            self._pressed = None
-            if was and inside and index.data(ENABLED_ROLE):
-                self.clicked.emit(int(index.data(ID_ROLE)))
-            return True
-        return True

@@ -26,14 +26,9 @@ from PySide6.QtWidgets import QAbstractItemView, QApplication, QHeaderView, QTab
 
 from engine import State, TaskRecord
 from gui import theme
-from gui.task_table import (
-    ID_ROLE,
-    SORT_ROLE,
-    ButtonDelegate,
-    ProgressDelegate,
-    TaskFilter,
-    TaskTableModel,
-)
+from gui.table_delegates import ButtonDelegate, ProgressDelegate
+from gui.task_filter import TaskFilter
+from gui.task_table import ID_ROLE, SORT_ROLE, TaskTableModel
 
 from .helpers import all_running, click_cell, fill
 
