@@ -12,14 +12,13 @@ No Qt here, ever (an import-linter contract and a test enforce it). The public s
 from __future__ import annotations
 
 from .events import Event, Kind, State
-from .models import MODEL_NAMES, ModelInfo, all_models, model_info
+from .models import ModelInfo, all_models, model_info, model_names
 from .session import Run, Session, ShutdownReport
 from .spec import RunSpec, SpecError, make_spec
 from .store import EventStore, RunRecord, TaskRecord
 from .workloads import WORKLOADS
 
 __all__ = [
-    "MODEL_NAMES",
     "WORKLOADS",
     "Event",
     "EventStore",
@@ -36,4 +35,5 @@ __all__ = [
     "all_models",
     "make_spec",
     "model_info",
+    "model_names",
 ]

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .models import all_models
-from .spec import MODEL_NAMES_HINT, SpecError, make_spec
+from .models import all_models, model_names
+from .spec import SpecError, make_spec
 from .workloads import WORKLOADS
 
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     r = sub.add_parser("run", help="run one workload under one model and summarise it")
-    r.add_argument("--model", "-m", required=True, help=f"one of: {MODEL_NAMES_HINT}")
+    r.add_argument("--model", "-m", required=True, help=f"one of: {', '.join(model_names())}")
     r.add_argument("--workload", "-w", default=None,
                    help=f"one of: {', '.join(WORKLOADS)} (or give --function)")
     r.add_argument("--tasks", "-n", default="10", help="number of tasks (default 10)")
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _models() -> int:
     for m in all_models():
         mark = "yes" if m.available else "no "
-        extra = "" if m.available else f"  ({m.reason})"
+        extra = "" if m.available else f"  ({m.reason}{'; ' + m.fix if m.fix else ''})"
         print(f"{m.name:18} {mark}  {m.description}{extra}")
     return 0
 
@@ -338,8 +338,9 @@ def _compare(args: argparse.Namespace) -> int:
     from .parse import parse_duration
 
     workload, params = _workload_params(args)
-    cmp.plan(workload, args.models, args.tasks, args.size, args.workers, params,
-             args.timeout, args.policy)
+    request = cmp.CompareRequest(workload, args.models, args.tasks, args.size, args.workers,
+                                 params, args.timeout, args.policy)
+    request.plan()
     settle = parse_duration(args.settle, "settle")
     if settle > 60:
         raise UsageError("--settle: at most 60s")
@@ -388,9 +389,7 @@ def _compare(args: argparse.Namespace) -> int:
         if workload == "custom":
             _custom_note(make_spec("sequential", workload, args.tasks, args.size, None,
                                    args.timeout, args.policy, params))
-        res = cmp.compare(session, workload, args.models, args.tasks, args.size, args.workers,
-                          params, progress, cancel, timeout=args.timeout, policy=args.policy,
-                          settle_s=settle)
+        res = cmp.compare(session, request, progress, cancel, settle_s=settle)
     finally:
         signal.signal(signal.SIGINT, old)
         session.shutdown()

@@ -398,15 +398,15 @@ class RemoteSession:
             return []
         return list(self._call("worker_pids"))
 
-    def start_compare(self, workload: str, models: Any,
+    def start_compare(self, request: Any,
                       on_progress: Callable[[Any], None] | None = None,
-                      **kwargs: Any) -> RemoteCompareJob:
+                      **how: Any) -> RemoteCompareJob:
         """:func:`engine.compare.start_compare` in the engine process (validation errors are
         raised here, as SpecError)."""
         job = RemoteCompareJob(self, on_progress)
         self.compare_job = job
         try:
-            self._call("compare", workload, models, kwargs)
+            self._call("compare", request, how)
         except BaseException:
             self.compare_job = None
             raise
@@ -1041,10 +1041,9 @@ def _serve(session: Any, pub: _Publisher, cmd: Any) -> None:
 
                 if job is not None and not job.done:
                     raise RuntimeError("a comparison is already running")
-                workload, models, kwargs = args
-                job = start_compare(session, workload, models,
-                                    on_progress=lambda p: pub.push_compare(("progress", p)),
-                                    **kwargs)
+                request, how = args
+                job = start_compare(session, request,
+                                    lambda p: pub.push_compare(("progress", p)), **how)
                 reporter = threading.Thread(target=_compare_done, args=(job, pub), daemon=True,
                                             name="taskscope-compare-done")
                 reporter.start()

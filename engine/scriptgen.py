@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+from .models import registry
 from .spec import RunSpec
 
 
@@ -581,21 +582,22 @@ def generate(spec: RunSpec, calib: dict[str, float] | None = None) -> str:
     m = spec.model
     workers = spec.effective_workers()
     imports = {"import asyncio", "import time"}
-    if m == "threads":
+    shape = registry.entry(m).script
+    if shape == "thread-pool":
         imports.add("from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait")
         runner, pattern = _executor("ThreadPoolExecutor", ff), "ThreadPoolExecutor"
-    elif m == "processes":
+    elif shape == "process-pool":
         imports.add("from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait")
         runner, pattern = _executor("ProcessPoolExecutor", ff), "ProcessPoolExecutor"
-    elif m == "asyncio":
+    elif shape == "coroutines":
         limited = spec.workers is not None and spec.workers < spec.tasks
         runner = _asyncio(ff, limited, executor=False)
         pattern = "asyncio.TaskGroup" if ff else "asyncio.gather"
-    elif m == "asyncio-processes":
+    elif shape == "coroutines+process-pool":
         imports.add("from concurrent.futures import ProcessPoolExecutor")
         runner = _asyncio(ff, False, executor=True)
         pattern = "loop.run_in_executor + ProcessPoolExecutor"
-    elif m == "sequential":
+    elif shape == "loop":
         runner, pattern = _sequential(ff), "a plain loop"
     else:
         raise ScriptError(f"{m} has no standalone script yet")

@@ -23,8 +23,9 @@ from typing import Any
 from .clock import now_ns
 from .context import EventBuffer
 from .events import Event, Kind, State
-from .models import model_info
+from .models import registry
 from .models.execute import TaskOrder
+from .models.protocol import Launch, Runner
 from .spec import RunSpec, SpecError
 from .store import EventStore, RunRecord
 
@@ -80,19 +81,33 @@ class EngineLoop:
         self.thread.join(timeout)
 
 
+class _Sink:
+    """The part of a session a runner may use (:class:`~engine.models.protocol.RunSink`):
+    put an event, ingest a batch, look up a task."""
+
+    __slots__ = ("ingest", "put", "task")
+
+    def __init__(self, session: Session) -> None:
+        self.put = session._put
+        self.ingest = session.ingest
+        self.task = session.store.task
+
+
 class Run:
     """A run in progress (or done). Obtain one from :meth:`Session.start`."""
 
     def __init__(self, session: Session, run_id: int, spec: RunSpec, first_task_id: int,
                  calib: dict[str, float], params: dict[str, Any]) -> None:
-        self.session = session
+        self._session = session
+        #: Where the run's runner reports (see :class:`~engine.models.protocol.RunSink`).
+        self.sink = session._sink
         self.run_id = run_id
         self.spec = spec
         self.n = spec.tasks
         self.first_task_id = first_task_id
         self.calib = calib
         self.params = params
-        self.runner: Any = None
+        self.runner: Runner | None = None
         self.server: Any = None
         self._ended = 0
         self._lock = threading.Lock()
@@ -118,7 +133,7 @@ class Run:
 
     @property
     def record(self) -> RunRecord:
-        rec = self.session.store.run(self.run_id)
+        rec = self._session.store.run(self.run_id)
         assert rec is not None
         return rec
 
@@ -140,15 +155,16 @@ class Run:
             if fire:
                 self._fail_fast_fired = True
         if fire:
-            rec = self.session.store.task(task_id)
+            rec = self._session.store.task(task_id)
             idx = rec.index if rec is not None else task_id
-            self.session.cancel_run(self.run_id, reason=f"fail-fast: task {idx} failed")
+            self._session.cancel_run(self.run_id, reason=f"fail-fast: task {idx} failed")
         if done:
-            tasks = self.session.store.tasks(self.run_id)
+            session = self._session
+            tasks = session.store.tasks(self.run_id)
             end = max((t.end_ns or 0 for t in tasks), default=now_ns())
-            self.session.store.end_run(self.run_id, end)
-            self.session._retire(self)
-            self.session._sampler_busy()
+            session.store.end_run(self.run_id, end)
+            session._retire(self)
+            session._sampler_busy()
 
 
 @dataclass
@@ -189,6 +205,8 @@ class Session:
         self._engine_loop: EngineLoop | None = None
         self._flusher_wake = threading.Event()
         self._buffer = EventBuffer(self._flusher_wake)
+        self._sink = _Sink(self)
+        self._resources: dict[str, tuple[Any, Callable[[Any], None]]] = {}
         self._flusher_stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="taskscope-flusher",
                                          daemon=True)
@@ -308,11 +326,13 @@ class Session:
 
         if not isinstance(spec, RunSpec):
             raise TypeError("Session.start takes a RunSpec; build one with engine.make_spec")
-        info = model_info(spec.model)
-        if not info.available:
-            raise SpecError("model", f"{spec.model} is not available here: {info.reason}")
-        if loop is not None and spec.model != "asyncio":
-            raise SpecError("loop", "a caller's loop can only run the asyncio model")
+        entry = registry.entry(spec.model)
+        avail = entry.available()
+        if not avail.ok:
+            raise SpecError("model", f"{spec.model} is not available here: {avail.reason}")
+        if loop is not None and not entry.caller_loop:
+            callers = [n for n in registry.names() if registry.entry(n).caller_loop]
+            raise SpecError("loop", f"a caller's loop can only run {' or '.join(callers)}")
         wl = WORKLOADS[spec.workload]
         calib = calibration()
         params = dict(spec.params)
@@ -379,23 +399,32 @@ class Session:
                     break
                 del self._runs[run_id]
 
-    def _make_runner(self, run: Run, loop: asyncio.AbstractEventLoop | None) -> Any:
-        from .models import runners
+    def _make_runner(self, run: Run, loop: asyncio.AbstractEventLoop | None) -> Runner:
+        """The run's runner, from its model's registry entry."""
+        launch = Launch(run.spec.effective_workers(),
+                        (lambda: loop) if loop is not None else (lambda: self.loop), self)
+        return registry.entry(run.spec.model).make_runner(run, launch)
 
-        spec = run.spec
-        workers = spec.effective_workers()
-        m = spec.model
-        if m == "sequential":
-            return runners.ThreadRunner(run, 1, f"run{run.run_id}-sequential")
-        if m in ("threads", "free-threaded"):
-            return runners.ThreadRunner(run, workers, f"run{run.run_id}-thread")
-        if m == "asyncio":
-            return runners.AsyncioRunner(run, loop or self.loop, workers)
-        if m == "processes":
-            return runners.ProcessRunner(run, workers)
-        if m == "asyncio-processes":
-            return runners.AsyncioProcessRunner(run, workers, self.loop)
-        raise SpecError("model", f"{m} has no runner")  # pragma: no cover
+    def get(self, key: str, make: Callable[[], Any], close: Callable[[Any], None]) -> Any:
+        """A resource kept for the whole session (a model's cluster, say): made by ``make``
+        on first use, closed by ``close`` at :meth:`shutdown` (see
+        :class:`~engine.models.protocol.Resources`)."""
+        with self._lock:
+            held = self._resources.get(key)
+            if held is not None:
+                return held[0]
+            if self._closing:
+                raise RuntimeError("the session is shutting down")
+        obj = make()
+        with self._lock:
+            held = self._resources.get(key)
+            if held is None and not self._closing:
+                self._resources[key] = (obj, close)
+                return obj
+        close(obj)  # made twice at once, or the session closed meanwhile: keep one
+        if held is None:
+            raise RuntimeError("the session is shutting down")
+        return held[0]
 
     def run(self, run_id: int) -> Run | None:
         return self._runs.get(run_id)
@@ -417,7 +446,7 @@ class Session:
         run = self._runs.get(rec.run_id)
         if run is None or run.runner is None:
             return False
-        run.runner.cancel([task_id], force and run.runner.can_force, reason)
+        run.runner.cancel([task_id], force and registry.entry(run.spec.model).can_force, reason)
         return True
 
     def cancel_run(self, run_id: int, force: bool = False, reason: str = "cancelled") -> bool:
@@ -425,14 +454,7 @@ class Session:
         run = self._runs.get(run_id)
         if run is None or run.runner is None or run.ended:
             return False
-        r = run.runner
-        if hasattr(r, "cancel_all"):
-            if r.can_force:
-                r.cancel_all(reason, force)
-            else:
-                r.cancel_all(reason)
-        else:
-            r.cancel(run.task_ids, force and r.can_force, reason)
+        run.runner.cancel_all(reason, force and registry.entry(run.spec.model).can_force)
         return True
 
     def cancel_all(self, force: bool = False, reason: str = "cancel all") -> int:
@@ -512,6 +534,7 @@ class Session:
             while not run.ended and now_ns() < deadline - 300_000_000:
                 self._flush()
                 threading.Event().wait(0.005)
+        self._close_resources(max(0.1, (deadline - now_ns()) / 1e9 - 0.3))
         if self.sampler is not None:  # sampler (issue 3): stop it before the engine loop
             self.sampler.stop()
         if self._engine_loop is not None:
@@ -527,6 +550,19 @@ class Session:
         stuck = [t.task_id for run in runs for t in self.store.tasks(run.run_id)
                  if not t.state.terminal]
         return ShutdownReport((now_ns() - t0) / 1e9, stuck)
+
+    def _close_resources(self, timeout: float) -> None:
+        """Close the session's resources (see :meth:`get`), in parallel, within ``timeout``."""
+        with self._lock:
+            held = list(self._resources.values())
+            self._resources.clear()
+        closers = [threading.Thread(target=close, args=(obj,), daemon=True,
+                                    name="taskscope-resource-close") for obj, close in held]
+        for th in closers:
+            th.start()
+        end = now_ns() + int(timeout * 1e9)
+        for th in closers:
+            th.join(max(0.0, (end - now_ns()) / 1e9))
 
     def __enter__(self) -> Session:
         return self

@@ -7,24 +7,36 @@ field. Nothing is started for a spec that fails.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError
+from .models.registry import MAX_PROCESS_WORKERS, MAX_WORKERS, cpu_count
 from .parse import parse_duration, parse_int
 
 #: Limits on a spec's values. Beyond them a run is refused: they guard against typos such as
 #: ``--tasks 10000000000`` that would otherwise exhaust memory before anything useful happens.
 MAX_TASKS = 1_000_000
 MAX_SIZE_S = 3600.0
-MAX_WORKERS = 1024
-MAX_PROCESS_WORKERS = 256
 MAX_TIMEOUT_S = 86_400.0
 
 POLICIES = ("collect", "fail-fast")
-MODEL_NAMES_HINT = "sequential, asyncio, threads, processes, asyncio-processes, interpreters, free-threaded"
+
+__all__ = [
+    "MAX_PROCESS_WORKERS",
+    "MAX_SIZE_S",
+    "MAX_TASKS",
+    "MAX_TIMEOUT_S",
+    "MAX_WORKERS",
+    "POLICIES",
+    "RunSpec",
+    "SpecError",
+    "cpu_count",
+    "make_spec",
+    "parse_duration",
+    "parse_int",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,8 @@ class RunSpec:
     timeout_s: float | None = None
     policy: str = "collect"
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: The model's own options (its registry entry says which), e.g. a cluster's address.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def effective_workers(self) -> int:
         """The worker count the model will use, with the model's default filled in."""
@@ -56,6 +70,7 @@ class RunSpec:
             "timeout_s": self.timeout_s,
             "policy": self.policy,
             "params": dict(self.params),
+            **({"options": dict(self.options)} if self.options else {}),
         }
 
 
@@ -68,17 +83,20 @@ def make_spec(
     timeout: Any = None,
     policy: Any = "collect",
     params: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> RunSpec:
     """Validate loosely typed values into a :class:`RunSpec`; raise :class:`SpecError` if bad."""
-    from .models import model_info
+    from .models import registry
     from .workloads import WORKLOADS, validate_params
 
     if not isinstance(model, str) or not model.strip():
         raise SpecError("model", "is required")
     model = model.strip()
-    info = model_info(model)  # raises SpecError for unknown names
-    if not info.available:
-        raise SpecError("model", f"{model} is not available here: {info.reason}")
+    info = registry.entry(model)  # raises SpecError for unknown names
+    avail = info.available()
+    if not avail.ok:
+        fix = f" ({avail.fix})" if avail.fix else ""
+        raise SpecError("model", f"{model} is not available here: {avail.reason}{fix}")
 
     if not isinstance(workload, str) or not workload.strip():
         raise SpecError("workload", "is required")
@@ -89,10 +107,11 @@ def make_spec(
             "workload", f"unknown workload {workload!r}; choose one of {', '.join(WORKLOADS)}"
         )
     if wl.process_only and not info.isolated:
+        isolated = [n for n in registry.names() if registry.entry(n).isolated]
         raise SpecError(
             "workload",
             f"{workload} kills its worker process, so it needs a process model "
-            f"(processes or asyncio-processes), not {model}",
+            f"({' or '.join(isolated)}), not {model}",
         )
 
     n = parse_int(tasks, "tasks", 1, MAX_TASKS)
@@ -102,10 +121,12 @@ def make_spec(
 
     w: int | None = None
     if workers is not None and workers != "":
-        hi = MAX_PROCESS_WORKERS if info.isolated else MAX_WORKERS
-        w = parse_int(workers, "workers", 1, hi)
-        if model == "sequential" and w != 1:
-            raise SpecError("workers", "sequential runs on exactly one worker; leave it unset or 1")
+        if info.max_workers == 1:
+            w = parse_int(workers, "workers", 1, MAX_WORKERS)
+            if w != 1:
+                raise SpecError("workers", f"{model} runs on exactly one worker; leave it unset or 1")
+        else:
+            w = parse_int(workers, "workers", 1, info.max_workers)
 
     t: float | None = None
     if timeout is not None and timeout != "":
@@ -125,8 +146,22 @@ def make_spec(
         from .custom import check_for_processes
 
         check_for_processes(p)  # arguments must pickle; the function must import in a worker
-    return RunSpec(model, workload, n, size_s, w, t, policy, p)
+    o = _options(info, options)
+    return RunSpec(model, workload, n, size_s, w, t, policy, p, o)
 
 
-def cpu_count() -> int:
-    return os.cpu_count() or 1
+def _options(info: Any, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The model's options, checked and with defaults filled in (see ``ModelEntry.options``)."""
+    if options is not None and not isinstance(options, Mapping):
+        raise SpecError("options", f"expected name=value pairs, got {type(options).__name__}")
+    given = dict(options or {})
+    known = info.options
+    for key in given:
+        if key not in known:
+            allowed = ", ".join(known) or "none"
+            raise SpecError(f"options.{key}", f"unknown option for {info.name} (it takes: {allowed})")
+    out: dict[str, Any] = {}
+    for key, (default, check) in known.items():
+        value = given.get(key, default)
+        out[key] = check(value, f"options.{key}") if value is not None else None
+    return {k: v for k, v in out.items() if v is not None}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine import RunSpec, SpecError, TaskRecord
 from engine.clock import now_ns
-from engine.compare import CompareJob, CompareProgress, ModelResult
+from engine.compare import CompareJob, CompareProgress, CompareRequest, ModelResult
 from engine.remote import RemoteCompareJob, RemoteError
 
 from .compare_view import CompareView
@@ -61,7 +61,8 @@ class CompareMode:
                 "untick the other models or this option")
             return False
         s0 = specs[0]
-        workers = next((s.workers for s in specs if s.model != "sequential"), None)
+        # The form's worker count (a one-worker model's spec carries none of its own).
+        workers = max((s.workers for s in specs if s.workers is not None), default=None)
         self._done_models = []
         self._shown_done = 0
         done = self._done_models
@@ -72,11 +73,10 @@ class CompareMode:
 
         self.started_ns = now_ns()
         try:
-            job = self.win.session.start_compare(
-                s0.workload, [s.model for s in specs], tasks=s0.tasks,
-                size=s0.size_s, workers=workers, params=dict(s0.params),
-                on_progress=on_progress, timeout=s0.timeout_s, policy=s0.policy,
-                **self.options)
+            request = CompareRequest(s0.workload, [s.model for s in specs], s0.tasks,
+                                     s0.size_s, workers, dict(s0.params), s0.timeout_s,
+                                     s0.policy)
+            job = self.win.session.start_compare(request, on_progress, **self.options)
         except SpecError as e:
             c.show_error(e)
             return False

@@ -16,16 +16,23 @@ import pytest
 
 from engine.compare import (
     CompareProgress,
+    CompareRequest,
     Figures,
-    _from_samples,
+    compare,
     p99,
     plan,
     reading,
     start_compare,
 )
-from engine.compare import compare as run_compare
+from engine.compare.measure import _from_samples
 from engine.samples import Sample, WorkerSample
 from engine.spec import SpecError, cpu_count
+
+
+def run_compare(session, workload, models, *args, on_progress=None, settle_s=0.5, **kw):
+    """compare() with the request's fields given inline, as the tests read best."""
+    return compare(session, CompareRequest(workload, models, *args, **kw), on_progress,
+                   settle_s=settle_s)
 
 
 def _bands_do_not_overlap(res) -> None:
@@ -132,8 +139,8 @@ def test_cancel_stops_the_running_model_and_skips_the_rest(session) -> None:
         if p.phase == "running":
             started.set()
 
-    job = start_compare(session, "sleep", "sequential,threads", tasks=50, size="200ms",
-                        on_progress=on_progress, settle_s=0)
+    job = start_compare(session, CompareRequest("sleep", "sequential,threads", tasks=50,
+                                                size="200ms"), on_progress, settle_s=0)
     assert started.wait(10)
     assert job.progress is not None and job.progress.model == "sequential"
     t = time.monotonic()
@@ -150,20 +157,20 @@ def test_cancel_stops_the_running_model_and_skips_the_rest(session) -> None:
 
 def test_everything_is_validated_before_anything_runs(session) -> None:
     with pytest.raises(SpecError) as e:
-        plan("cpu", "sequential,nosuchmodel")
+        plan(CompareRequest("cpu", "sequential,nosuchmodel"))
     assert e.value.field == "models"
     with pytest.raises(SpecError) as e:
-        plan("cpu", "threads,threads")
+        plan(CompareRequest("cpu", "threads,threads"))
     assert e.value.field == "models"
     with pytest.raises(SpecError) as e:
-        plan("crash", "processes,threads")  # crash needs processes
+        plan(CompareRequest("crash", "processes,threads"))  # crash needs processes
     assert e.value.field == "workload"
     with pytest.raises(SpecError) as e:
-        start_compare(session, "cpu", "sequential", tasks=0)
+        start_compare(session, CompareRequest("cpu", "sequential", tasks=0))
     assert e.value.field == "tasks"
     assert session.store.runs() == []  # nothing started
     # workers apply to every model but sequential (which always has one)
-    specs = plan("sleep", "sequential,threads", workers=3)
+    specs = plan(CompareRequest("sleep", "sequential,threads", workers=3))
     assert [s.effective_workers() for s in specs] == [1, 3]
 
 

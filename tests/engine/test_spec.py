@@ -134,7 +134,7 @@ _anything = st.one_of(
 
 
 @settings(max_examples=300, deadline=None)
-@given(model=st.sampled_from([*engine.MODEL_NAMES, "x"]), workload=st.sampled_from(
+@given(model=st.sampled_from([*engine.model_names(), "x"]), workload=st.sampled_from(
     [*engine.WORKLOADS, "x"]), tasks=_anything, size=_anything, workers=_anything,
        timeout=_anything, policy=_anything, params=_anything)
 def test_any_input_gives_a_spec_or_a_spec_error(model, workload, tasks, size, workers, timeout,

@@ -1,0 +1,211 @@
+"""The model registry: one entry per concurrency model, and nothing else names the models.
+
+An entry says what a model is (its description, whether its workers are separate processes,
+whether a running task can be force-cancelled, what cancelling means), whether this
+interpreter has it and, if not, why and how to get it, its default and largest worker counts,
+the options it takes, and the factory that makes its runner for a run. The spec validator, the
+session, the CLI, compare, traces and the window all ask the registry.
+
+**Adding a model** is one runner module (a :class:`~engine.models.protocol.Runner`, usually a
+:class:`~engine.models.queue.TaskQueue`) plus one :class:`ModelEntry` here, or passed to
+:func:`register` (tests add a tiny model that way).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from ..errors import SpecError
+from .protocol import Launch, Runner, RunView
+
+#: Largest worker counts: a guard against typos such as ``--workers 100000``.
+MAX_WORKERS = 1024
+MAX_PROCESS_WORKERS = 256
+
+COOPERATIVE = "cooperative: the task stops at its next check; a thread cannot be killed"
+SHARED_FLAG = "shared-memory flag; force cancel kills the worker"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether this interpreter has a model; if not, why, and what to do about it."""
+
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+
+ALWAYS = Availability(True)
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def _cores(tasks: int) -> int:
+    return cpu_count()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One concurrency model (see the module docstring)."""
+
+    name: str
+    description: str
+    #: Makes the model's runner: a callable, or ``"module:function"`` (relative to
+    #: ``engine.models``) imported on first use, so that listing models imports no runner.
+    runner: Callable[[RunView, Launch], Runner] | str
+    #: Workers are separate processes (a crash there cannot take the engine down).
+    isolated: bool = False
+    #: A running task can be force-cancelled (its worker killed and replaced).
+    can_force: bool = False
+    #: What cancelling a running task means under this model, in one phrase for front ends.
+    cancel_note: str = COOPERATIVE
+    #: Whether this interpreter has the model.
+    available: Callable[[], Availability] = lambda: ALWAYS
+    #: The worker count when the spec gives none (for asyncio: its concurrency limit).
+    default_workers: Callable[[int], int] = _cores
+    #: The largest worker count a spec may ask for (sequential: exactly 1).
+    max_workers: int = MAX_WORKERS
+    #: Tasks are coroutines sharing one thread (timelines draw them as sub-lanes).
+    coroutines: bool = False
+    #: Tasks run Python in several threads of one process, under one GIL (a comparison's
+    #: reading then blames the GIL when only one core was busy).
+    shares_gil: bool = False
+    #: The reference the other models' speed-ups are measured against in a comparison.
+    baseline: bool = False
+    #: The caller may run it on a loop of its own (the window's "coroutines on the GUI loop").
+    caller_loop: bool = False
+    #: The shape of its standalone script (``engine.scriptgen``): "loop", "thread-pool",
+    #: "process-pool", "coroutines", "coroutines+process-pool"; None: no script.
+    script: str | None = None
+    #: Options the model takes (``RunSpec.options``): name -> (default, validator). A
+    #: validator gets ``(value, field)`` and returns the clean value or raises SpecError.
+    options: Mapping[str, tuple[Any, Callable[[Any, str], Any]]] = field(default_factory=dict)
+
+    def make_runner(self, run: RunView, launch: Launch) -> Runner:
+        factory = self.runner
+        if isinstance(factory, str):
+            module, _, name = factory.partition(":")
+            factory = getattr(import_module(f"{__package__}.{module}"), name)
+        return factory(run, launch)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model is and whether this interpreter has it (a front end's view of an entry)."""
+
+    name: str
+    available: bool
+    reason: str
+    description: str
+    #: Workers are separate processes (a crash there cannot take the engine down).
+    isolated: bool
+    #: A running task can be force-cancelled (its worker killed).
+    can_force: bool
+    cancel_note: str
+    #: Tasks are coroutines sharing one thread.
+    coroutines: bool = False
+    #: How to get the model when it is not available ("" when it is, or there is no fix).
+    fix: str = ""
+
+
+def _py() -> str:
+    v = sys.version_info
+    return f"Python {v[0]}.{v[1]}.{v[2]}"
+
+
+def free_threading() -> Availability:
+    """A free-threaded build (``Py_GIL_DISABLED``) running with its GIL off."""
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return Availability(False, f"needs a free-threaded build (python3.13t or later); this is {_py()}",
+                            "run the engine on one: taskscope run --python python3.14t ...")
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    if is_enabled is not None and is_enabled():
+        return Availability(False, "this free-threaded build has the GIL switched on "
+                            "(PYTHON_GIL=1 or an extension)", "unset PYTHON_GIL, or set PYTHON_GIL=0")
+    return ALWAYS
+
+
+def sub_interpreters() -> Availability:
+    import concurrent.futures as cf
+
+    if sys.version_info < (3, 14) or not hasattr(cf, "InterpreterPoolExecutor"):
+        return Availability(False, "needs Python 3.14+ (concurrent.futures.InterpreterPoolExecutor); "
+                            f"this is {_py()}")
+    return Availability(False, "not implemented yet for InterpreterPoolExecutor")
+
+
+def _not_built(run: RunView, launch: Launch) -> Runner:
+    raise SpecError("model", f"{run.spec.model} has no runner yet")
+
+
+_ENTRIES: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    """Add a model (or replace one of the same name); return the entry."""
+    _ENTRIES[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    """Remove a model (tests that registered one of their own)."""
+    _ENTRIES.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    """Every registered model, in the registry's order."""
+    return tuple(_ENTRIES)
+
+
+def entry(name: str) -> ModelEntry:
+    """The named model's entry. Unknown names raise :class:`SpecError` naming ``model``."""
+    e = _ENTRIES.get(name)
+    if e is None:
+        raise SpecError("model", f"unknown model {name!r}; choose one of {', '.join(_ENTRIES)}")
+    return e
+
+
+def info(name: str) -> ModelInfo:
+    e = entry(name)
+    a = e.available()
+    return ModelInfo(e.name, a.ok, a.reason, e.description, e.isolated, e.can_force,
+                     e.cancel_note, e.coroutines, a.fix)
+
+
+for _e in (
+    ModelEntry("sequential", "one worker thread runs the tasks one after another",
+               "threads:sequential", default_workers=lambda tasks: 1, max_workers=1,
+               baseline=True, script="loop"),
+    ModelEntry("asyncio", "coroutines on the engine's own asyncio loop thread",
+               "coroutines:coroutines", coroutines=True, caller_loop=True, script="coroutines",
+               cancel_note="Task.cancel() at the next await (plus the task's flag)",
+               # like asyncio.gather: every coroutine at once
+               default_workers=lambda tasks: tasks),
+    ModelEntry("threads", "a pool of worker threads in this process", "threads:threads",
+               shares_gil=True, script="thread-pool",
+               # ThreadPoolExecutor's own default
+               default_workers=lambda tasks: min(32, cpu_count() + 4)),
+    ModelEntry("processes", "a pool of worker processes (forkserver/spawn)",
+               "processes:processes", isolated=True, can_force=True, cancel_note=SHARED_FLAG,
+               max_workers=MAX_PROCESS_WORKERS, script="process-pool"),
+    ModelEntry("asyncio-processes",
+               "coroutines that hand work to worker processes via run_in_executor",
+               "processes:asyncio_processes", isolated=True, can_force=True,
+               cancel_note=SHARED_FLAG, max_workers=MAX_PROCESS_WORKERS,
+               script="coroutines+process-pool"),
+    ModelEntry("interpreters", "sub-interpreters via InterpreterPoolExecutor", _not_built,
+               available=sub_interpreters),
+    ModelEntry("free-threaded", "threads on a free-threaded build with the GIL off",
+               "threads:threads", available=free_threading, script="thread-pool",
+               default_workers=lambda tasks: min(32, cpu_count() + 4)),
+):
+    register(_e)
+del _e
