@@ -545,17 +545,17 @@ _LANES: tuple[tuple[int, str, int, int], ...] = (
 
 
 def synthetic_timeline(n: int, span_s: float = 60.0, seed: int = 7) -> Any:
-    """A :class:`~gui.timeline.TimelineData` of ``n`` bars over ``span_s`` seconds, on the
+    """A :class:`~gui.timeline_data.TimelineData` of ``n`` bars over ``span_s`` seconds, on the
     lanes of four runs (2 processes, 4 threads, an asyncio loop with 16 coroutine slots,
     sequential). Bars are back to back on each lane with gaps, 3% failed or cancelled, the last
     one on each lane still running. Made with numpy and handed over with
-    :meth:`~gui.timeline.TimelineData.load` (building 1M TaskRecords would take longer than the
+    :meth:`~gui.timeline_data.TimelineData.load` (building 1M TaskRecords would take longer than the
     paint figures; the paint only reads the bars' arrays)."""
     import numpy as np
 
     from engine import State
 
-    from .timeline import STATE_CODE, TimelineData, Worker
+    from .timeline_data import STATE_CODE, TimelineData, Worker
 
     rng = np.random.default_rng(seed)
     workers: list[Worker] = []

@@ -11,7 +11,7 @@ what the engine measured. It is fed by the window's frame tick, in bulk:
 
 The bands reuse the live timeline's :class:`~gui.timeline.TimelineItem` (one ``drawRects`` per
 state colour, never an item per task) over a :class:`BandData`, a
-:class:`~gui.timeline.TimelineData` whose clock can start each run at 0 ("align starts", the
+:class:`~gui.timeline_data.TimelineData` whose clock can start each run at 0 ("align starts", the
 default: the bars of every model line up, so their lengths compare directly) or use one clock
 for the whole comparison. Workers keep their own lanes inside their model's band.
 """
@@ -50,7 +50,8 @@ from engine.compare import row as figures
 from engine.compare import rows as result_rows
 
 from . import theme
-from .timeline import TimelineData, TimelineItem
+from .timeline import TimelineItem
+from .timeline_data import TimelineData
 
 #: One colour per model, the same in the bands, the table and the charts (Okabe-Ito hues:
 #: distinguishable with the common colour-vision deficiencies).

@@ -44,7 +44,8 @@ from .sampling import attach, detach
 from .table_delegates import ButtonDelegate, ProgressDelegate, style_table
 from .task_filter import TaskFilter
 from .task_table import RunTableModel, TaskTableModel, fmt_s, worker_text
-from .timeline import TimelineData, TimelineView
+from .timeline import TimelineView
+from .timeline_data import TimelineData
 
 FRAME_MS = 33
 IDLE_FRAME_MS = 400  # see MainWindow._pace

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QLabel
 from engine.trace import Replay, load_trace
 
 from .task_table import RunTableModel, TaskTableModel
-from .timeline import TimelineData
+from .timeline_data import TimelineData
 
 if TYPE_CHECKING:
     from .main_window import MainWindow

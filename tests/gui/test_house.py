@@ -5,7 +5,7 @@ from __future__ import annotations
 import engine
 from engine import State, TaskRecord
 from gui.task_table import worker_text
-from gui.timeline import TimelineData
+from gui.timeline_data import TimelineData
 from gui.worker_kind import worker_kind
 
 

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import QGraphicsItem
 from engine import State, TaskRecord
 from gui.compare_view import BandData, BandsView
 from gui.cpu_view import BAND, GAP, WINDOW_S, CpuView
-from gui.timeline import LaneAxis, TimelineData, TimelineView
+from gui.timeline import LaneAxis, TimelineView
+from gui.timeline_data import TimelineData
 
 T0 = 1_000_000_000
 
