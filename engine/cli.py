@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the concurrency models and whether each is available")
     sub.add_parser("workloads", help="list the workloads")
+    from .pythons.command import add_parser as add_pythons_parser
+
+    add_pythons_parser(sub)  # taskscope pythons [add PATH] (issue 14)
     return p
 
 
@@ -96,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "models":
             return _models()
+        if args.command == "pythons":
+            from .pythons.command import main as pythons_main
+
+            return pythons_main(args)
         if args.command == "workloads":
             for w in WORKLOADS.values():
                 print(f"{w.name:10} {w.description}")
@@ -227,9 +234,11 @@ def run_document(session: Any, run_id: int) -> dict[str, Any]:
     rec = session.store.run(run_id)
     tasks = session.store.tasks(run_id)
     spec = rec.spec
+    from .pythons.identity import python_block  # which interpreter ran it (issue 14)
     from .sampler import run_samples  # sampler (issue 3)
 
     return {
+        "python": python_block(),
         "model": spec.model,
         "workload": spec.workload,
         "wall_s": rec.wall_s,

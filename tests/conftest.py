@@ -106,3 +106,13 @@ def session(leak_check: None) -> Iterator[object]:
     reported = {t.pid for t in s.store.tasks() if t.pid and t.pid != os.getpid()}
     alive = alive_pids(reported)
     assert not alive, f"worker processes still alive after shutdown: {alive}"
+
+
+@pytest.fixture(scope="session")
+def prepared_pythons(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """pyenv's 3.12/3.13, each prepared by the real ``taskscope pythons add`` at most once per
+    session (on first ``.get("3.13")``), in a cache folder of the session's own; see
+    tests/engine/pythonskit.py. A version pyenv lacks here skips the test that asks for it."""
+    from tests.engine.pythonskit import PreparedPythons
+
+    return PreparedPythons(tmp_path_factory.mktemp("taskscope-cache"))

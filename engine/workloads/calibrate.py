@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..cache import cache_root
+
 CPU_TRIAL_ITERS = 40_000  # about 2 ms: short trials are likelier to run undisturbed
 NUMPY_ELEMS = 65_536
 FILE_CHUNK = 64 * 1024
@@ -114,15 +116,7 @@ def measure() -> dict[str, float]:
 
 
 def _cache_path() -> Path:
-    base = os.environ.get("TASKSCOPE_CACHE_DIR")
-    if base:
-        root = Path(base)
-    elif sys.platform == "win32":
-        root = Path(os.environ.get("LOCALAPPDATA", Path.home())) / "taskscope"
-    elif sys.platform == "darwin":
-        root = Path.home() / "Library" / "Caches" / "taskscope"
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskscope"
+    root = cache_root()
     key = f"{platform.python_implementation()}-{sys.version_info[0]}.{sys.version_info[1]}-{platform.machine()}"
     return root / f"calibration-{key}.json"
 
