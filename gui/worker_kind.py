@@ -1,34 +1,35 @@
 """What kind of worker runs a model's tasks: a process, an event loop or a thread.
 
 The task table's Worker column and the timeline's lanes both name a task's worker by it. The
-answer comes from the engine's own description of the model (:func:`engine.model_info`), so
-a new model needs nothing here. It is asked once per model name and kept: the table asks for
-every cell it paints, tens of thousands of times a second under load.
+answer comes from the engine's description of the model (:func:`engine.model_info`), so a new
+model needs nothing here. Each known model is asked once and its answer kept (the table asks
+for every cell it paints, tens of thousands of times a second under load), so a model
+re-registered under the same name with other workers keeps its first answer.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Literal
 
 import engine
 
 Kind = Literal["process", "loop", "thread"]
 
-#: The one model whose tasks are coroutines sharing one event-loop thread: the engine's model
-#: description does not say so (its other coroutine model hands each task to a process).
-LOOP_MODEL = "asyncio"
+_kinds: dict[str, Kind] = {}
 
 
-@functools.cache
 def worker_kind(model: str) -> Kind:
     """``"process"`` if the model's workers are processes (:attr:`engine.ModelInfo.isolated`),
-    ``"loop"`` for coroutines on one loop thread, else ``"thread"`` (also for a model unknown
-    here, such as one named in a trace from a newer TaskScope, or none at all)."""
+    ``"loop"`` if its tasks are coroutines sharing one thread, else ``"thread"``; also
+    ``"thread"`` for a model unknown here (a trace from a newer TaskScope, or no model at all),
+    which is not kept, so a model registered later is asked again."""
+    kind = _kinds.get(model)
+    if kind is not None:
+        return kind
     try:
         info = engine.model_info(model)
     except engine.SpecError:
         return "thread"
-    if info.isolated:
-        return "process"
-    return "loop" if model == LOOP_MODEL else "thread"
+    kind = "process" if info.isolated else "loop" if info.coroutines else "thread"
+    _kinds[model] = kind
+    return kind

@@ -15,6 +15,22 @@ def test_a_models_workers_are_processes_exactly_when_the_engine_says_it_is_isola
     assert worker_kind("") == worker_kind("no-such-model") == "thread"  # a trace's unknown
 
 
+def test_a_model_the_gui_never_heard_of_gets_its_lanes_from_its_registry_entry() -> None:
+    """A tiny model defined here: the gui knows its kind from the registry alone."""
+    from engine.models import ModelEntry, register, unregister
+
+    assert worker_kind("tiny-pool") == "thread"  # unknown yet
+    register(ModelEntry("tiny-pool", "a test's own process model", "processes:processes",
+                        isolated=True, can_force=True))
+    register(ModelEntry("tiny-loop", "a test's own coroutine model", "coroutines:coroutines",
+                        coroutines=True))
+    try:
+        assert (worker_kind("tiny-pool"), worker_kind("tiny-loop")) == ("process", "loop")
+    finally:
+        unregister("tiny-pool")
+        unregister("tiny-loop")
+
+
 def test_the_table_and_the_timeline_name_a_worker_by_its_kind() -> None:
     d = TimelineData(0)
     for i, info in enumerate(engine.all_models(), 1):
