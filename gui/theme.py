@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+import engine
 from engine import State
 
 BG = "#15181d"
@@ -53,6 +54,19 @@ STATE_ORDER: tuple[State, ...] = (
     State.TIMED_OUT,
     State.QUEUED,
 )
+
+#: One colour per model, in the engine's model order (Okabe-Ito hues: distinguishable with the
+#: common colour-vision deficiencies), the same in the compare bands, table and charts. Models
+#: past the end of the list are drawn in ACCENT.
+MODEL_PALETTE: tuple[str, ...] = (
+    "#9aa4b1", "#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#f0e442", "#d55e00")
+
+
+def model_color(model: str) -> str:
+    """The model's colour: its place in :func:`engine.model_names` picks it from the palette."""
+    names = engine.model_names()
+    i = names.index(model) if model in names else len(MODEL_PALETTE)
+    return MODEL_PALETTE[i] if i < len(MODEL_PALETTE) else ACCENT
 
 
 def qcolor(state: State) -> QColor:

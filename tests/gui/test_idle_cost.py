@@ -20,7 +20,7 @@ import pytest
 from PySide6.QtWidgets import QGraphicsItem
 
 from engine import State, TaskRecord
-from gui.compare_view import BandData, BandsView
+from gui.compare_bands import BandData, BandsView
 from gui.cpu_view import BAND, GAP, WINDOW_S, CpuView
 from gui.timeline import LaneAxis, TimelineView
 from gui.timeline_data import TimelineData

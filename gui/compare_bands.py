@@ -1,0 +1,208 @@
+"""Compare mode's bands: one timeline band per model, on one aligned time scale.
+
+The bands reuse the live timeline's :class:`~gui.timeline.TimelineItem` (one ``drawRects`` per
+state colour, never an item per task) over a :class:`BandData`, a
+:class:`~gui.timeline_data.TimelineData` whose clock can start each run at 0 ("align starts",
+the default: the bars of every model line up, so their lengths compare directly) or use one
+clock for the whole comparison. Workers keep their own lanes inside their model's band.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+
+from engine import TaskRecord
+
+from .theme import model_color
+from .timeline import TimelineItem
+from .timeline_data import TimelineData
+
+#: Rows a band takes at least (a one-worker model would be a sliver next to a pool of ten).
+MIN_BAND_ROWS = 3
+#: Coroutine sub-lanes per worker in a band; more overlapping coroutines stack (they start and
+#: end together, so the band still reads "all at once").
+BAND_SUBLANES = 8
+
+
+class BandData(TimelineData):
+    """Timeline bars whose x is seconds since the *run* started (aligned) or since the compare
+    started. Runs are laid out in run-id order, so each model's workers form one band."""
+
+    def __init__(self, t0_ns: int) -> None:
+        super().__init__(t0_ns)
+        self.run_t0: dict[int, int] = {}
+        self.run_model: dict[int, str] = {}
+        self.aligned = True
+        self.spans: dict[int, tuple[int, int]] = {}  # run -> (first row, rows)
+
+    def _place(self, w: Any, slot: int) -> int:
+        if len(w.subs) >= BAND_SUBLANES:
+            i = w.rr % BAND_SUBLANES
+            w.rr += 1
+            w.subs[i] = slot
+            return i
+        return super()._place(w, slot)
+
+    def _layout(self) -> None:
+        """Runs in run order, each band at least MIN_BAND_ROWS tall, its lanes centred."""
+        by_run: dict[int, list[int]] = {}
+        for i, w in enumerate(self.workers):
+            by_run.setdefault(w.run_id, []).append(i)
+        row = 0
+        base = np.zeros(len(self.workers), np.int32)
+        self.spans = {}
+        for rid in sorted(by_run):
+            need = sum(max(1, len(self.workers[i].subs)) for i in by_run[rid])
+            band = max(need, MIN_BAND_ROWS)
+            r = row + (band - need) // 2
+            for i in by_run[rid]:
+                self.workers[i].base = r
+                base[i] = r
+                r += max(1, len(self.workers[i].subs))
+            self.spans[rid] = (row, band)
+            row += band
+        self.rows = row
+        n = self.n
+        self.row[:n] = base[self.worker[:n]] + self.sub[:n]
+
+    def clear(self) -> None:
+        keep = (self.run_t0, self.run_model, self.aligned)
+        super().clear()
+        self.run_t0, self.run_model, self.aligned = keep
+
+    def origin(self, run_id: int) -> int:
+        return self.run_t0.get(run_id, self.t0_ns) if self.aligned else self.t0_ns
+
+    def _set(self, slot: int, rec: TaskRecord) -> None:
+        # TimelineData._set measures from self.t0_ns: shift it to this run's origin meanwhile.
+        t0 = self.t0_ns
+        self.t0_ns = self.origin(rec.run_id)
+        try:
+            super()._set(slot, rec)
+        finally:
+            self.t0_ns = t0
+
+    def bands(self) -> list[tuple[int, int, int]]:
+        """``(run_id, first row, rows)`` per run that has bars, top to bottom."""
+        return [(rid, lo, n) for rid, (lo, n) in sorted(self.spans.items(),
+                                                          key=lambda kv: kv[1][0])]
+
+
+class BandBackground(pg.GraphicsObject):
+    """Tints each model's band in its colour and rules a line between bands (a few rects)."""
+
+    def __init__(self, data: BandData) -> None:
+        super().__init__()
+        self.data = data
+        self._bounds = QRectF(0, 0, 1, 1)
+        self.setZValue(-10)
+
+    def refresh(self, width: float) -> None:
+        b = QRectF(-1e6, 0.0, 2e6, max(1, self.data.rows))
+        if b != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = b
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._bounds)
+
+    def paint(self, p: QPainter, *args: object) -> None:
+        view = self.viewRect()
+        if view is None:
+            return
+        x0, x1 = view.left(), view.right()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        for rid, lo, n in self.data.bands():
+            c = QColor(model_color(self.data.run_model.get(rid, "")))
+            c.setAlpha(34)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QBrush(c))
+            p.drawRect(QRectF(x0, lo, x1 - x0, n))
+            line = QColor(model_color(self.data.run_model.get(rid, "")))
+            pen = QPen(line)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.drawLine(pg.Point(x0, lo), pg.Point(x1, lo))
+
+
+class BandAxis(pg.AxisItem):
+    """Left axis: one label per band, the model's name (and a star for the winner)."""
+
+    def __init__(self, data: BandData, label: Callable[[int], str]) -> None:
+        super().__init__("left")
+        self.data = data
+        self.label_of = label
+        self.setWidth(130)
+        self.setStyle(tickLength=0, autoExpandTextSpace=False)
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        return [(1.0, [lo + n / 2 for _, lo, n in self.data.bands()])]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        by_mid = {lo + n / 2: rid for rid, lo, n in self.data.bands()}
+        return [self.label_of(by_mid[v]) if v in by_mid else "" for v in values]
+
+
+class BandsView(pg.PlotWidget):
+    """The bands plot: x in seconds (aligned starts or the compare's clock), y = lanes."""
+
+    def __init__(self, data: BandData, now_s: Callable[[], float],
+                 describe: Callable[[int], str], label: Callable[[int], str]) -> None:
+        self.data = data
+        self.axis = BandAxis(data, label)
+        super().__init__(axisItems={"left": self.axis})
+        self.setAntialiasing(False)
+        self.item = TimelineItem(data, now_s, describe)
+        self.bg = BandBackground(data)
+        pi = self.getPlotItem()
+        pi.addItem(self.bg)
+        pi.addItem(self.item)
+        pi.showGrid(x=True, y=False, alpha=0.15)
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        vb = pi.getViewBox()
+        vb.invertY(True)
+        vb.setLimits(yMin=-1, xMin=-1)
+        self.auto = True
+        self._drawn: tuple[int, float] | None = None  # (data version, now) of the last tick
+        vb.sigRangeChangedManually.connect(self._manual)
+        self.now_s = now_s
+        self.set_aligned(True)
+
+    def _manual(self, *args: object) -> None:
+        self.auto = False
+
+    def set_aligned(self, on: bool) -> None:
+        self.getPlotItem().setLabel(
+            "bottom", "seconds since each model's run started" if on
+            else "seconds since the compare started", units="s")
+
+    def fit(self) -> None:
+        self.auto = True
+        self.tick(force=True)
+
+    def tick(self, force: bool = False) -> None:
+        """Per frame while a comparison is shown: follow the bars and the clock. Once nothing
+        moves (the comparison ended: no bar runs, no new events, the clock stands at the
+        last bar's end) this returns at once; before, an ended comparison kept re-laying out
+        its band labels and repainting this plot on every frame of an idle window."""
+        key = (self.data.version, self.now_s())
+        if not force and key == self._drawn and self.data.running == 0:
+            return
+        self._drawn = key
+        self.item.refresh()
+        self.bg.refresh(0)
+        if self.auto:
+            right = max(self.data.t_max, self.now_s(), 0.5)
+            self.getPlotItem().getViewBox().setRange(
+                xRange=(0, right * 1.04), yRange=(0, max(1, self.data.rows)), padding=0,
+                update=False)
+        self.axis.picture = None
+        self.axis.update()
