@@ -235,7 +235,7 @@ def run_document(session: Any, run_id: int) -> dict[str, Any]:
     tasks = session.store.tasks(run_id)
     spec = rec.spec
     from .pythons.identity import python_block  # which interpreter ran it (issue 14)
-    from .sampler import run_samples  # sampler (issue 3)
+    from .samples import run_samples  # sampler (issue 3)
 
     return {
         "python": python_block(),

@@ -332,7 +332,7 @@ class GilProbe:
     not separated (documented limitation).
 
     Cost: about 1% of one core with the default ``poll_s`` = 2 ms, less under contention (fewer
-    wake-ups); see :attr:`cpu_percent` and :func:`engine.sampler.measure_cost`.
+    wake-ups); see :attr:`cpu_percent` and :func:`engine.bench.sampler_cost.measure_cost`.
 
     :meth:`pause` stops the polling (the thread blocks on an event: no wake-ups, no CPU) until
     :meth:`resume`; the sampler pauses it while no run is active. Time paused is not measured:

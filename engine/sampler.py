@@ -32,12 +32,14 @@ probe fires every 0.25 s instead of every 20 ms.
 Cost, measured on the 2-core development VM (other test suites loading it at times):
 
 * a tick at 10 Hz with 8 idle workers: 0.32-0.54% of one core (it was 0.85-0.97% through
-  psutil alone); :func:`measure_cost`;
+  psutil alone); :func:`engine.bench.sampler_cost.measure_cost`;
 * the GIL probe thread while it runs: about 1% of one core (0.8-1.3%); paused between runs: 0;
 * the engine process's monitoring while idle (sampler thread + GIL probe + the engine loop's
-  lag probe): 0.35-0.46% of one core at 10 Hz (it was 1.8-2.0%); :func:`measure_idle_cost`.
+  lag probe): 0.35-0.46% of one core at 10 Hz (it was 1.8-2.0%);
+  :func:`engine.bench.sampler_cost.measure_idle_cost`.
 
-Both functions measure wherever they run.
+Both functions measure wherever they run. Averaging samples over a run (``taskscope run
+--json``) is :mod:`engine.samples`' job.
 """
 from __future__ import annotations
 
@@ -58,8 +60,7 @@ from .errors import SpecError
 from .probes import ExternalLag, GilProbe, LagProbe, gil_disabled
 from .samples import Sample, WorkerSample
 
-__all__ = ["Sampler", "check_hz", "core_averages", "measure_cost", "measure_idle_cost",
-           "run_samples"]
+__all__ = ["Sampler", "check_hz"]
 
 MIN_HZ = 1.0
 MAX_HZ = 50.0
@@ -882,163 +883,3 @@ class Sampler:
             "tick_ms_mean": self._tick_ns_total / ticks / 1e6,
             "tick_ms_max": self._tick_ns_max / 1e6,
         }
-
-
-def core_averages(samples: Iterable[Sample], start_ns: int | None = None,
-                  end_ns: int | None = None) -> list[float]:
-    """Per-core utilisation (0..100) over ``[start_ns, end_ns]``, from samples.
-
-    Each sample covers ``(t_ns - interval_s, t_ns]``; it is weighted by how much of that
-    interval lies inside the window (so back-to-back samples average to exactly what the
-    kernel counters say over the whole span).
-    """
-    sums: list[float] = []
-    weight = 0.0
-    for s in samples:
-        hi = s.t_ns
-        lo = hi - int(s.interval_s * NS_PER_S)
-        if start_ns is not None:
-            lo = max(lo, start_ns)
-        if end_ns is not None:
-            hi = min(hi, end_ns)
-        w = (hi - lo) / NS_PER_S
-        if w <= 0:
-            continue
-        if not sums:
-            sums = [0.0] * len(s.cores)
-        if len(s.cores) != len(sums):
-            continue
-        for i, c in enumerate(s.cores):
-            sums[i] += c * w
-        weight += w
-    # min(): a weighted mean of 100s can come out a rounding error above 100.
-    return [min(100.0, x / weight) for x in sums] if weight > 0 else []
-
-
-def run_samples(session: Any, rec: Any) -> dict[str, Any]:
-    """The sampler's part of ``taskscope run --json``: per-core averages over the run and the
-    samples that overlap it (``Sample.as_dict()`` each).
-
-    If the run ended after the last sample, one more sample is taken at once so that the tail of
-    the run (and all of a run shorter than one tick) is covered.
-    """
-    sampler = getattr(session, "sampler", None)
-    end = rec.end_ns
-    if sampler is not None and sampler.running:
-        latest = sampler.latest
-        if end is None or latest is None or latest.t_ns < end:
-            sampler.sample_now()
-    samples, _ = session.store.read_samples(0)
-    start = rec.start_ns
-    hit = [s for s in samples
-           if s.t_ns > start and (end is None or s.t_ns - int(s.interval_s * NS_PER_S) < end)]
-    avg = core_averages(hit, start, end)
-    return {
-        "cores_avg": avg,
-        "cpu_total_avg": sum(avg) / len(avg) if avg else None,
-        "samples": [s.as_dict() for s in hit],
-    }
-
-
-def measure_cost(seconds: float = 10.0, hz: float = 10.0, workers: int = 8,
-                 gil_probe: bool = True) -> dict[str, float]:
-    """Measure what sampling costs: ``workers`` real idle worker processes, sampled at ``hz``
-    for ``seconds``; the sampler thread's own CPU time as percent of one core.
-
-    Workers start the way the engine starts them (forkserver, else spawn) and just sleep, so
-    the figure is the sampler's cost, not theirs. The benchmark (``taskscope bench``) reports it;
-    the target is under 1% of one core at 10 Hz with 8 workers.
-    """
-    import multiprocessing as mp
-
-    from .models.procpool import start_method
-    from .store import EventStore
-
-    check_hz(hz)
-    ctx = mp.get_context(start_method())
-    procs = [ctx.Process(target=time.sleep, args=(seconds + 60.0,), daemon=True,
-                         name=f"taskscope-idle-worker-{i}") for i in range(workers)]
-    try:
-        for p in procs:
-            p.start()
-        pids = [p.pid for p in procs if p.pid is not None]
-        store = EventStore()
-        sampler = Sampler(store, lambda: pids, hz, gil_probe=gil_probe)
-        sampler.start()
-        try:
-            time.sleep(seconds)
-            out = sampler.cost()
-            seen = sampler.latest.workers if sampler.latest is not None else {}
-        finally:
-            sampler.stop()
-    finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.join(2.0)
-    out.update(seconds=seconds, workers=workers, workers_seen=len(seen))
-    return out
-
-
-def _thread_cpu_ns(threads: dict[str, threading.Thread | None]) -> dict[str, int]:
-    """CPU time (ns) of each named thread so far (-1 if unknown): its CPU-time clock where
-    there is one (nanoseconds), else psutil's per-thread times (clock ticks)."""
-    out: dict[str, int] = {}
-    slow: dict[str, int | None] = {}
-    for name, t in threads.items():
-        try:
-            clock = time.pthread_getcpuclockid(t.ident)  # type: ignore[union-attr,arg-type]
-            out[name] = time.clock_gettime_ns(clock)
-        except (AttributeError, TypeError, OSError):
-            slow[name] = getattr(t, "native_id", None)
-    if slow:
-        try:
-            times = {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
-        except (psutil.Error, NotImplementedError):  # pragma: no cover
-            times = {}
-        for name, i in slow.items():
-            out[name] = int(times[i] * 1e9) if i in times else -1
-    return out
-
-
-def measure_idle_cost(seconds: float = 10.0, hz: float = 10.0) -> dict[str, float]:
-    """Measure what the engine's monitoring costs while nothing runs: a real
-    :class:`~engine.session.Session` sampling at ``hz``, idle for ``seconds``, its monitoring
-    threads' own CPU time as percent of one core.
-
-    ``sampler_cpu_pct`` (the sampler thread), ``gil_probe_cpu_pct`` (the GIL probe thread,
-    paused while idle), ``engine_loop_cpu_pct`` (the engine loop's thread, whose only work while
-    idle is the lag probe's timer), and ``total_cpu_pct``, their sum: the figure the engine
-    process adds while idle. The target is 1.2% of one core at 10 Hz. The window starts after a
-    second of settling (the GIL probe's start-up calibration is not part of the idle cost).
-    """
-    from .session import Session
-
-    check_hz(hz)
-    session = Session(warm=False, sample_hz=hz)
-    try:
-        sampler = session.sampler
-        assert sampler is not None
-        session.loop  # noqa: B018 - make sure it runs
-        gil = sampler._gil
-        loop_thread = session._engine_loop.thread if session._engine_loop is not None else None
-        threads = {"sampler": sampler.thread, "gil_probe": gil.thread if gil else None,
-                   "engine_loop": loop_thread}
-        time.sleep(1.0)
-        t0 = now_ns()
-        before = _thread_cpu_ns(threads)
-        time.sleep(seconds)
-        after = _thread_cpu_ns(threads)
-        wall = now_ns() - t0
-        busy = sampler.busy
-    finally:
-        session.shutdown()
-    out: dict[str, float] = {"hz": float(hz), "seconds": float(seconds), "busy": float(busy)}
-    total = 0.0
-    for name in threads:
-        a, b = before[name], after[name]
-        pct = 100.0 * (b - a) / wall if a >= 0 and b >= 0 else 0.0
-        out[f"{name}_cpu_pct"] = pct
-        total += pct
-    out["total_cpu_pct"] = total
-    return out

@@ -2,13 +2,17 @@
 
 Samples share the events' clock (:mod:`engine.clock`) and live in the same
 :class:`~engine.store.EventStore`. The sampler (:mod:`engine.sampler`) produces them; the GUI,
-the CLI's ``--json`` and the trace exporter read them.
+the CLI's ``--json`` and the trace exporter read them, averaged over a span of time with
+:func:`core_averages` (and, for a run, :func:`run_samples`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .clock import NS_PER_S
 
 
 @dataclass(slots=True, frozen=True)
@@ -74,3 +78,59 @@ class Sample:
             "gil": self.gil,
             "gil_disabled": self.gil_disabled,
         }
+
+
+def core_averages(samples: Iterable[Sample], start_ns: int | None = None,
+                  end_ns: int | None = None) -> list[float]:
+    """Per-core utilisation (0..100) over ``[start_ns, end_ns]``, from samples.
+
+    Each sample covers ``(t_ns - interval_s, t_ns]``; it is weighted by how much of that
+    interval lies inside the window (so back-to-back samples average to exactly what the
+    kernel counters say over the whole span).
+    """
+    sums: list[float] = []
+    weight = 0.0
+    for s in samples:
+        hi = s.t_ns
+        lo = hi - int(s.interval_s * NS_PER_S)
+        if start_ns is not None:
+            lo = max(lo, start_ns)
+        if end_ns is not None:
+            hi = min(hi, end_ns)
+        w = (hi - lo) / NS_PER_S
+        if w <= 0:
+            continue
+        if not sums:
+            sums = [0.0] * len(s.cores)
+        if len(s.cores) != len(sums):
+            continue
+        for i, c in enumerate(s.cores):
+            sums[i] += c * w
+        weight += w
+    # min(): a weighted mean of 100s can come out a rounding error above 100.
+    return [min(100.0, x / weight) for x in sums] if weight > 0 else []
+
+
+def run_samples(session: Any, rec: Any) -> dict[str, Any]:
+    """The sampler's part of ``taskscope run --json``: per-core averages over the run and the
+    samples that overlap it (``Sample.as_dict()`` each).
+
+    If the run ended after the last sample, one more sample is taken at once so that the tail of
+    the run (and all of a run shorter than one tick) is covered.
+    """
+    sampler = getattr(session, "sampler", None)
+    end = rec.end_ns
+    if sampler is not None and sampler.running:
+        latest = sampler.latest
+        if end is None or latest is None or latest.t_ns < end:
+            sampler.sample_now()
+    samples, _ = session.store.read_samples(0)
+    start = rec.start_ns
+    hit = [s for s in samples
+           if s.t_ns > start and (end is None or s.t_ns - int(s.interval_s * NS_PER_S) < end)]
+    avg = core_averages(hit, start, end)
+    return {
+        "cores_avg": avg,
+        "cpu_total_avg": sum(avg) / len(avg) if avg else None,
+        "samples": [s.as_dict() for s in hit],
+    }

@@ -37,15 +37,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.bench import (
-    Figure,
-    cancel_latency_figures,
-    format_table,
-    memory_figure,
-    overhead_figures,
-    pipeline_figure,
-    pipeline_rate,
-)
+from engine.bench.cancel import cancel_latency_figures
+from engine.bench.figures import Figure, format_table
+from engine.bench.memory import memory_figure
+from engine.bench.overhead import overhead_figures
+from engine.bench.pipeline import pipeline_figure, pipeline_rate
+from engine.bench.sampler_cost import sampler_cost_figure
 from engine.clock import now_ns
 
 #: One frame at 60 Hz: the budget for GUI-loop lag and for painting the timeline.
@@ -113,22 +110,6 @@ def _lag_figure(key: str, label: str, stats: dict[str, float] | None, n: int,
                        f"firings of {timer}; {note}",
                   extra={"p50_ms": round(stats["p50"], 2), "p99_ms": round(stats["p99"], 2),
                          "max_ms": round(stats["max"], 2), "firings": n})
-
-
-# -- 6b. the sampler thread's own cost --------------------------------------------------------
-def sampler_cost_figure(quick: bool) -> Figure:
-    """The sampler thread's CPU at 10 Hz with 8 idle worker processes (issue 3's target)."""
-    from engine.sampler import measure_cost
-
-    secs = 1.5 if quick else 5.0
-    c = measure_cost(seconds=secs, hz=10.0, workers=8)
-    return Figure(
-        "idle.sampler_thread", "sampler thread CPU at 10 Hz with 8 workers (% of one core)",
-        round(c["sampler_cpu_pct"], 2), "%", 1.0,
-        note=f"{c['ticks']:.0f} ticks in {secs:g} s, tick {c['tick_ms_mean']:.2f} ms mean / "
-             f"{c['tick_ms_max']:.1f} ms max, {c['workers_seen']:.0f} workers seen; the GIL "
-             f"probe thread adds {c['gil_probe_cpu_pct']:.2f}%",
-        extra=dict(c))
 
 
 # -- 7. start-up, in fresh processes ----------------------------------------------------------
@@ -204,7 +185,7 @@ def startup_probe(win: Any) -> None:
     def after_paint() -> None:
         ncpu = os.cpu_count() or 1
         spec = make_spec("processes", "custom", ncpu, 0, ncpu,
-                         params={"function": "engine.bench:worker_qt_check"})
+                         params={"function": "engine.bench.qt_check:worker_qt_check"})
         req = now_ns()
         ids = win.start_runs([spec])
         if not ids:
@@ -299,7 +280,7 @@ def _diag(win: Any, t0_ns: int, t1_ns: int, frames: list[float]) -> tuple[str, d
 
 
 def _core_busy(win: Any, t0_ns: int, t1_ns: int) -> list[float]:
-    from engine.sampler import core_averages
+    from engine.samples import core_averages
 
     samples, _ = win.store.read_samples(0)
     return core_averages(samples, t0_ns, t1_ns)
@@ -466,7 +447,7 @@ async def _pipeline(win: Any, secs: float) -> list[Figure]:
         return [Figure("pipeline.window.events_per_s", "events/s into the store, window open",
                        None, "ev/s", 200_000, sense="min", note="the run did not start")]
     n = store.event_count - before
-    rate, span = pipeline_rate(win.session, ids[0], n)
+    rate, span = pipeline_rate(win.store, ids[0], n)
     stats, nf = _probe_stats(win, t0, t1)
     dropped = win.dropped - dropped0
     return [

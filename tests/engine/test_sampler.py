@@ -28,11 +28,12 @@ import pytest
 
 import engine.sampler as sampler_mod
 from engine import Session, make_spec
+from engine.bench.sampler_cost import measure_cost, measure_idle_cost
 from engine.cli import run_document
 from engine.clock import now_ns
 from engine.probes import ExternalLag, GilProbe, LagProbe, lag_stats
-from engine.sampler import Sampler, core_averages, measure_cost, measure_idle_cost
-from engine.samples import Sample
+from engine.sampler import Sampler
+from engine.samples import Sample, core_averages
 from engine.store import EventStore
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/stat"),
