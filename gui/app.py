@@ -18,7 +18,11 @@ import asyncio
 import ctypes
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
 
 #: Shared libraries Qt's xcb platform plugin needs beyond a bare X client, and their packages.
 XCB_LIBS: dict[str, str] = {
@@ -79,14 +83,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--replay", default=None, metavar="PATH",
                     help="open a saved trace (taskscope run ... --trace PATH, or File > Export) "
                          "in a read-only replay window at start")
-    # For `taskscope bench` (gui/bench.py): report when the window is first painted and how
-    # long the first process task takes, then close.
-    ap.add_argument("--bench-startup", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(list(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return run(parse_args(sys.argv[1:] if argv is None else argv))
+
+
+def run(args: argparse.Namespace, on_shown: Callable[[MainWindow], None] | None = None) -> int:
+    """Open the window with these options and run until it closes; the exit code.
+
+    ``on_shown(window)`` is called once the window is shown and the options are applied, on the
+    main thread before the GUI loop runs: the start-up probe of ``taskscope bench``
+    (``gui/bench/startup_probe.py``) starts the app through here, so it times exactly this.
+    """
     problem = platform_problem()
     if problem:
         print(problem, file=sys.stderr)
@@ -131,10 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             QTimer.singleShot(300, win.controls.request_start)
         if args.replay:
             win.files.open_trace(args.replay)  # loads off the GUI thread; errors in a box
-        if args.bench_startup:
-            from .bench import startup_probe
-
-            startup_probe(win)
+        if on_shown is not None:
+            on_shown(win)
         if args.quit_after is not None:
             QTimer.singleShot(int(args.quit_after * 1000), win.close)
         try:

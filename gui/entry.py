@@ -15,8 +15,8 @@ SUBCOMMANDS = {"run", "compare", "bench", "models", "workloads", "pythons", "-h"
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "bench":
-        # The bench opens a window (offscreen), so it lives on the GUI side: gui/bench.py.
-        from gui.bench import main as bench_main
+        # The bench opens a window (offscreen), so it lives on the GUI side: gui/bench/.
+        from gui.bench.cli import main as bench_main
 
         return bench_main(args[1:])
     if args and (args[0] in SUBCOMMANDS or not args[0].startswith("-")):

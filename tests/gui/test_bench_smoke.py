@@ -69,3 +69,14 @@ def test_bench_quick_reports_every_figure_against_its_target(tmp_path: Path) -> 
     # --quick is meant to take under 30 s on a quiet 2-core machine; the bound here only
     # catches a runaway (test machines are often loaded by other suites).
     assert took < 140
+
+
+def test_the_bench_and_its_start_up_probe_import_no_qt() -> None:
+    """The bench forks its raw process-pool baseline before Qt starts, and the probe module is
+    its process's ``__main__``: importing either must not load Qt."""
+    code = ("import sys, gui.bench.cli, gui.bench.startup_probe; "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'qasync')))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]", p.stdout

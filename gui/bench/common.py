@@ -1,0 +1,41 @@
+"""What the GUI figures share: the frame budget, the progress callback, the GUI-lag figure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.bench.figures import Figure
+from engine.probes import lag_stats
+
+#: One frame at 60 Hz: the budget for GUI-loop lag and for painting the timeline.
+FRAME_BUDGET_MS = 16.0
+
+#: Progress lines on stderr ("[ 12.3 s] cancel latency").
+Say = Callable[[str], None]
+
+
+def pct_of_core(cpu_s: float, wall_s: float) -> float:
+    """CPU seconds over wall seconds, as percent of one core."""
+    return 100.0 * cpu_s / wall_s if wall_s > 0 else 0.0
+
+
+def lag_figure(key: str, label: str, stats: dict[str, float] | None, n: int,
+               target: float | None, note: str, timer: str = "a 20 ms timer") -> Figure:
+    """A GUI-loop lag figure: p99 against ``target``, p50 and max beside it (None: no probe)."""
+    if not stats:
+        return Figure(key, label, None, "ms", target, note="no lag probe on the GUI loop")
+    return Figure(key, label, round(stats["p99"], 1), "ms", target,
+                  note=f"p50 {stats['p50']:.1f} ms, max {stats['max']:.1f} ms over {n} "
+                       f"firings of {timer}; {note}",
+                  extra={"p50_ms": round(stats["p50"], 2), "p99_ms": round(stats["p99"], 2),
+                         "max_ms": round(stats["max"], 2), "firings": n})
+
+
+def probe_stats(win: Any, t0_ns: int, t1_ns: int) -> tuple[dict[str, float] | None, int]:
+    """GUI-loop lag stats of the firings inside [t0_ns, t1_ns] (the window's "gui" probe)."""
+    probe = getattr(win.session, "_lag_probe", None)  # measured in the window's process
+    if probe is None:
+        return None, 0
+    vals = [ms for t, ms in list(probe.history) if t0_ns <= t <= t1_ns]
+    return lag_stats(vals), len(vals)
