@@ -96,7 +96,8 @@ def overhead_figures(quick: bool, workers: int = 2) -> list[Figure]:
         _engine_wall(s, "processes", workers, 0.0, workers)  # start the forkserver
         for size_s, tag, n_a, n_p in ((0.0, "no-op", n_in, n_proc), (0.001, "1 ms", n_ms, n_ms)):
             cases: list[tuple[str, Callable[[], float], str, int, int | None, float]] = [
-                ("asyncio", lambda n=n_a, sz=size_s: _raw_asyncio(n, sz), "asyncio.gather", n_a, None, 20),
+                ("asyncio", lambda n=n_a, sz=size_s: _raw_asyncio(n, sz), "asyncio.gather",
+                 n_a, None, 20),
                 ("threads", lambda n=n_a, sz=size_s: _raw_threads(n, sz, workers),
                  "ThreadPoolExecutor.map", n_a, workers, 20),
                 ("processes", lambda n=n_p, sz=size_s: _raw_processes(n, sz, workers),
