@@ -18,6 +18,7 @@ from engine import State
 from engine.bench.figures import Figure
 
 from ..timeline_data import STATE_CODE, TimelineData, Worker
+from ..worker_kind import worker_kind
 from .common import FRAME_BUDGET_MS
 
 #: (run id, model, workers, sub-lanes per worker): the lanes of the synthetic timeline.
@@ -41,7 +42,7 @@ def synthetic_timeline(n: int, span_s: float = 60.0, seed: int = 7) -> TimelineD
     lanes: list[tuple[int, int]] = []  # (worker index, sub-lane)
     for run_id, model, nw, subs in _LANES:
         for k in range(nw):
-            kind = {"processes": "process", "asyncio": "loop"}.get(model, "thread")
+            kind = worker_kind(model)
             label = (f"run{run_id} process {4000 + k}" if kind == "process" else
                      f"run{run_id} asyncio loop (3{k:03d})" if kind == "loop" else
                      f"run{run_id}-{model}_{k} (2{run_id}{k:02d})")
