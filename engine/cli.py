@@ -13,11 +13,14 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .models import all_models, model_names
 from .spec import SpecError, make_spec
 from .workloads import WORKLOADS
+
+if TYPE_CHECKING:
+    from .api import SessionAPI
 
 
 class UsageError(Exception):
@@ -229,7 +232,7 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def run_document(session: Any, run_id: int) -> dict[str, Any]:
+def run_document(session: SessionAPI, run_id: int) -> dict[str, Any]:
     """The JSON-able account of one run: spec, wall time, counts and every task."""
     rec = session.store.run(run_id)
     tasks = session.store.tasks(run_id)

@@ -61,13 +61,17 @@ from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .api import Pumped, ShutdownReport
 from .events import Kind, State
+from .probes import FrontLoopLag
 from .samples import Sample, WorkerSample
-from .session import ShutdownReport
 from .spec import RunSpec, SpecError
 from .store import EventStore, RunRecord, TaskRecord
+
+if TYPE_CHECKING:
+    from .compare import CompareProgress, CompareRequest
 
 __all__ = ["MirrorStore", "Pumped", "RemoteCompareJob", "RemoteRun", "RemoteSession"]
 
@@ -92,17 +96,6 @@ class EngineGone(RuntimeError):
 
 
 # == the front end's side =============================================================================
-@dataclass
-class Pumped:
-    """What one :meth:`RemoteSession.pump` brought: tasks whose records changed, events the
-    engine recorded meanwhile, events the engine's ring dropped before they were read."""
-
-    changed: set[int] = field(default_factory=set)
-    events: int = 0
-    dropped: int = 0
-    backlog: int = 0  # changed records still waiting in the engine process
-
-
 class MirrorStore(EventStore):
     """The front end's copy of the engine's store, filled by :meth:`apply` (see the module
     docstring). Read it like any EventStore. ``read_events`` returns nothing: there is no event
@@ -172,10 +165,29 @@ class RemoteRun:
     run_id: int
     spec: RunSpec
     first_task_id: int
+    session: RemoteSession = field(repr=False, compare=False)
 
     @property
     def task_ids(self) -> range:
         return range(self.first_task_id, self.first_task_id + self.spec.tasks)
+
+    @property
+    def record(self) -> RunRecord:
+        rec = self.session.store.run(self.run_id)
+        assert rec is not None
+        return rec
+
+    @property
+    def ended(self) -> bool:
+        """The mirror has the run's end (every task's terminal state came with it)."""
+        rec = self.session.store.run(self.run_id)
+        return rec is not None and rec.done
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the mirror shows the run ended, folding the engine's updates meanwhile
+        (what they change still reaches the next :meth:`RemoteSession.pump`). False if the
+        engine process stopped first, or at ``timeout``."""
+        return self.session._wait_run(self.run_id, timeout)
 
 
 class RemoteCompareJob:
@@ -215,7 +227,7 @@ class RemoteCompareJob:
         while not self.done:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            self._session.pump()
+            self._session._fold()
             time.sleep(0.01)
         return self.done
 
@@ -229,13 +241,17 @@ class RemoteError(RuntimeError):
         self.message = message
 
 
-class RemoteSession:
-    """:class:`engine.Session`'s front-end API, with the session in a process of its own.
+class RemoteSession(FrontLoopLag):
+    """:class:`engine.Session`'s front-end API (:class:`~engine.api.SessionAPI`), with the
+    session in a process of its own.
 
     Create it before the front end starts any GUI toolkit (spawn is used regardless, so nothing
     forks a process that has GUI threads). Call :meth:`pump` often (the window calls it on its
     frame tick): it folds the engine's updates into :attr:`store`, without blocking.
     """
+
+    #: No sampler in this process: the engine process samples, and its samples are mirrored.
+    sampler = None
 
     def __init__(self, sample_hz: float | None = 10.0, *, max_events: int | None = None,
                  nice: int = 0) -> None:
@@ -261,7 +277,7 @@ class RemoteSession:
         self._ready = False
         self._gone: str | None = None
         self._closed = False
-        self._lag_probe: Any = None
+        self._folded = Pumped()  # folded into the store, not yet claimed by a pump
         self._local: Any = None  # a local Session for a front end's own run (lazy)
         self._runs: dict[int, RemoteRun] = {}
         self.compare_job: RemoteCompareJob | None = None
@@ -354,7 +370,7 @@ class RemoteSession:
         self.store.apply([(run_id, spec, first, spec.tasks, start_ns, None,
                            {"queued": spec.tasks})], [], [], 0,
                          self.store.duplicate_terminals, self.store.unknown_events)
-        r = RemoteRun(run_id, spec, first)
+        r = RemoteRun(run_id, spec, first, self)
         self._runs[run_id] = r
         return r
 
@@ -367,7 +383,7 @@ class RemoteSession:
             self._local = Session(self.store, warm=False, sample_hz=None)
         ids = self._call("reserve", spec.tasks)
         run = self._local.start(spec, loop=loop, ids=ids)
-        r = RemoteRun(run.run_id, spec, run.first_task_id)
+        r = RemoteRun(run.run_id, spec, run.first_task_id, self)
         self._runs[run.run_id] = r
         return r
 
@@ -376,6 +392,21 @@ class RemoteSession:
 
     def run(self, run_id: int) -> RemoteRun | None:
         return self._runs.get(run_id)
+
+    def _wait_run(self, run_id: int, timeout: float | None) -> bool:
+        if self._is_local(run_id):
+            return self._local.run(run_id).wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._fold()
+            rec = self.store.run(run_id)
+            if rec is not None and rec.done:
+                return True
+            if self.gone_reason is not None or self._closed:
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     def cancel_task(self, task_id: int, force: bool = False, reason: str = "cancelled") -> bool:
         rec = self.store.task(task_id)
@@ -398,60 +429,51 @@ class RemoteSession:
             return []
         return list(self._call("worker_pids"))
 
-    def start_compare(self, request: Any,
-                      on_progress: Callable[[Any], None] | None = None,
-                      **how: Any) -> RemoteCompareJob:
+    def start_compare(self, request: CompareRequest,
+                      on_progress: Callable[[CompareProgress], None] | None = None, *,
+                      settle_s: float = 0.5, monitor_interval_s: float = 0.1) -> RemoteCompareJob:
         """:func:`engine.compare.start_compare` in the engine process (validation errors are
         raised here, as SpecError)."""
         job = RemoteCompareJob(self, on_progress)
         self.compare_job = job
         try:
-            self._call("compare", request, how)
+            self._call("compare", request,
+                       {"settle_s": settle_s, "monitor_interval_s": monitor_interval_s})
         except BaseException:
             self.compare_job = None
             raise
         return job
 
     # -- updates -------------------------------------------------------------------------------
-    def attach_loop(self, loop: Any, interval_s: float = 0.02,
-                    idle_interval_s: float | None = 0.25) -> None:
-        """Probe this (the front end's) loop's lag; it reaches the engine's samples as
-        ``lag_ms["gui"]`` with each acknowledgement. Also readable here: :meth:`gui_lag`.
-        ``idle_interval_s``: the probe's interval after :meth:`set_loop_idle` (True)."""
-        from .probes import LagProbe
-
-        self.detach_loop()
-        self._lag_probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s)
-        self._lag_probe.start()
-
-    def set_loop_idle(self, idle: bool) -> None:
-        """The front end is idle (nothing runs, nothing to draw) or busy again: the loop
-        probe fires at its idle interval or at its normal one (see LagProbe.set_idle)."""
-        if self._lag_probe is not None:
-            self._lag_probe.set_idle(idle)
-
-    def detach_loop(self) -> None:
-        if self._lag_probe is not None:
-            self._lag_probe.stop()
-            self._lag_probe = None
-
-    def gui_lag(self, window_s: float = 1.0) -> dict[str, float] | None:
-        """p50/p99/max lateness (ms) of the attached loop over the last ``window_s``."""
-        return None if self._lag_probe is None else self._lag_probe.stats(window_s)
+    # (attach_loop, set_loop_idle, detach_loop, gui_lag: FrontLoopLag. The probe's worst
+    # lateness since the last acknowledgement goes to the engine with the next one.)
 
     def pump(self, budget_s: float = 0.010) -> Pumped:
         """Fold the updates that arrived into :attr:`store`; never blocks. Returns what
-        changed (thread-safe, but meant for one thread: the window's frame tick)."""
-        out = Pumped()
-        out.changed = self.store.take_local_changes()
+        changed since the last pump (thread-safe, but meant for one thread: the window's frame
+        tick; what another thread folded meanwhile, :meth:`_fold`, comes with it)."""
         if not self._pump_lock.acquire(blocking=False):
-            return out  # shutdown is draining the last updates
+            # Another thread is folding (shutdown draining the last updates, a waiter): what
+            # it folds is claimed by the next pump.
+            return Pumped(self.store.take_local_changes())
         try:
             if self._gone is None and not self._closed:
-                self._pump(out, budget_s, ack=True)
+                self._pump(self._folded, budget_s, ack=True)
+            out, self._folded = self._folded, Pumped()
         finally:
             self._pump_lock.release()
+        out.changed |= self.store.take_local_changes()
         return out
+
+    def _fold(self, budget_s: float = 0.010) -> None:
+        """Fold the updates that arrived into :attr:`store` without claiming what changed
+        (the next :meth:`pump` reports it): for a thread that waits on the store."""
+        if self._pump_lock.acquire(blocking=False):
+            try:
+                if self._gone is None and not self._closed:
+                    self._pump(self._folded, budget_s, ack=True)
+            finally:
+                self._pump_lock.release()
 
     def _pump(self, out: Pumped, budget_s: float, ack: bool) -> None:
         t0 = time.perf_counter()
@@ -500,7 +522,7 @@ class RemoteSession:
                     pass
                 # The engine sent every task's final state before its reply: fold it in.
                 if self._gone is None:
-                    self._pump(Pumped(), float("inf"), ack=False)
+                    self._pump(self._folded, float("inf"), ack=False)
         self._closed = True
         self._proc.join(max(0.5, timeout + 1.0 - (time.monotonic() - t0)))
         self._kill()

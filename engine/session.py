@@ -17,17 +17,21 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .api import Pumped, ShutdownReport
 from .clock import now_ns
 from .context import EventBuffer
 from .events import Event, Kind, State
 from .models import registry
 from .models.execute import TaskOrder
 from .models.protocol import Launch, Runner
+from .probes import FrontLoopLag, LagProbe
 from .spec import RunSpec, SpecError
 from .store import EventStore, RunRecord
+
+if TYPE_CHECKING:
+    from .compare import CompareJob, CompareProgress, CompareRequest
 
 FLUSH_S = 0.005
 IDLE_FLUSHES = 20  # 100 ms without events, then the flusher sleeps until the next one
@@ -167,21 +171,11 @@ class Run:
             session._sampler_busy()
 
 
-@dataclass
-class ShutdownReport:
-    """What :meth:`Session.shutdown` left behind (normally nothing)."""
+class Session(FrontLoopLag):
+    """Runs, cancellation and shutdown. Use it as a context manager, or call :meth:`shutdown`.
 
-    seconds: float
-    #: Tasks that had not stopped by the deadline: thread tasks that never check their context.
-    stuck_tasks: list[int] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not self.stuck_tasks
-
-
-class Session:
-    """Runs, cancellation and shutdown. Use it as a context manager, or call :meth:`shutdown`."""
+    It satisfies :class:`~engine.api.SessionAPI` (the front ends' one interface), as
+    :class:`engine.remote.RemoteSession` does."""
 
     def __init__(self, store: EventStore | None = None, *, warm: bool = True,
                  sample_hz: float | None = 10.0,
@@ -563,6 +557,49 @@ class Session:
         end = now_ns() + int(timeout * 1e9)
         for th in closers:
             th.join(max(0.0, (end - now_ns()) / 1e9))
+
+    # -- for a front end (SessionAPI) --------------------------------------------------------------------
+    def start_compare(self, request: CompareRequest,
+                      on_progress: Callable[[CompareProgress], None] | None = None, *,
+                      settle_s: float = 0.5, monitor_interval_s: float = 0.1) -> CompareJob:
+        """:func:`engine.compare.start_compare` on this session (SpecError: nothing started)."""
+        from .compare import start_compare
+
+        return start_compare(self, request, on_progress, settle_s=settle_s,
+                             monitor_interval_s=monitor_interval_s)
+
+    _pump_cursor = 0  # this session's own cursor in its store's event log (see pump)
+
+    def pump(self, budget_s: float = 0.010) -> Pumped:
+        """What changed in :attr:`store` since the last pump. The store is this process's, so
+        nothing needs folding: this reads its event log from the session's own cursor (a
+        reader that fell behind the ring gets every task of every unfinished run). Meant for
+        one thread (a front end's frame tick); ``budget_s`` is not needed here."""
+        events, self._pump_cursor, dropped = self.store.read_events(self._pump_cursor)
+        changed = {ev.task_id for ev in events}
+        if dropped:
+            for rec in self.store.runs():
+                if not rec.done:
+                    changed.update(rec.task_ids)
+        return Pumped(changed, len(events), dropped)
+
+    @property
+    def gone_reason(self) -> str | None:
+        """None: the engine runs in this very process, so it cannot be gone under its caller."""
+        return None
+
+    def _start_loop_probe(self, loop: asyncio.AbstractEventLoop, interval_s: float,
+                          idle_interval_s: float | None) -> LagProbe:
+        # The front end's loop is this process's: the sampler reads its probe like the
+        # engine loop's, so the samples carry it as lag_ms["gui"].
+        if self.sampler is None:
+            return super()._start_loop_probe(loop, interval_s, idle_interval_s)
+        return self.sampler.add_loop_probe("gui", loop, interval_s,
+                                           idle_interval_s=idle_interval_s)
+
+    def _stop_loop_probe(self, probe: LagProbe) -> None:
+        if self.sampler is None or not self.sampler.remove_loop_probe("gui"):
+            probe.stop()
 
     def __enter__(self) -> Session:
         return self

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import islice
 from typing import Any
 
@@ -73,6 +73,11 @@ class TaskRecord:
             "error": self.error,
             "reason": self.reason,
         }
+
+
+#: The task record's fields, in order: the one list that the pipe to the window
+#: (:mod:`engine.remote.wire`) and the trace formats derive theirs from.
+TASK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord))
 
 
 @dataclass(slots=True)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine import RunSpec, SpecError, TaskRecord
+from engine import CompareJobAPI, RunSpec, SpecError, TaskRecord
 from engine.clock import now_ns
-from engine.compare import CompareJob, CompareProgress, CompareRequest, ModelResult
-from engine.remote import RemoteCompareJob, RemoteError
+from engine.compare import CompareProgress, CompareRequest, ModelResult
+from engine.remote import RemoteError
 
 from .compare_view import CompareView
 
@@ -38,7 +38,7 @@ class CompareMode:
         self.view = CompareView(win.describe_task)
         self.view.records_of = lambda rid: win.store.tasks(rid)
         self.view.cancelRequested.connect(self.cancel)
-        self.job: CompareJob | RemoteCompareJob | None = None
+        self.job: CompareJobAPI | None = None
         self.models: list[str] = []
         self.started_ns = 0
         self.runs: set[int] = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -32,9 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 import engine
-from engine import RunSpec, Session, SpecError, TaskRecord
+from engine import Pumped, RunSpec, SessionAPI, SpecError, TaskRecord
 from engine.clock import now_ns
-from engine.remote import Pumped
 from engine.trace import Replay
 
 from . import theme
@@ -67,7 +66,7 @@ class MainWindow(QMainWindow):
 
     closed = Signal()
 
-    def __init__(self, session: Session | None, loop: asyncio.AbstractEventLoop | None = None,
+    def __init__(self, session: SessionAPI | None, loop: asyncio.AbstractEventLoop | None = None,
                  *, replay: Replay | None = None, timeline: TimelineData | None = None) -> None:
         super().__init__()
         self._timeline_ready = timeline  # a replay's bars, laid out off the GUI thread
@@ -443,11 +442,17 @@ class MainWindow(QMainWindow):
             self.frame()  # show the new rows now, not on the next tick
         return ids
 
-    def command(self, name: str, *args: Any) -> Any:
-        """Call the session (``cancel_task``, ``cancel_run``, ``cancel_all``); if the engine
+    def command(self, name: Literal["cancel_task", "cancel_run", "cancel_all"],
+                *args: Any) -> Any:
+        """Call the session's ``cancel_task``, ``cancel_run`` or ``cancel_all``; if the engine
         process is gone, say so in the status bar instead of raising into Qt."""
+        s = self.session
+        if s is None:  # a replay: nothing to cancel
+            return None
+        call = {"cancel_task": s.cancel_task, "cancel_run": s.cancel_run,
+                "cancel_all": s.cancel_all}[name]
         try:
-            return getattr(self.session, name)(*args)
+            return call(*args)
         except RuntimeError as e:
             self.statusBar().showMessage(f"Could not {name.replace('_', ' ')}: {e}", 8000)
             return None
@@ -657,9 +662,8 @@ class MainWindow(QMainWindow):
     def _probe_idle(self, idle: bool) -> None:
         """The GUI-loop lag probe fires every 250 ms while the window idles, every 20 ms
         otherwise: 50 qasync timers a second were about 1% of a core in an idle window."""
-        set_idle = getattr(self.session, "set_loop_idle", None)
-        if set_idle is not None:
-            set_idle(idle)
+        if self.session is not None:
+            self.session.set_loop_idle(idle)
 
     def _status(self) -> None:
         s = self.last_sample

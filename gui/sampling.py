@@ -9,8 +9,8 @@ each acknowledgement, so samples carry it as ``Sample.lag_ms["gui"]`` (compare m
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+from engine import SessionAPI
 from engine.remote import RemoteSession
 
 SAMPLE_HZ = 10.0
@@ -25,16 +25,13 @@ def make_session() -> RemoteSession:
     return RemoteSession(sample_hz=SAMPLE_HZ, nice=ENGINE_NICE)
 
 
-def attach(session: Any, gui_loop: asyncio.AbstractEventLoop) -> Any:
+def attach(session: SessionAPI, gui_loop: asyncio.AbstractEventLoop) -> SessionAPI:
     """Probe the GUI loop's lag; return what :func:`detach` needs."""
-    attach_loop = getattr(session, "attach_loop", None)
-    if attach_loop is None:
-        return None
-    attach_loop(gui_loop)
+    session.attach_loop(gui_loop)
     return session
 
 
-def detach(handle: Any) -> None:
+def detach(handle: SessionAPI | None) -> None:
     """Stop probing the GUI loop (before that loop closes)."""
     if handle is not None:
         handle.detach_loop()

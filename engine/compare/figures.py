@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..models import registry
 from ..spec import RunSpec
 from .readings import Figures, reading
 from .results import ModelResult
+
+if TYPE_CHECKING:
+    from ..api import SessionAPI
 
 #: Share of a task spent computing, per built-in workload (see ``overhead_per_task_s``).
 CPU_SHARE: dict[str, float] = {
@@ -27,7 +30,7 @@ CPU_SHARE: dict[str, float] = {
 }
 
 
-def _median_task_s(session: Any, run_id: int | None) -> float | None:
+def _median_task_s(session: SessionAPI, run_id: int | None) -> float | None:
     if run_id is None:
         return None
     d = [t.duration_ns for t in session.store.tasks(run_id) if t.duration_ns]
@@ -44,7 +47,8 @@ def _structure(model: str, spec: RunSpec) -> dict[str, bool]:
     return {"shares_gil": e.shares_gil, "one_thread": e.max_workers == 1}
 
 
-def finish(session: Any, specs: list[RunSpec], results: list[ModelResult], cores: int) -> None:
+def finish(session: SessionAPI, specs: list[RunSpec], results: list[ModelResult],
+           cores: int) -> None:
     """Cross-model figures: speedup, ideal time and overhead, winner, readings."""
     spec0 = specs[0]
     complete = [r for r in results if r.complete and r.wall_s]

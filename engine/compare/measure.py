@@ -12,11 +12,14 @@ import statistics
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from .results import ModelResult
+
+if TYPE_CHECKING:
+    from ..api import SessionAPI
 
 
 def _busy_cores(before: Any, after: Any) -> float | None:
@@ -46,7 +49,7 @@ class _Monitor:
     ``psutil.Process`` objects are kept alive per pid: psutil keeps CPU state per object.
     """
 
-    def __init__(self, session: Any, interval: float) -> None:
+    def __init__(self, session: SessionAPI, interval: float) -> None:
         self.session = session
         self.interval = interval
         self._me = psutil.Process()
@@ -122,13 +125,13 @@ def _samples_in(samples: list[Any], start_ns: int, end_ns: int) -> list[Any]:
     return out
 
 
-def _apply_samples(session: Any, r: ModelResult, cursor: int) -> None:
+def _apply_samples(session: SessionAPI, r: ModelResult, cursor: int) -> None:
     """Fill a model's sampler figures as soon as it ends (not after the whole comparison),
     so a view shows each model complete as it finishes. Waits up to ~0.3 s for the sample
     that covers the run's end."""
     if r.start_ns is None or r.end_ns is None:
         return
-    sampler = getattr(session, "sampler", None)
+    sampler = session.sampler
     deadline = time.monotonic() + (0.3 if sampler is not None else 0.0)
     while True:
         samples, _ = session.store.read_samples(cursor)
@@ -137,7 +140,7 @@ def _apply_samples(session: Any, r: ModelResult, cursor: int) -> None:
         time.sleep(0.02)
     # A sampler that adds other TaskScope processes (the window's) into self_rss gives no
     # figure for "this process plus workers": the peak comes from compare's own readings.
-    own_only = sampler is None or not getattr(sampler, "counts_own_pids", False)
+    own_only = sampler is None or not sampler.counts_own_pids
     got = _from_samples(_samples_in(samples, r.start_ns, r.end_ns), rss=own_only)
     if "busy_cores" in got:
         r.busy_cores, r.busy_source = got["busy_cores"], "sampler"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -23,13 +23,16 @@ from .measure import _apply_samples, _busy_cores, _ensure_forkserver, _Monitor, 
 from .request import CompareRequest, plan
 from .results import CompareProgress, CompareResult, ModelResult
 
+if TYPE_CHECKING:
+    from ..api import SessionAPI
+
 #: How long a cancelled model may take to stop before compare moves on (thread tasks that
 #: never check their context cannot be stopped; they are reported as still cancelling).
 CANCEL_GRACE_S = 2.0
 
 
 def compare(
-    session: Any,
+    session: SessionAPI,
     request: CompareRequest,
     on_progress: Callable[[CompareProgress], None] | None = None,
     cancel_event: threading.Event | None = None,
@@ -115,7 +118,7 @@ def compare(
     return res
 
 
-def _run_one(session: Any, spec: RunSpec, cancel: threading.Event, monitor: _Monitor,
+def _run_one(session: SessionAPI, spec: RunSpec, cancel: threading.Event, monitor: _Monitor,
              progress: Callable[[int, int], None]) -> ModelResult:
     """Run one model's spec to its end (or until cancelled) and take its raw figures."""
     r = ModelResult(spec.model, "error", tasks=spec.tasks, workers=spec.effective_workers())
@@ -178,7 +181,7 @@ class CompareJob:
     is set when :attr:`done`. An unexpected failure inside the thread is kept in :attr:`error`.
     """
 
-    def __init__(self, session: Any, request: CompareRequest, how: dict[str, Any],
+    def __init__(self, session: SessionAPI, request: CompareRequest, how: dict[str, Any],
                  on_progress: Callable[[CompareProgress], None] | None) -> None:
         self.cancel_event = threading.Event()
         self._progress: CompareProgress | None = None
@@ -195,7 +198,7 @@ class CompareJob:
         if self._user_cb is not None:
             self._user_cb(p)
 
-    def _main(self, session: Any, request: CompareRequest, how: dict[str, Any]) -> None:
+    def _main(self, session: SessionAPI, request: CompareRequest, how: dict[str, Any]) -> None:
         try:
             self.result = compare(session, request, self._on_progress, self.cancel_event, **how)
         except BaseException as e:  # noqa: BLE001 - handed to the front end, not lost
@@ -220,7 +223,7 @@ class CompareJob:
 
 
 def start_compare(
-    session: Any,
+    session: SessionAPI,
     request: CompareRequest,
     on_progress: Callable[[CompareProgress], None] | None = None,
     *,
