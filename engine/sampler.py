@@ -17,7 +17,7 @@ What is read how often:
 
 Portable: psutil everywhere, so it works on macOS and Windows too. On Linux the same kernel
 counters are read from /proc files the sampler keeps open (one ``pread`` each, instead of
-psutil's open-stat-seek-read-close per figure; see ``_KeptFiles``), at most 128 of them (fewer
+psutil's open-stat-seek-read-close per figure; see :class:`~engine.counters.KeptFiles`), at most 128 of them (fewer
 under a low open-files limit), psutil beyond that; this process's own CPU comes from
 ``getrusage``, and each of its threads' from the thread's CPU-time clock (``clock_gettime``,
 nanoseconds; the task directory is listed again only when the number of threads changes or
@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import sys
 import threading
 import time
 import weakref
@@ -55,7 +54,22 @@ from typing import Any
 
 import psutil
 
+from . import counters
 from .clock import NS_PER_S, now_ns
+from .counters import (
+    _GONE,
+    _HAS_CPU_NUM,
+    _PID_STAT_BYTES,
+    _PROC_STAT_BYTES,
+    RSS_REFRESH_S,
+    KeptFiles,
+    _Core,
+    _parse_pid_stat,
+    _parse_proc_stat,
+    _read_cores,
+    _self_cpu_reader,
+    _thread_clock,
+)
 from .errors import SpecError
 from .probes import ExternalLag, GilProbe, LagProbe, gil_disabled
 from .samples import Sample, WorkerSample
@@ -64,48 +78,6 @@ __all__ = ["Sampler", "check_hz"]
 
 MIN_HZ = 1.0
 MAX_HZ = 50.0
-
-# Busy and idle fields of psutil.cpu_times(). Linux already counts guest time inside user and
-# guest_nice inside nice, so the guest fields are not added again. Missing fields (other
-# platforms have fewer) count as 0.
-_BUSY = ("user", "nice", "system", "irq", "softirq", "steal")
-_IDLE = ("idle", "iowait")
-_USER = ("user", "nice")
-_SYSTEM = ("system", "irq", "softirq")
-
-_HAS_CPU_NUM = hasattr(psutil.Process, "cpu_num")
-_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
-
-#: Resident memory (this process, own processes, workers) is read at most this often; the
-#: samples in between repeat the last read. CPU is read every tick.
-RSS_REFRESH_S = 1.0
-
-
-def _self_cpu_reader() -> Callable[[], float]:
-    """This process's user+system CPU seconds: ``getrusage(RUSAGE_SELF)`` where there is one
-    (one syscall, no file to open; the kernel's same per-process counters that psutil reads
-    from /proc/self/stat, in microseconds instead of clock ticks), else psutil."""
-    try:
-        import resource
-
-        getrusage = resource.getrusage
-        who = resource.RUSAGE_SELF
-        getrusage(who)
-    except (ImportError, AttributeError, OSError):  # pragma: no cover - Windows
-        proc = psutil.Process()
-
-        def via_psutil() -> float:
-            ct = proc.cpu_times()
-            return ct.user + ct.system
-
-        return via_psutil
-
-    def via_rusage() -> float:
-        ru = getrusage(who)
-        return ru.ru_utime + ru.ru_stime
-
-    return via_rusage
-
 
 def check_hz(hz: Any) -> float:
     """Validate a sampling rate (samples per second, 1..50) and return it as a float.
@@ -117,162 +89,6 @@ def check_hz(hz: Any) -> float:
     if not MIN_HZ <= hz <= MAX_HZ:
         raise SpecError("hz", f"expected {MIN_HZ:g} to {MAX_HZ:g} samples per second, got {hz!r}")
     return float(hz)
-
-
-def _fields(ct: Any, names: tuple[str, ...]) -> tuple[float, ...]:
-    return tuple(getattr(ct, n, 0.0) for n in names)
-
-
-class _Core:
-    """One core's counters at one read: (busy, idle, user, system) seconds."""
-
-    __slots__ = ("busy", "idle", "system", "user")
-
-    def __init__(self, busy: float, idle: float, user: float, system: float) -> None:
-        self.busy = busy
-        self.idle = idle
-        self.user = user
-        self.system = system
-
-    @classmethod
-    def of(cls, ct: Any) -> _Core:
-        """From one of ``psutil.cpu_times(percpu=True)``'s tuples."""
-        return cls(sum(_fields(ct, _BUSY)), sum(_fields(ct, _IDLE)), sum(_fields(ct, _USER)),
-                   sum(_fields(ct, _SYSTEM)))
-
-
-def _read_cores() -> list[_Core]:
-    return [_Core.of(ct) for ct in psutil.cpu_times(percpu=True)]
-
-
-# -- Linux: the very counters psutil reads, through /proc files kept open ---------------------
-# psutil opens, stats, seeks, reads and closes a /proc file for every figure (8 syscalls and
-# a path lookup each); at 10 Hz that, not the counters, was most of a tick. A descriptor kept
-# open is read again with one pread, and the kernel regenerates the file's content for each
-# read, so the figures are the same kernel counters, as fresh, parsed the way psutil parses
-# them (clock ticks / SC_CLK_TCK). A /proc/<pid> descriptor also pins that very process: once it
-# is reaped, reads fail (ESRCH) instead of reading a new process that reused the pid.
-_CLK_TCK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
-_PROC_STAT_BYTES = 1 << 16
-_PID_STAT_BYTES = 4096
-
-
-def _parse_pid_stat(data: bytes) -> tuple[float, int]:
-    """(utime + stime in seconds, the core it last ran on) from a /proc/<pid>/stat or
-    /proc/<pid>/task/<tid>/stat line (the command name, field 2, may hold spaces and ')')."""
-    f = data[data.rindex(b")") + 2:].split()
-    return (int(f[11]) + int(f[12])) / _CLK_TCK, int(f[36])
-
-
-def _parse_proc_stat(data: bytes, ncpu: int) -> list[_Core] | None:
-    """Per-core counters from /proc/stat (the lines cpu0, cpu1, ...: user nice system idle
-    iowait irq softirq steal, in clock ticks; guest time is already inside user, as psutil and
-    :data:`_BUSY` assume). None if the core lines did not end inside ``data``."""
-    cores: list[_Core] = []
-    lines = data.split(b"\n", ncpu + 2)
-    for line in lines[1:]:  # lines[0] is the all-core total
-        if not line.startswith(b"cpu"):
-            return cores if cores else None
-        v = [int(x) for x in line.split()[1:9]]
-        v += [0] * (8 - len(v))
-        user, nice, system, idle, iowait, irq, softirq, steal = v
-        t = _CLK_TCK
-        cores.append(_Core((user + nice + system + irq + softirq + steal) / t,
-                           (idle + iowait) / t, (user + nice) / t, (system + irq + softirq) / t))
-    return None
-
-
-def _proc_works() -> bool:
-    """True where /proc reads parse as expected (Linux); else the sampler uses psutil only."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        with open(f"/proc/{os.getpid()}/stat", "rb") as f:
-            cpu_s, _ = _parse_pid_stat(f.read(_PID_STAT_BYTES))
-        with open("/proc/stat", "rb") as f:
-            cores = _parse_proc_stat(f.read(_PROC_STAT_BYTES), os.cpu_count() or 1)
-    except (OSError, ValueError, IndexError):
-        return False
-    return bool(cores) and cpu_s >= 0.0
-
-
-#: Read /proc through kept descriptors (Linux); False: psutil only (tests switch it off to
-#: check that path too; takes effect for Samplers made afterwards).
-FAST_PROC = _proc_works()
-
-
-def _thread_clock(tid: int) -> int:
-    """The CPU-time clock of thread ``tid`` of this process (Linux's MAKE_THREAD_CPUCLOCK(tid,
-    CPUCLOCK_SCHED), the id ``pthread_getcpuclockid`` returns, for any native thread id)."""
-    return ((~tid) << 3) | 6
-
-
-def _thread_clocks_work() -> bool:
-    """True where :func:`_thread_clock` names the same clock ``pthread_getcpuclockid`` does
-    (Linux), so any of our threads' CPU time, Python's or not, is one clock_gettime."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        cid = time.pthread_getcpuclockid(threading.get_ident())
-        return cid == _thread_clock(threading.get_native_id()) and time.clock_gettime_ns(cid) > 0
-    except (AttributeError, OSError, OverflowError, ValueError):  # pragma: no cover
-        return False
-
-
-#: Read each thread's CPU time from its CPU-time clock (Linux; used with FAST_PROC): the
-#: kernel's same per-thread counter /proc/<pid>/task/<tid>/stat shows in clock ticks, in
-#: nanoseconds, one system call per thread with nothing to parse.
-THREAD_CLOCKS = _thread_clocks_work()
-
-
-def _fd_budget() -> int:
-    """How many /proc files one Sampler may keep open: 128, fewer under a low open-files
-    limit (the workloads need descriptors too: pipes, sockets, files)."""
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (ImportError, OSError, ValueError):  # pragma: no cover
-        return 32
-    if soft == resource.RLIM_INFINITY:
-        return 128
-    return max(8, min(128, soft // 8))
-
-
-class _KeptFiles:
-    """The /proc descriptors one Sampler holds, at most ``budget``. Beyond that, reads go the
-    slow way (psutil, or open-read-close): the same figures, at the old cost. Only the thread
-    that holds the sampler's tick lock opens, reads or closes them."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.fds: set[int] = set()
-        self.closed = False
-
-    def open(self, path: str) -> int:
-        """A descriptor for ``path``, or -1 (over budget, closed, or it cannot be opened)."""
-        if self.closed or len(self.fds) >= self.budget:
-            return -1
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return -1
-        self.fds.add(fd)
-        return fd
-
-    def close(self, fd: int) -> None:
-        if fd in self.fds:
-            self.fds.discard(fd)
-            os.close(fd)
-
-    def close_all(self) -> None:
-        self.closed = True
-        fds, self.fds = self.fds, set()
-        for fd in fds:
-            try:
-                os.close(fd)
-            except OSError:  # pragma: no cover
-                pass
 
 
 class _Tracked:
@@ -350,9 +166,9 @@ class Sampler:
         self._proc = psutil.Process()
         self._self_cpu = _self_cpu_reader()
         # Linux: /proc/stat, our task directory and each process's stat file (each thread's
-        # too, without THREAD_CLOCKS) are kept open (see _KeptFiles); they are closed when the
+        # too, without THREAD_CLOCKS) are kept open (see KeptFiles); they are closed when the
         # sampler stops, or with it.
-        self._files = _KeptFiles(_fd_budget() if FAST_PROC else 0)
+        self._files = KeptFiles(counters.fd_budget() if counters.FAST_PROC else 0)
         weakref.finalize(self, self._files.close_all).atexit = False
         self._ncpu = os.cpu_count() or 1
         self._stat_fd = self._files.open("/proc/stat")
@@ -360,7 +176,7 @@ class Sampler:
         self._thread_fds: dict[int, int] = {}
         # With THREAD_CLOCKS: {tid: its CPU-time clock} of the threads seen, listed again only
         # when their number changes or one of them ends (see _thread_times).
-        self._thread_clocks: dict[int, int] | None = {} if THREAD_CLOCKS else None
+        self._thread_clocks: dict[int, int] | None = {} if counters.THREAD_CLOCKS else None
         self._prev_threads: dict[int, float] = {}
         # RSS is re-read on the first tick at least RSS_REFRESH_S after the last read (half a
         # period early is on time, so 10 Hz reads it every 10th tick, not every 11th).

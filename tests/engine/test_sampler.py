@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-import engine.sampler as sampler_mod
+import engine.counters as counters_mod
 from engine import Session, make_spec
 from engine.bench.sampler_cost import measure_cost, measure_idle_cost
 from engine.cli import run_document
@@ -141,11 +141,11 @@ def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     open (Linux), psutil alone (everywhere), and kept files past their budget (3: /proc/stat,
     our task directory and one thread; every other thread and process the slow way)."""
     if request.param == "psutil":
-        monkeypatch.setattr(sampler_mod, "FAST_PROC", False)
-    elif not sampler_mod.FAST_PROC:
+        monkeypatch.setattr(counters_mod, "FAST_PROC", False)
+    elif not counters_mod.FAST_PROC:
         pytest.skip("no /proc fast path here")
     elif request.param == "tiny-fd-budget":
-        monkeypatch.setattr(sampler_mod, "_fd_budget", lambda: 3)
+        monkeypatch.setattr(counters_mod, "fd_budget", lambda: 3)
     return request.param
 
 
@@ -805,7 +805,7 @@ def sleepers() -> Iterator[list[subprocess.Popen]]:
         p.wait(5)
 
 
-@pytest.mark.skipif(not sampler_mod.FAST_PROC, reason="no /proc fast path here")
+@pytest.mark.skipif(not counters_mod.FAST_PROC, reason="no /proc fast path here")
 def test_steady_ticks_open_no_file_but_the_once_a_second_rss_reads(sleepers) -> None:
     pids = [p.pid for p in sleepers]
     sampler = Sampler(EventStore(), lambda: pids, hz=20, gil_probe=False)
@@ -831,7 +831,7 @@ def test_steady_ticks_open_no_file_but_the_once_a_second_rss_reads(sleepers) -> 
     assert len(opened) <= (1 + len(pids)) * (1 + int(elapsed / 0.95)), (opened, elapsed)
 
 
-@pytest.mark.skipif(not sampler_mod.FAST_PROC, reason="no /proc fast path here")
+@pytest.mark.skipif(not counters_mod.FAST_PROC, reason="no /proc fast path here")
 def test_kept_files_close_with_their_process_and_on_stop(sleepers) -> None:
     import gc
 
