@@ -2,9 +2,20 @@
 
 Every function is top-level (so it pickles by reference into worker processes) and takes
 ``(ctx, size_s, params, calib)``: the task's :class:`~engine.context.TaskContext`, the size as a
-duration in seconds, the workload's validated parameters, and the calibration rates that turn a
-duration into an amount of work on this machine. Each calls ``ctx.progress`` or ``ctx.check``
-at least every few milliseconds of work, so a cancel or a timeout is seen promptly.
+duration in seconds, the workload's validated parameters, and the calibration rates. Each calls
+``ctx.progress`` or ``ctx.check`` at least every few milliseconds of work, so a cancel or a
+timeout is seen promptly.
+
+What a size means, so that an uncontended task takes it and every model's contention shows:
+
+* ``cpu``, ``numpy`` (and the CPU halves of ``mixed`` and ``crash``): the task's own CPU time,
+  on its thread's clock, which stops while the thread waits for the GIL, a core or its loop;
+* ``sleep``, ``http``, ``fail``, ``events``: wall time on the task's own clock (waiting is the
+  work; a late wake-up, a blocked loop, still shows);
+* ``file``: a fixed number of rounds, at the disk's pace timed when the run starts (no clock
+  of its own can tell the disk's work from waiting for a disk that other tasks share).
+
+The calibrated CPU rates only decide how often a task looks at its clock.
 """
 
 from __future__ import annotations
@@ -33,36 +44,37 @@ class WorkloadFailure(Exception):
 
 
 # -- cpu ---------------------------------------------------------------------------------
-def _cpu_plan(size_s: float, calib: dict) -> tuple[int, int]:
-    rate = calib["cpu_iters_per_s"]
-    total = int(size_s * rate)
-    return total, max(1, int(rate * CHUNK_S))
+def _chunk_iters(calib: dict) -> int:
+    """Iterations of :func:`cpu_chunk` in about CHUNK_S at the calibrated rate: only how often
+    a task looks at its clock and its cancel flag, never how much work it does."""
+    return max(1, int(calib["cpu_iters_per_s"] * CHUNK_S))
 
 
 def cpu(ctx: Any, size_s: float, params: dict, calib: dict,
         span: tuple[float, float] = (0.0, 1.0)) -> int:
-    """Pure-Python arithmetic: at least the calibrated iterations for ``size_s``, and at least
-    ``size_s`` of this task's own CPU time (its thread's clock, which does not run while the
-    thread waits for the GIL or a core). The calibrated rate is the fastest this machine was
-    seen to run; the CPU-time floor covers moments it runs faster still (a rate cached at 22M
-    iterations/s while the CPU did 25M made "60ms" tasks do 51-56 ms of work). Time spent
-    waiting is never counted as work, so contention still shows as longer tasks.
+    """Pure-Python arithmetic until this task has had ``size_s`` of its own CPU time.
+
+    The size is read on the task thread's CPU clock (``time.thread_time``), which runs only
+    while the thread runs on a core: not while it waits for the GIL, for a core another task
+    holds, or for its event loop. So an uncontended task takes its size (the machine's speed
+    of the moment does not matter), and every wait a model causes shows as a longer task.
+    A count of iterations calibrated once could not do both: this host's rate moved between
+    12M and 19M iterations/s within an hour, so "500ms" tasks took 550-1390 ms.
 
     ``span``: the part of the task's progress this work covers, when it is only a part of
     the task (``mixed``, ``crash``), so that the task's progress never goes back."""
-    total, chunk = _cpu_plan(size_s, calib)
+    chunk = _chunk_iters(calib)
     p0, width = span[0], span[1] - span[0]
-    done = acc = 0
+    acc = 0
     ctx.check()
     clock = time.thread_time
     t0 = clock()
-    while done < total:
-        acc ^= cpu_chunk(chunk if done + chunk <= total else total - done)
-        done = min(total, done + chunk)
+    spent = 0.0
+    while spent < size_s:
+        left = size_s - spent
+        acc ^= cpu_chunk(chunk if left >= CHUNK_S else max(1, int(chunk * left / CHUNK_S)))
         spent = clock() - t0
-        ctx.progress(p0 + width * min(done / total, spent / size_s))
-        if done >= total and spent < size_s:
-            total += chunk  # the floor: one more chunk (progress stays below the end)
+        ctx.progress(p0 + width * min(1.0, spent / size_s))
     return acc & 0xFFFFFFFF
 
 
@@ -75,28 +87,30 @@ async def cpu_async(ctx: Any, size_s: float, params: dict, calib: dict,
     """CPU work in a coroutine: it yields every YIELD_S, so coroutines interleave but never
     overlap. asyncio gives CPU-bound work no speed-up; this shows it.
 
+    Its size is its own CPU time as in :func:`cpu`, counted over its own chunks only (the
+    loop thread's clock, read around each chunk): time the loop spends on other coroutines
+    is theirs, so N coroutines on one loop take about N times the size, as they should.
+
     Not after every 1 ms chunk: each yield is a trip through the loop's ``select``, which
     lets go of the GIL and takes it straight back. CPython's GIL hands over on request only
     when its holder kept it a whole switch interval (5 ms) without letting go, so a holder that
     lets go every millisecond starved every other thread of the process: the engine's command
     thread answered a cancel after 0.1-3.5 s, its publisher and flusher stalled the same
     (measured). Cancellation is still checked after every chunk."""
-    total, chunk = _cpu_plan(size_s, calib)
+    chunk = _chunk_iters(calib)
     p0, width = span[0], span[1] - span[0]
-    done = acc = 0
+    acc = 0
     ctx.check()
     clock = time.perf_counter
     cpu_clock = time.thread_time  # the loop thread's: only this coroutine's chunks are counted
     spent = 0.0
     next_yield = clock() + YIELD_S
-    while done < total:
+    while spent < size_s:
+        left = size_s - spent
         c0 = cpu_clock()
-        acc ^= cpu_chunk(chunk if done + chunk <= total else total - done)
+        acc ^= cpu_chunk(chunk if left >= CHUNK_S else max(1, int(chunk * left / CHUNK_S)))
         spent += cpu_clock() - c0
-        done = min(total, done + chunk)
-        ctx.progress(p0 + width * min(done / total, spent / size_s))
-        if done >= total and spent < size_s:
-            total += chunk  # at least size_s of its own CPU time, as in cpu()
+        ctx.progress(p0 + width * min(1.0, spent / size_s))
         if clock() >= next_yield:
             await asyncio.sleep(0)
             next_yield = clock() + YIELD_S
@@ -105,30 +119,44 @@ async def cpu_async(ctx: Any, size_s: float, params: dict, calib: dict,
 
 # -- numpy -------------------------------------------------------------------------------
 def numpy(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    """``np.sin`` calls until this task has had ``size_s`` of its own CPU time.
+
+    NumPy lets go of the GIL inside the call, but the C loop still runs on the task's own
+    thread, so that thread's CPU clock counts its compute and nothing else: two threads on two
+    free cores each get their size in about their size; more threads than cores, or the GIL
+    waits between calls, make tasks longer. (Set-up, the import and two arrays, is not part
+    of the size: a fresh worker process would otherwise do less work in its first task.)"""
     import numpy as np
 
-    total = int(size_s * calib["numpy_calls_per_s"])
     a = np.linspace(0.0, 100.0, NUMPY_ELEMS)
     out = np.empty_like(a)
     ctx.check()
-    for i in range(total):
+    clock = time.thread_time
+    t0 = clock()
+    spent = 0.0
+    while spent < size_s:
         numpy_chunk(a, out)  # releases the GIL inside the C loop
-        ctx.progress((i + 1) / total)
-    return float(out[-1]) if total else 0.0
+        spent = clock() - t0
+        ctx.progress(min(1.0, spent / size_s))
+    return float(out[-1]) if spent else 0.0
 
 
 async def numpy_async(ctx: Any, size_s: float, params: dict, calib: dict) -> float:
+    """As :func:`numpy`, counting only this coroutine's own calls on the loop thread's clock."""
     import numpy as np
 
-    total = int(size_s * calib["numpy_calls_per_s"])
     a = np.linspace(0.0, 100.0, NUMPY_ELEMS)
     out = np.empty_like(a)
     ctx.check()
-    for i in range(total):
+    clock = time.thread_time
+    spent = 0.0
+    while spent < size_s:
+        c0 = clock()
         numpy_chunk(a, out)
-        ctx.progress((i + 1) / total)
+        spent += clock() - c0
+        ctx.progress(min(1.0, spent / size_s))
         await asyncio.sleep(0)
-    return float(out[-1]) if total else 0.0
+    return float(out[-1]) if spent else 0.0
 
 
 # -- sleep -------------------------------------------------------------------------------
@@ -180,49 +208,39 @@ async def http_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
 
 
 # -- file --------------------------------------------------------------------------------
-class _FilePlan:
-    """How long a file task goes on: at least its calibrated number of rounds, and at least
-    its size on the task's own clock.
+def _file_rounds(size_s: float, calib: dict) -> int:
+    """A file task's work: a fixed number of write/fsync/read rounds, its size at the disk's
+    pace timed at its run's start (``file_rounds_per_s``, see :func:`file_rates_now`).
 
-    fsync's pace is not a property of the machine the way a CPU's is: on a shared VM disk it
-    swings between about 0.26 and 0.40 ms a round from one second to the next (and to 2-3 ms
-    while other work writes). The calibration aims at the fastest pace seen, so the rounds
-    alone take the task's size or longer, as CPU tasks do; the time floor covers the moments
-    the disk runs faster than any pace calibrated so far (a rate cached in a slow second made
-    "60ms" tasks do 47-50 ms of work in a fast one). Every round is real write/fsync/read
-    work, never a sleep. Where tasks contend (for the disk, the GIL, one event loop) their
-    rounds slow down and the rounds, not the floor, set how long they take, so what a model
-    costs still shows.
-    """
+    Rounds, not time: a disk shared by several tasks at once serves each of them more slowly,
+    and the task's own clock (wall time) cannot tell that from work, so a time bound would let
+    four contended tasks finish in the time of one with a quarter of the work each. A fixed
+    count makes contention (for the disk, the GIL, one event loop) show as longer tasks."""
+    return max(1, round(size_s * calib["file_rounds_per_s"])) if size_s > 0 else 0
 
-    def __init__(self, size_s: float, calib: dict) -> None:
-        self.size_s = size_s
-        self.rounds = max(1, int(size_s * calib["file_rounds_per_s"])) if size_s > 0 else 0
-        self.done = 0
-        self.ended = self.rounds == 0
-        self.start_ns = now_ns()
 
-    def step(self, ctx: Any) -> None:
-        """Count one round done and report progress (never back, 1.0 only at the end)."""
-        self.done += 1
-        elapsed = (now_ns() - self.start_ns) / 1e9
-        self.ended = self.done >= self.rounds and elapsed >= self.size_s
-        ctx.progress(min(1.0, self.done / self.rounds, elapsed / self.size_s))
+def file_rates_now() -> dict[str, float]:
+    """The disk's pace now, timed again at the start of every file run (about 20 ms): fsync's
+    pace on a shared VM disk drifts by a third from one second to the next, so a rate timed
+    minutes ago made uncontended "500ms" tasks take 550-1000 ms."""
+    from .calibrate import file_rate_now
+
+    return {"file_rounds_per_s": file_rate_now()}
 
 
 def file(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
     payload = os.urandom(FILE_CHUNK)
     fd, path = tempfile.mkstemp(prefix="taskscope-")
     os.close(fd)
+    rounds = _file_rounds(size_s, calib)
     try:
-        plan = _FilePlan(size_s, calib)
-        while not plan.ended:
+        for i in range(rounds):
             ctx.check()
             file_round(path, payload)
-            plan.step(ctx)
+            ctx.progress((i + 1) / rounds)
     finally:
         os.unlink(path)
-    return plan.done * FILE_CHUNK
+    return rounds * FILE_CHUNK
 
 
 async def file_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
@@ -231,15 +249,15 @@ async def file_async(ctx: Any, size_s: float, params: dict, calib: dict) -> int:
     payload = os.urandom(FILE_CHUNK)
     fd, path = tempfile.mkstemp(prefix="taskscope-")
     os.close(fd)
+    rounds = _file_rounds(size_s, calib)
     try:
-        plan = _FilePlan(size_s, calib)
-        while not plan.ended:
+        for i in range(rounds):
             ctx.check()
             await asyncio.to_thread(file_round, path, payload)
-            plan.step(ctx)
+            ctx.progress((i + 1) / rounds)
     finally:
         os.unlink(path)
-    return plan.done * FILE_CHUNK
+    return rounds * FILE_CHUNK
 
 
 # -- mixed -------------------------------------------------------------------------------
@@ -386,6 +404,8 @@ class Workload:
     process_only: bool = False
     #: Needs the engine's loopback HTTP server.
     needs_server: bool = False
+    #: Rates to time again at the start of each of its runs (they drift too fast to cache).
+    rates_per_run: Callable[[], dict[str, float]] | None = None
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -397,7 +417,8 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "http", http, http_async, "real requests to a loopback HTTP server", needs_server=True
         ),
-        Workload("file", file, file_async, "write, fsync and read back temp files"),
+        Workload("file", file, file_async, "write, fsync and read back temp files",
+                 rates_per_run=file_rates_now),
         Workload("mixed", mixed, mixed_async, "half I/O wait, then half CPU"),
         Workload(
             "blocking", blocking, blocking_async, "time.sleep or CPU inside a coroutine (pitfall)"

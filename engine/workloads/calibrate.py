@@ -1,11 +1,13 @@
-"""Calibration: how much work makes "200ms" of each workload on this machine.
+"""Calibration: the machine's rates that size a task's chunks of work, and the disk's pace.
 
-Sizes are durations so that a demo means the same on a laptop and on a workstation. The rates
-are measured once (best of several short trials, so a momentarily busy machine does not skew
-them) and cached per interpreter and machine in the user's cache folder
-(``TASKSCOPE_CACHE_DIR`` overrides it; ``TASKSCOPE_RECALIBRATE=1`` measures again). The file
-rate alone is timed again once per process and raised if the disk is faster now (see
-:func:`calibration`).
+Sizes are durations so that a demo means the same on a laptop and on a workstation. What a
+duration means differs per workload (see :mod:`engine.workloads`): ``cpu`` and ``numpy`` tasks
+run until their own CPU clock says their size, so their rates here only set how much work goes
+between two checks of that clock (and the show-code scripts' iteration counts); ``file`` tasks
+do a fixed number of rounds, at the disk's pace timed again at the start of every file run
+(:func:`file_rate_now`). The CPU and NumPy rates are measured once (best of several short
+trials) and cached per interpreter and machine in the user's cache folder
+(``TASKSCOPE_CACHE_DIR`` overrides it; ``TASKSCOPE_RECALIBRATE=1`` measures again).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ CPU_TRIAL_ITERS = 40_000  # about 2 ms: short trials are likelier to run undistu
 NUMPY_ELEMS = 65_536
 FILE_CHUNK = 64 * 1024
 FILE_TRIAL_ROUNDS = 8  # a file trial: a task's pace over several rounds, not one lucky round
-FILE_PROBE_TRIALS = 6  # the once-per-process re-timing (about 15 ms on an SSD)
+FILE_PROBE_TRIALS = 6  # the re-timing at each file run's start (about 20 ms on an SSD)
 
 _cached: dict[str, float] | None = None
 
@@ -68,16 +70,19 @@ def _best(fn, reps: int, clock=time.perf_counter) -> float:
     return best
 
 
-def file_round_s(trials: int) -> float:
-    """Seconds a file round takes at the disk's pace now: the median of ``trials`` trials.
+def file_round_s(trials: int, budget_s: float | None = None) -> float:
+    """Seconds a file round takes at the disk's pace now: the median of ``trials`` trials
+    (fewer, but at least two, once ``budget_s`` has passed: a disk that other work keeps busy
+    must not hold up a run's start for long).
 
-    The median, not the best: the fastest of many processes' figures is kept (see
-    :func:`calibration`), so one lucky 2 ms trial must not set it. In a temporary directory
-    beside the tasks' own temp files. The first rounds on a new file run 2-3x slower (measured
-    0.7 ms against 0.3), so a few untimed ones go first.
+    The median, not the best: a file task's rounds are sized at this pace, and the disk's
+    typical pace now, not one lucky trial, is what makes them take their size. In a temporary
+    directory beside the tasks' own temp files. The first rounds on a new file run 2-3x slower
+    (measured 0.7 ms against 0.3), so a few untimed ones go first.
     """
     payload = os.urandom(FILE_CHUNK)
     paces = []
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="taskscope-cal-") as d:
         path = os.path.join(d, "f")
         for _ in range(3):
@@ -87,6 +92,8 @@ def file_round_s(trials: int) -> float:
             for _ in range(FILE_TRIAL_ROUNDS):
                 file_round(path, payload)
             paces.append(time.perf_counter() - t)
+            if budget_s is not None and len(paces) >= 2 and t - start > budget_s:
+                break
     return statistics.median(paces) / FILE_TRIAL_ROUNDS
 
 
@@ -167,16 +174,8 @@ def calibration() -> dict[str, float]:
     ``BUSY_SHARE`` of the cores busy is provisional: used, not saved, and measured again
     (keeping the highest rates) at the next call a few seconds later, until a quiet one.
 
-    A disk's pace drifts where a CPU's does not: fsync rounds on a shared VM disk took
-    0.26 ms in one second and 0.33-0.40 ms in the next, for seconds at a time. One
-    measurement in a slow second, cached for good, said 2884 rounds/s where the disk then
-    often did 3500-3800, and "60ms" file tasks did 47-50 ms of work. So the first call in a
-    process also times the file rounds again (:func:`_refresh_file_rate`), and the cached rate
-    creeps up to the disk's fastest sustained pace, as the CPU rates are the fastest seen: file
-    tasks then do at least their size of work, more while the disk is slow, like CPU tasks on
-    a busy machine. (A typical pace instead would leave uncontended tasks to the workload's
-    time floor whenever the disk ran fast, so they would do more rounds than contended ones,
-    and a comparison would credit the concurrent models with work they did not do.)
+    The file rate cached here only sizes the show-code scripts: file runs time the disk
+    again at their start (:func:`file_rate_now`).
     """
     global _cached, _provisional_at, _tries
     if _cached is not None and not _provisional_at:
@@ -190,7 +189,6 @@ def calibration() -> dict[str, float]:
             data = json.loads(path.read_text())
             if all(isinstance(data.get(k), (int, float)) and data[k] > 0 for k in _KEYS):
                 _cached = {k: float(data[k]) for k in _KEYS}
-                _refresh_file_rate(path, data.get("file_dir"))
                 return _cached
         except (OSError, ValueError, AttributeError):
             pass
@@ -205,22 +203,24 @@ def calibration() -> dict[str, float]:
     return _cached
 
 
-def _refresh_file_rate(path: Path, file_dir: object) -> None:
-    """Time the file rounds again; keep the higher of that and the cached rate, and save it.
+#: How long timing the disk at a file run's start may go on (once it has two trials).
+FILE_PROBE_BUDGET_S = 0.025
 
-    Only while the temp directory is the one the cached rate was timed in: a rate from a RAM
-    disk, kept against a real one, would make file tasks many times their size. Another
-    directory's rate is replaced, not merged.
-    """
-    assert _cached is not None
-    try:
-        rate = 1.0 / file_round_s(FILE_PROBE_TRIALS)
-    except OSError:
-        return  # an unwritable temp dir fails the file tasks themselves, with the reason
-    if file_dir == tempfile.gettempdir() and rate <= _cached["file_rounds_per_s"]:
-        return
-    _cached["file_rounds_per_s"] = rate
-    _save(path)
+
+def file_rate_now() -> float:
+    """Rounds per second the disk does now: the median of a few short trials (about 20 ms;
+    ``FILE_PROBE_BUDGET_S`` at most, unless two trials take longer).
+
+    The median of now, not the fastest ever seen: a file task does a fixed number of rounds
+    (so that contention shows), and only the pace the disk has now makes an uncontended task
+    take its size; fsync rounds on a shared VM disk took 0.26 ms in one second and 0.33-0.40
+    ms in the next, for seconds at a time. Replaces the cached figure in memory (the show-code
+    scripts then use it too); raises OSError when the temp directory is not writable."""
+    global _cached
+    rate = 1.0 / file_round_s(FILE_PROBE_TRIALS, FILE_PROBE_BUDGET_S)
+    if _cached is not None:
+        _cached = {**_cached, "file_rounds_per_s": rate}  # a new dict: runs hold the old one
+    return rate
 
 
 def _save(path: Path) -> None:

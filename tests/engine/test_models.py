@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 import threading
 import time
 
@@ -75,7 +74,12 @@ def test_run_invariants(session, model: str, workload: str) -> None:
         else:
             assert t.error is None
             assert t.progress == 1.0
-            assert t.duration_ns >= 50_000_000  # it really did its ~60 ms of work
+            if workload != "file":
+                assert t.duration_ns >= 50_000_000  # it really did its ~60 ms of work
+            # A file task's work is its rounds (progress 1.0: all of them), sized at the disk's
+            # pace when its run started; the disk may run faster since, and concurrent fsyncs
+            # share the journal's commits, so its time may be shorter: the disk's truth.
+            # test_sizes checks that an uncontended one takes its size on a quiet machine.
     if model in PROCESS_MODELS:
         assert all(t.pid != os.getpid() for t in tasks)
     else:
@@ -83,58 +87,68 @@ def test_run_invariants(session, model: str, workload: str) -> None:
 
 
 @pytest.mark.parametrize("model", ["sequential", "threads", "asyncio", "processes"])
-def test_file_tasks_take_their_size_with_a_rate_cached_in_a_slow_moment(
-        session, monkeypatch, model: str) -> None:
+def test_file_runs_time_the_disk_at_their_start(session, monkeypatch, model: str) -> None:
     """fsync's pace drifts (0.26-0.40 ms a round on a shared VM disk, second to second), so a
-    cached file rate can be slower than the disk is now: 2884 rounds/s cached, 3500+ done,
-    and "60ms" tasks did 47-50 ms. A far slower cached rate (2 ms a round) must still give
-    tasks of about their size: at least it, and not many times it."""
+    file task's fixed rounds are sized at the pace the disk has when its run starts, never at
+    a cached rate: here one of 2 ms a round (500 rounds/s), which would make 60 ms tasks take
+    about 9 ms. Every model's tasks get the same rounds: the run's own rate."""
     from engine.workloads import calibrate
 
     stale = {**calibrate.calibration(), "file_rounds_per_s": 500.0}
     monkeypatch.setattr(calibrate, "_cached", stale)
     monkeypatch.setattr(calibrate, "_provisional_at", 0.0)
-    size = 0.06
     workers = None if model == "sequential" else 2
     run = run_to_end(session, model, "file", tasks=4, size="60ms", workers=workers)
     tasks = session.store.tasks(run.run_id)
-    durations = [t.duration_ns / 1e9 for t in tasks]
-    print(model, [f"{d * 1e3:.1f}" for d in durations])
-    assert all(t.progress == 1.0 for t in tasks)
-    assert min(durations) >= size, durations  # its own clock said 60 ms of rounds
-    assert min(durations) < 4 * size, durations  # rounds, not a runaway floor
+    print(model, run.calib["file_rounds_per_s"], [f"{t.duration_ns / 1e6:.1f}" for t in tasks])
+    assert all(t.state is engine.State.FINISHED and t.progress == 1.0 for t in tasks)
+    assert run.calib["file_rounds_per_s"] != 500.0
+    assert calibrate.calibration()["file_rounds_per_s"] == run.calib["file_rounds_per_s"]
+    assert stale["file_rounds_per_s"] == 500.0  # a new dict: a running run's is never changed
 
 
-def test_file_rate_is_timed_again_per_process_and_only_rises(tmp_path, monkeypatch) -> None:
-    """The cached file rate is re-timed at the first calibration in a process: a slower cached
-    rate is raised (and saved), a faster one kept; a rate timed in another temp directory
-    (a RAM disk, say) is replaced, never kept against this one."""
+def test_timing_the_disk_is_not_part_of_the_run(session, monkeypatch) -> None:
+    """Our own timing of the disk happens before the run is queued: a model's wall (and its
+    "lost per task") never includes it. Here it is made to take 0.5 s."""
+    from engine.workloads import calibrate
+
+    real = calibrate.file_round_s
+
+    def slow(*args: object) -> float:
+        time.sleep(0.5)
+        return real(*args)
+
+    monkeypatch.setattr(calibrate, "file_round_s", slow)
+    run = run_to_end(session, "sequential", "file", tasks=2, size="20ms")
+    first = min(t.start_ns for t in session.store.tasks(run.run_id))
+    assert (first - run.record.start_ns) / 1e9 < 0.25
+
+
+def test_file_rate_now_replaces_the_cached_one_and_loading_times_nothing(
+        tmp_path, monkeypatch) -> None:
+    """Loading the cache does no file I/O (a cpu run must not pay for timing the disk); the
+    file pace is timed by :func:`calibrate.file_rate_now` alone, which replaces the cached
+    figure, faster or slower, in a new dict."""
     from engine.workloads import calibrate
 
     monkeypatch.setenv("TASKSCOPE_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("TASKSCOPE_RECALIBRATE", raising=False)
-    path = calibrate._cache_path()
-    here = tempfile.gettempdir()
+    timings = []
+    real = calibrate.file_round_s
+    monkeypatch.setattr(calibrate, "file_round_s", lambda *a: timings.append(a) or real(*a))
     rates = {"cpu_iters_per_s": 2e7, "numpy_calls_per_s": 1500.0}
-
-    def load(file_rate: float, file_dir: str | None) -> dict:
-        path.write_text(json.dumps({**rates, "file_rounds_per_s": file_rate, "file_dir": file_dir}))
+    for cached in (10.0, 1e7):  # slower, then faster than any disk this runs on
+        calibrate._cache_path().write_text(json.dumps({**rates, "file_rounds_per_s": cached}))
         monkeypatch.setattr(calibrate, "_cached", None)
         monkeypatch.setattr(calibrate, "_provisional_at", 0.0)
-        got = calibrate.calibration()
-        assert {k: got[k] for k in rates} == rates  # the CPU and NumPy rates are left alone
-        return got
-
-    # 10 rounds/s is 100 ms for write+fsync+read of 64 KiB: slower than any disk this runs on.
-    raised = load(10.0, here)["file_rounds_per_s"]
-    assert raised > 10.0
-    saved = json.loads(path.read_text())
-    assert saved["file_rounds_per_s"] == raised and saved["file_dir"] == here
-    # 1e7 rounds/s is faster than any disk: kept, as the highest pace seen.
-    assert load(1e7, here)["file_rounds_per_s"] == 1e7
-    # ... but not when it was timed in another directory (or by a version that did not say).
-    assert load(1e7, "/some/ram/disk")["file_rounds_per_s"] < 1e7
-    assert load(1e7, None)["file_rounds_per_s"] < 1e7
+        loaded = calibrate.calibration()
+        assert loaded == {**rates, "file_rounds_per_s": cached}
+        assert not timings  # loading timed nothing
+        now = calibrate.file_rate_now()
+        assert timings and 10.0 < now < 1e7
+        assert calibrate.calibration() == {**rates, "file_rounds_per_s": now}
+        assert loaded["file_rounds_per_s"] == cached
+        timings.clear()
 
 
 @pytest.mark.parametrize("model", ["sequential", "threads", "asyncio", "processes"])
@@ -142,8 +156,9 @@ def test_cpu_tasks_do_their_size_of_cpu_work_with_a_rate_cached_too_slow(
         session, monkeypatch, model: str) -> None:
     """A cached CPU rate slower than the machine is now (22M iterations/s cached, 25M done:
     "60ms" tasks did 51-56 ms) must not make tasks short: a task works until its own CPU
-    clock has its size. 1M iterations/s (about 20 times too slow) plans ~3 ms of work for a
-    60 ms task; every task must still take at least 60 ms, and not run away."""
+    clock has its size; the rate only sets how often it looks at that clock. At 1M
+    iterations/s (about 20 times too slow) every task must still take at least 60 ms, and
+    not run away."""
     from engine.workloads import calibrate
 
     stale = {**calibrate.calibration(), "cpu_iters_per_s": 1_000_000.0}
