@@ -144,10 +144,16 @@ def assess(base: Probe, source: str = "given", env: Path | None = None,
         notes.append("the GIL comes back on when the engine's dependencies are imported "
                      "(an extension without free-threading support): no free-threaded model")
     if runner.subinterpreters is None and base.version_info >= (3, 12):
-        notes.append("no sub-interpreters: " + (
-            "the interpreters-pep-734 backport is not installed "
-            f"({_add_fix(path)} installs it)" if base.version_info < (3, 14)
-            else "concurrent.futures.InterpreterPoolExecutor is missing"))
+        if runner.subinterpreters_error:
+            why = runner.subinterpreters_error
+        elif base.version_info[:2] == (3, 12):
+            why = ("the interpreters-pep-734 backport needs the _interpreters C module on 3.12 "
+                   "(package interpreters-3-12, built from source)")
+        elif base.version_info[:2] == (3, 13):
+            why = f"the interpreters-pep-734 backport is not installed ({_add_fix(path)} installs it)"
+        else:
+            why = "concurrent.futures.InterpreterPoolExecutor is missing"
+        notes.append(f"no sub-interpreters: {why}")
     return Interpreter(**common, ready=True, engine_python=runner.path, env=env_s,
                        subinterpreters=runner.subinterpreters, free_threaded_model=ft_model,
                        notes=tuple(notes))

@@ -159,11 +159,20 @@ def _own_pip() -> bool:
     return (major, minor) >= (22, 3)
 
 
-def _run(args: list[str], timeout: float = 120.0) -> subprocess.CompletedProcess:
+def _clean_env() -> dict[str, str]:
+    """The environment for venv and pip: without PYTHONPATH, whose packages pip would take for
+    installed in the new environment (or the new environment's for its own), and without a
+    test runner's PYTHONWARNINGS."""
     env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
     env.pop("PYTHONWARNINGS", None)
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL, check=False, errors="replace")
+    return env
+
+
+def _run(args: list[str], timeout: float = 120.0) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                          env=_clean_env(), stdin=subprocess.DEVNULL, check=False,
+                          errors="replace")
 
 
 def _make_env(base: Probe, env: Path, say: Progress) -> bool:
@@ -214,11 +223,9 @@ def _install(base: Probe, env: Path, reqs: list[str], say: Progress) -> None:
         "install", "--only-binary=:all:", "--timeout", str(PIP_TIMEOUT_S),
         "--retries", str(PIP_RETRIES), "--progress-bar", "off",
         "--disable-pip-version-check", "--no-input", *reqs]
-    env_vars = dict(os.environ)
-    env_vars.pop("PYTHONWARNINGS", None)
     lines: list[str] = []
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env_vars, stdin=subprocess.DEVNULL, errors="replace")
+                            env=_clean_env(), stdin=subprocess.DEVNULL, errors="replace")
     deadline = time.monotonic() + INSTALL_LIMIT_S
     try:
         assert proc.stdout is not None
@@ -321,7 +328,12 @@ def _check(base: Probe, env: Path, reqs: list[str], say: Progress) -> Probe:
     if p.engine_dir != engine_dir():
         raise PrepareError(f"Python {base.version}: the engine imported there is {p.engine_dir}, "
                            f"not {engine_dir()} (is PYTHONPATH set?)")
-    wants_backport = any(_name(r) == "interpreters-pep-734" and _applies(r, base) for r in reqs)
+    # On 3.13 the backport is whole; on 3.12 it also needs the _interpreters C module, which
+    # only the source-only interpreters-3-12 provides (a 66 s build here, and on 3.12.1 the
+    # result crashes on import), so there its absence is reported by `taskscope pythons`, not
+    # an error: 3.12 still runs every other model.
+    wants_backport = base.version_info[:2] == (3, 13) and any(
+        _name(r) == "interpreters-pep-734" and _applies(r, base) for r in reqs)
     if wants_backport and p.subinterpreters != "backport":
         raise PrepareError(f"Python {base.version}: interpreters-pep-734 is installed but its "
                            "InterpreterPoolExecutor does not import")

@@ -22,6 +22,7 @@ from typing import Any
 #: well under 2 s; one that takes 15 s is broken or hanging).
 TIMEOUT_S = 15.0
 _MARK = "TASKSCOPE-PROBE "
+_SUB_MARK = "TASKSCOPE-PROBE-SUB "
 
 #: Python 2.7-compatible on purpose. ``imports`` in argv asks for the import checks (3.11+).
 PROBE_SCRIPT = r"""
@@ -51,18 +52,21 @@ if "imports" in sys.argv[1:] and sys.version_info >= (3, 11):
     f = getattr(m, "__file__", None) if m is not None else None
     d["engine_dir"] = os.path.dirname(os.path.realpath(f)) if f else None
     d["gil_after_imports"] = gil()
+sys.stdout.write("\n" + "TASKSCOPE-PROBE " + json.dumps(d) + "\n")
+sys.stdout.flush()
+if "imports" in sys.argv[1:] and sys.version_info >= (3, 12):
+    # Last and on a line of its own: a broken _interpreters module can crash the process.
     sub = None
     try:
         if sys.version_info >= (3, 14):
             from concurrent.futures import InterpreterPoolExecutor
             sub = "stdlib"
-        elif sys.version_info >= (3, 12):
+        else:
             from interpreters_backport.concurrent.futures import InterpreterPoolExecutor
             sub = "backport"
     except BaseException:
         pass
-    d["subinterpreters"] = sub
-sys.stdout.write("\n" + "TASKSCOPE-PROBE " + json.dumps(d) + "\n")
+    sys.stdout.write("TASKSCOPE-PROBE-SUB " + json.dumps(sub) + "\n")
 """
 
 
@@ -93,6 +97,8 @@ class Probe:
     gil_after_imports: bool | None = None
     #: Where InterpreterPoolExecutor comes from here: "stdlib", "backport" or None.
     subinterpreters: str | None = None
+    #: Set when importing it crashed the interpreter (a broken _interpreters build).
+    subinterpreters_error: str = ""
 
     @property
     def version(self) -> str:
@@ -119,6 +125,7 @@ class Probe:
             engine_dir=d.get("engine_dir"),
             gil_after_imports=d.get("gil_after_imports"),
             subinterpreters=d.get("subinterpreters"),
+            subinterpreters_error=str(d.get("subinterpreters_error") or ""),
         )
 
 
@@ -174,12 +181,21 @@ def _run(path: str, imports: bool, timeout: float) -> Probe:
         return Probe(path, False, f"it did not answer within {timeout:g} s")
     except OSError as e:
         return Probe(path, False, f"it does not run ({e.strerror or e})")
-    for line in reversed(cp.stdout.splitlines()):
-        if line.startswith(_MARK):
-            try:
-                return Probe.from_answer(path, json.loads(line[len(_MARK):]))
-            except (ValueError, TypeError):
-                break
+    answer: dict[str, Any] | None = None
+    for line in cp.stdout.splitlines():
+        try:
+            if line.startswith(_MARK):
+                answer = json.loads(line[len(_MARK):])
+            elif line.startswith(_SUB_MARK) and answer is not None:
+                answer["subinterpreters"] = json.loads(line[len(_SUB_MARK):])
+        except (ValueError, TypeError):
+            answer = None
+            break
+    if answer is not None:
+        if imports and cp.returncode != 0 and "subinterpreters" not in answer:
+            answer["subinterpreters_error"] = (
+                f"importing InterpreterPoolExecutor ended the process (exit status {cp.returncode})")
+        return Probe.from_answer(path, answer)
     last = (cp.stderr.strip().splitlines() or [""])[-1].strip()
     # A Python that breaks says why on its last line (no module named 'encodings'); a program
     # that is not one may echo our script back: keep its last line only if short and not that.
