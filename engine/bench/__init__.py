@@ -9,6 +9,7 @@ them):
   ``ThreadPoolExecutor.map`` and ``ProcessPoolExecutor.map``;
 * :mod:`~engine.bench.pipeline`: events per second from worker processes into the store;
 * :mod:`~engine.bench.cancel`: cancel latency per model;
+* :mod:`~engine.bench.size`: a task of size S takes S (sequential cpu, monitoring on);
 * :mod:`~engine.bench.memory`: bytes the store holds per retained event;
 * :mod:`~engine.bench.sampler_cost`: what the sampler, the GIL probe and the idle engine's
   monitoring cost;

@@ -20,17 +20,31 @@ class Figure:
     measured: float | None
     unit: str
     target: float | None = None
-    #: "max": measured must be <= target; "min": measured must be >= target.
+    #: "max": measured must be <= target; "min": measured must be >= target; "range":
+    #: ``low`` <= measured <= target.
     sense: str = "max"
     note: str = ""
     #: Structured detail for ``--json`` (p50/max beside a p99, per-case figures, ...).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The lower bound of a "range" target.
+    low: float | None = None
 
     @property
     def ok(self) -> bool | None:
         if self.target is None or self.measured is None:
             return None
+        if self.sense == "range":
+            return (self.low is None or self.measured >= self.low) and self.measured <= self.target
         return self.measured <= self.target if self.sense == "max" else self.measured >= self.target
+
+    @property
+    def target_text(self) -> str:
+        """The target as the table shows it: "≤ 20 µs", "≥ 200,000 ev/s", "0.95-1.05 x"."""
+        if self.target is None:
+            return "(reported)"
+        if self.sense == "range":
+            return f"{self.low:,g}-{self.target:,g} {self.unit}"
+        return f"{'≤' if self.sense == 'max' else '≥'} {self.target:,g} {self.unit}"
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -48,10 +62,7 @@ def format_table(figs: list[Figure]) -> str:
     rows = [("figure", "measured", "target", "met", "note")]
     for f in figs:
         meas = "n/a" if f.measured is None else f"{f.measured:,g} {f.unit}"
-        if f.target is None:
-            tgt = "(reported)"
-        else:
-            tgt = f"{'≤' if f.sense == 'max' else '≥'} {f.target:,g} {f.unit}"
+        tgt = f.target_text
         met = {True: "yes", False: "NO", None: "-"}[f.ok]
         rows.append((f.label, meas, tgt, met, f.note))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -32,6 +32,7 @@ from engine.bench.memory import memory_figure
 from engine.bench.overhead import overhead_figures
 from engine.bench.pipeline import pipeline_figure
 from engine.bench.sampler_cost import sampler_cost_figure
+from engine.bench.size import size_figure
 
 from .common import Say
 from .startup import startup_figures
@@ -76,8 +77,8 @@ def machine_info() -> dict[str, Any]:
 
 
 #: The table's order: figures grouped by key prefix, each group in the order it was measured.
-SECTIONS = ("overhead.", "gui.", "pipeline.", "paint.", "cancel.", "idle.", "startup.",
-            "memory.")
+SECTIONS = ("overhead.", "gui.", "pipeline.", "paint.", "cancel.", "size.", "idle.",
+            "startup.", "memory.")
 
 
 def _ordered(figs: list[Figure]) -> list[Figure]:
@@ -108,6 +109,7 @@ def run_bench(quick: bool, say: Say) -> tuple[list[Figure], list[str]]:
         ("engine overhead per task", lambda: overhead_figures(quick)),
         ("event pipeline (headless)", lambda: [pipeline_figure(quick)]),
         ("cancel latency", lambda: cancel_latency_figures(quick)),
+        ("task size", lambda: [size_figure(quick)]),
         ("memory", lambda: [memory_figure()]),
         ("start-up (fresh processes)", lambda: startup_figures(quick)),
         ("sampler cost", lambda: [sampler_cost_figure(quick)]),
