@@ -32,6 +32,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Options a model takes (its registry entry says which; others refuse them)."""
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="dask: an existing cluster's scheduler (default: start a LocalCluster)")
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"scheduler": args.scheduler} if args.scheduler is not None else {}
+
+
 def _params(items: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items or []:
@@ -63,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--csv", metavar="PREFIX",
                    help="write PREFIX-tasks.csv and PREFIX-samples.csv")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
+    _add_model_options(r)
     _add_custom_args(r)  # custom workloads (issue 5)
     r.add_argument("--show-code", action="store_true",
                    help="print the equivalent standalone Python script instead of running")
@@ -81,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--settle", default="500ms", help="pause before each model (default 500ms)")
     c.add_argument("--json", metavar="PATH|-", help="write the results as JSON ('-' for stdout)")
     c.add_argument("--csv", metavar="PATH", help="write one CSV row per model")
+    _add_model_options(c)
     _add_custom_args(c)
 
     sub.add_parser("models", help="list the concurrency models and whether each is available")
@@ -137,7 +149,7 @@ def _models() -> int:
 def _run(args: argparse.Namespace) -> int:
     workload, params = _workload_params(args)
     spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
-                     args.timeout, args.policy, params)
+                     args.timeout, args.policy, params, _options(args))
     if args.show_code:
         return _show_code(spec)
     _custom_note(spec)
@@ -247,6 +259,8 @@ def run_document(session: SessionAPI, run_id: int) -> dict[str, Any]:
         "wall_s": rec.wall_s,
         "spec": spec.as_dict(),
         "counts": {k: v for k, v in rec.counts.items() if v and k not in ("queued", "running")},
+        # what the model reported about the run: when its workers were ready, its cluster
+        "info": dict(rec.info),
         "tasks": [t.as_dict() for t in tasks],
         # sampler (issue 3): cores_avg (per-core % over the run), cpu_total_avg, samples
         **run_samples(session, rec),
@@ -351,7 +365,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     workload, params = _workload_params(args)
     request = cmp.CompareRequest(workload, args.models, args.tasks, args.size, args.workers,
-                                 params, args.timeout, args.policy)
+                                 params, args.timeout, args.policy, _options(args))
     request.plan()
     settle = parse_duration(args.settle, "settle")
     if settle > 60:

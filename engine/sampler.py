@@ -119,6 +119,10 @@ class Sampler:
     always counted, once). A pid that goes away drops out from the next sample; its CPU after
     the last read before it went is not seen.
 
+    ``remote_workers`` (optional), once per tick: workers on other machines (a Dask cluster's),
+    address -> a :class:`WorkerSample` of their own figures as their cluster reports them
+    (psutil cannot read another machine). They go into ``Sample.remote`` as given.
+
     Lag probes can be added for any asyncio loop (:meth:`add_loop_probe`), and lag sources for
     loops in other processes (:meth:`add_external_lag`), from any thread, at any time.
 
@@ -130,12 +134,14 @@ class Sampler:
 
     def __init__(self, store: Any, worker_pids: Callable[[], Iterable[int]],
                  hz: float = 10.0, *, gil_probe: bool = True,
-                 own_pids: Callable[[], Iterable[int]] | None = None) -> None:
+                 own_pids: Callable[[], Iterable[int]] | None = None,
+                 remote_workers: Callable[[], dict[str, WorkerSample]] | None = None) -> None:
         self.hz = check_hz(hz)
         self.period_ns = int(NS_PER_S / self.hz)
         self.store = store
         self._worker_pids = worker_pids
         self._own_pids = own_pids
+        self._remote_workers = remote_workers
         self._tick_lock = threading.Lock()
         self._probes_lock = threading.Lock()
         self._busy_lock = threading.Lock()  # taken before _probes_lock, never after
@@ -658,6 +664,13 @@ class Sampler:
             if v is not None:
                 lag[name] = v
 
+        remote: dict[str, WorkerSample] = {}
+        if self._remote_workers is not None:
+            try:
+                remote = self._remote_workers()
+            except Exception as e:  # the engine is shutting down: none this time
+                self.errors += 1
+                self.last_error = e
         gil = self._gil.take() if self._gil is not None else None
         n = len(cores)
         s = Sample(
@@ -674,6 +687,7 @@ class Sampler:
             lag_ms=lag,
             gil=gil,
             gil_disabled=self._gil_off,
+            remote=remote,
         )
         self._prev_t_ns = t
         self._prev_wall = wall

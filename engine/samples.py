@@ -59,6 +59,10 @@ class Sample:
     #: off: None and ``gil_disabled`` True.
     gil: float | None = None
     gil_disabled: bool = False
+    #: Workers on other machines (a Dask cluster's), by address: their own figures, as
+    #: their cluster last reported them (CPU percent of one of *their* cores, resident
+    #: memory; ``core`` -1). Not part of ``cores``/``workers``, which are this machine's.
+    remote: dict[str, WorkerSample] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +81,8 @@ class Sample:
             "lag_ms": dict(self.lag_ms),
             "gil": self.gil,
             "gil_disabled": self.gil_disabled,
+            **({"remote": {a: {"pid": w.pid, "cpu": w.cpu, "rss": w.rss}
+                           for a, w in self.remote.items()}} if self.remote else {}),
         }
 
 

@@ -87,14 +87,15 @@ class EngineLoop:
 
 class _Sink:
     """The part of a session a runner may use (:class:`~engine.models.protocol.RunSink`):
-    put an event, ingest a batch, look up a task."""
+    put an event, ingest a batch, look up a task, note facts about its run."""
 
-    __slots__ = ("ingest", "put", "task")
+    __slots__ = ("ingest", "put", "run_info", "task")
 
     def __init__(self, session: Session) -> None:
         self.put = session._put
         self.ingest = session.ingest
         self.task = session.store.task
+        self.run_info = session.store.run_info
 
 
 class Run:
@@ -226,7 +227,8 @@ class Session(FrontLoopLag):
 
         self.sampler: Sampler | None = None
         if sample_hz is not None:
-            self.sampler = Sampler(self.store, self.worker_pids, sample_hz, own_pids=own_pids)
+            self.sampler = Sampler(self.store, self.worker_pids, sample_hz, own_pids=own_pids,
+                                   remote_workers=self.remote_workers)
             # Between runs nothing runs on the engine loop: probe it 4 times a second then, and
             # pause the GIL probe (Sampler.set_busy); _sampler_busy() wakes both for a run.
             self.sampler.add_loop_probe("engine", self.loop, idle_interval_s=0.25)
@@ -336,6 +338,8 @@ class Session(FrontLoopLag):
         if loop is not None and not entry.caller_loop:
             callers = [n for n in registry.names() if registry.entry(n).caller_loop]
             raise SpecError("loop", f"a caller's loop can only run {' or '.join(callers)}")
+        if entry.prepare is not None:
+            entry.prepare(spec, self)  # e.g. a cluster's scheduler must answer; else SpecError
         wl = WORKLOADS[spec.workload]
         calib = calibration()
         if wl.rates_per_run is not None:
@@ -480,6 +484,15 @@ class Session(FrontLoopLag):
             if run.runner is not None and not run._closed.is_set():
                 pids.extend(run.runner.worker_pids())
         return pids
+
+    def remote_workers(self) -> dict[str, Any]:
+        """Workers on other machines of this session's active runs: address -> their latest
+        :class:`~engine.samples.WorkerSample` (their own figures, as their cluster reports)."""
+        out: dict[str, Any] = {}
+        for run in self.runs():
+            if run.runner is not None and not run._closed.is_set():
+                out.update(run.runner.remote_workers())
+        return out
 
     # -- retiring finished runs ------------------------------------------------------------------------
     def _retire(self, run: Run) -> None:

@@ -90,6 +90,10 @@ class RunRecord:
     start_ns: int
     end_ns: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: Facts the run's model reported about the run as a whole (JSON-able), e.g.
+    #: ``workers_ready_ns``/``startup_s`` (when its workers were ready, and how long that took
+    #: from the run's start) and a cluster's address and dashboard.
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -242,6 +246,14 @@ class EventStore:
             c[key] = c.get(key, 0) + 1
             if key == "running":
                 c["queued"] = c.get("queued", 0) - 1
+
+    def run_info(self, run_id: int, info: Any) -> None:
+        """Merge facts about a run into its record's ``info`` (a new dict: readers that hold
+        the old one keep a consistent copy)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.info = {**run.info, **info}
 
     def end_run(self, run_id: int, t_ns: int) -> None:
         with self._lock:

@@ -50,6 +50,10 @@ def compare(
     stop at their next check) and skips the rest; the result then has ``cancelled=True``.
     """
     specs = plan(request)
+    for s in specs:  # checks that need the outside world (a scheduler answers) before any run
+        prepare = registry.entry(s.model).prepare
+        if prepare is not None:
+            prepare(s, session)
     cancel = cancel_event or threading.Event()
     names = [s.model for s in specs]
     n_tasks = specs[0].tasks

@@ -1,6 +1,6 @@
 """What a runner is: the methods the session calls, and what a runner may use of its run.
 
-Every concurrency model is one :class:`Runner`. The session calls exactly the five methods
+Every concurrency model is one :class:`Runner`. The session calls exactly the six methods
 below, each with one signature, and nothing else. A runner reports through its run's
 :class:`RunSink` (put an event, ingest a batch, look up a task): it never reaches into the
 session. Like trio's ``Instrument``, the hooks are documented here, once, for every model.
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from ..events import Event
+from ..samples import WorkerSample
 
 if TYPE_CHECKING:
     from ..store import TaskRecord
@@ -63,6 +64,11 @@ class RunSink(Protocol):
 
     def task(self, task_id: int) -> TaskRecord | None:
         """The task's latest record (None if the store has none)."""
+
+    def run_info(self, run_id: int, info: Mapping[str, Any]) -> None:
+        """Facts about the run as a whole, merged into its record's ``info`` (JSON-able):
+        e.g. ``workers_ready_ns`` and ``startup_s`` when its workers became ready, a
+        cluster's address and dashboard."""
 
 
 class RunView(Protocol):
@@ -125,6 +131,10 @@ class Runner(Protocol):
 
     def worker_pids(self) -> list[int]:
         """The worker processes this runner started and that are alive (for the sampler)."""
+
+    def remote_workers(self) -> dict[str, WorkerSample]:
+        """Workers on other machines (the sampler cannot read them): address -> their own
+        latest CPU and memory figures. Empty for every model whose workers are local."""
 
 
 #: Makes a model's runner for one run.

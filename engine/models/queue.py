@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from ..clock import now_ns
 from ..events import Event, Kind
+from ..samples import WorkerSample
 from .execute import TaskOrder
 from .protocol import RunView
 
@@ -52,6 +53,9 @@ class TaskQueue:
 
     def worker_pids(self) -> list[int]:
         return []
+
+    def remote_workers(self) -> dict[str, WorkerSample]:
+        return {}
 
     # -- shared helpers for runners that hand out tasks by index ------------------------------
     def _take(self) -> tuple[int, TaskOrder | None]:

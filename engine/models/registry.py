@@ -22,7 +22,8 @@ from importlib import import_module
 from typing import Any
 
 from ..errors import SpecError
-from .protocol import Launch, Runner, RunView
+from . import dask  # its option checks and availability only: not its runner, nor distributed
+from .protocol import Launch, Resources, Runner, RunView, SpecView
 
 #: Largest worker counts: a guard against typos such as ``--workers 100000``.
 MAX_WORKERS = 1024
@@ -88,6 +89,9 @@ class ModelEntry:
     #: Options the model takes (``RunSpec.options``): name -> (default, validator). A
     #: validator gets ``(value, field)`` and returns the clean value or raises SpecError.
     options: Mapping[str, tuple[Any, Callable[[Any, str], Any]]] = field(default_factory=dict)
+    #: Checks that need the outside world (a cluster's scheduler answers), run by
+    #: ``Session.start`` before the run is admitted: raise SpecError and nothing starts.
+    prepare: Callable[[SpecView, Resources], None] | None = None
 
     def make_runner(self, run: RunView, launch: Launch) -> Runner:
         factory = self.runner
@@ -206,6 +210,11 @@ for _e in (
     ModelEntry("free-threaded", "threads on a free-threaded build with the GIL off",
                "threads:threads", available=free_threading, script="thread-pool",
                default_workers=lambda tasks: min(32, cpu_count() + 4)),
+    ModelEntry("dask", "a Dask cluster: an embedded LocalCluster of single-threaded worker "
+               "processes, or an existing one (--scheduler)", "dask:dask_runner",
+               isolated=True, can_force=True, cancel_note=dask.CANCEL_NOTE,
+               available=dask.available, max_workers=MAX_PROCESS_WORKERS, script="dask",
+               options={"scheduler": (None, dask.check_scheduler)}, prepare=dask.prepare),
 ):
     register(_e)
 del _e

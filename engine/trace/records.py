@@ -81,6 +81,7 @@ SAMPLE_TYPES: dict[str, tuple[type, ...]] = {
     "lag_ms": (dict,),
     "gil": (float, str, type(None)),
     "gil_disabled": (bool,),
+    "remote": (dict,),  # optional: written only when there were workers on other machines
 }
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -164,6 +165,8 @@ def encode_sample(s: Any) -> dict[str, Any]:
         "lag_ms": {str(k): enc_float(v) for k, v in s.lag_ms.items()},
         "gil": None if s.gil is None else enc_float(s.gil),
         "gil_disabled": bool(s.gil_disabled),
+        **({"remote": {str(a): {"pid": int(w.pid), "cpu": enc_float(w.cpu), "rss": int(w.rss)}
+                       for a, w in s.remote.items()}} if s.remote else {}),
     }
 
 
@@ -291,7 +294,7 @@ def decode_spec(s: dict[str, Any] | None) -> RunSpec | None:
 
 
 def decode_sample(s: Any, where: str) -> Sample:
-    check_fields(s, SAMPLE_TYPES, where)
+    check_fields(s, SAMPLE_TYPES, where, optional=("remote",))
 
     def floats(key: str) -> tuple[float, ...]:
         return tuple(dec_float(x, f"{where}.{key}[{i}]") for i, x in enumerate(s[key]))
@@ -307,6 +310,11 @@ def decode_sample(s: Any, where: str) -> Sample:
         for k, v in s["threads"].items()
     }
     lag = {str(k): dec_float(v, f"{where}.lag_ms.{k}") for k, v in s["lag_ms"].items()}
+    remote: dict[str, WorkerSample] = {}
+    for a, w in s.get("remote", {}).items():
+        check_fields(w, {"pid": (int,), "cpu": NUM, "rss": (int,)}, f"{where}.remote.{a}")
+        remote[a] = WorkerSample(w["pid"], dec_float(w["cpu"], f"{where}.remote.{a}.cpu"),
+                                 w["rss"], -1)
     return Sample(
         t_ns=s["t_ns"],
         interval_s=dec_float(s["interval_s"], f"{where}.interval_s"),
@@ -321,6 +329,7 @@ def decode_sample(s: Any, where: str) -> Sample:
         lag_ms=lag,
         gil=None if s["gil"] is None else dec_float(s["gil"], f"{where}.gil"),
         gil_disabled=s["gil_disabled"],
+        remote=remote,
     )
 
 

@@ -12,9 +12,13 @@ import pytest
 import engine
 from engine.events import TERMINAL_KINDS, Kind
 
-#: Every model this interpreter really has (the others are reported unavailable, never faked).
-AVAILABLE_MODELS = [m.name for m in engine.all_models() if m.available]
-PROCESS_MODELS = [m.name for m in engine.all_models() if m.available and m.isolated]
+#: The models that run on this machine alone and that this interpreter really has (the
+#: others are reported unavailable, never faked). ``dask`` is tested in test_dask.py, on one
+#: cluster shared by its tests: the generic tests would start one per test (1 to 10 s each).
+CLUSTER_MODELS = ("dask",)
+AVAILABLE_MODELS = [m.name for m in engine.all_models()
+                    if m.available and m.name not in CLUSTER_MODELS]
+PROCESS_MODELS = [m for m in AVAILABLE_MODELS if engine.model_info(m).isolated]
 IN_PROCESS_MODELS = [m for m in AVAILABLE_MODELS if m not in PROCESS_MODELS]
 TERMINAL_STATES = ("finished", "failed", "cancelled", "timed_out")
 

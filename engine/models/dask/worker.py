@@ -1,0 +1,207 @@
+"""The Dask worker's side of the ``dask`` model: the task function, its events and its flags.
+
+This module runs inside Dask worker processes (it is imported there when the first task
+arrives, by reference from the pickled function). Keep its imports light and Qt-free: a worker
+must never import Qt.
+
+* :func:`run_task` is what the engine submits. It builds the task's context on the worker,
+  claims the task's start under this process's lock (see below), runs the workload through
+  the same :func:`~engine.models.execute.run_blocking` every model uses, and returns the
+  terminal kind.
+* Events go back **batched over the worker event log**: ``Worker.log_event(topic, batch)``,
+  which the engine's client receives through ``Client.subscribe_topic``. Progress events
+  leave in batches at the latest ``FLUSH_S`` after the first; a start and an ending leave at
+  once (the ending before Dask's own "task finished" message, on the same stream; the start so
+  that a task shows running when it starts, and so that the engine knows it started if the
+  worker then dies). Events are plain tuples (msgpack).
+* Cancel flags live here, per worker process, keyed by task id. :func:`set_flags` (run on
+  every worker by ``Client.run``) flags a running task's context (the task stops at its next
+  check) or records the flag for a task this worker has not started; a task whose flag is
+  already set when it comes to start ends **silently**, because the engine reported it
+  cancelled (the engine does so only when no worker said it had started it; both sides decide
+  under this process's lock, as the process pool's claim lock does).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from ...context import FlagContext
+from ...events import TERMINAL_KINDS, Event, Kind
+from ..execute import TaskOrder, run_blocking
+
+#: A batch leaves at most this long after its first event.
+FLUSH_S = 0.005
+#: Events per message at most: the scheduler keeps the last messages of a topic in memory
+#: (``distributed.admin.low-level-log-length``), so a message must stay small.
+MAX_BATCH = 256
+#: Kinds shipped at once: a start (the engine tells a task that started from one that did not
+#: by it, if the worker dies), and an ending (it goes out before Dask's own "task finished").
+_AT_ONCE = TERMINAL_KINDS | {Kind.STARTED}
+
+_lock = threading.Lock()
+#: Task id -> reason: a cancel that reached this worker before the task started here.
+_flags: dict[int, str] = {}
+#: Task id -> its context, while it runs here.
+_running: dict[int, FlagContext] = {}
+#: Run id -> ids of the tasks that started here (answers "did it start?" after it ended).
+_started: dict[int, set[int]] = {}
+#: Event topic -> this process's outbox for it (one topic per engine session).
+_outboxes: dict[str, _Outbox] = {}
+
+
+class DaskContext(FlagContext):
+    """A task context on a Dask worker: its lane names the worker's address with the thread."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, *args: Any, address: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.address = address
+
+    def bind(self) -> None:
+        super().bind()
+        self._thread = f"{self.address} {self._thread}"
+
+
+class _Outbox:
+    """This worker process's pending events, shipped in batches by a flusher thread."""
+
+    def __init__(self, worker: Any, topic: str) -> None:
+        self.worker = worker
+        self.topic = topic
+        self.address: str = worker.address
+        self._q: deque[Event] = deque()
+        self._wake = threading.Event()
+        self._send_lock = threading.Lock()
+        threading.Thread(target=self._main, name="taskscope-dask-flusher", daemon=True).start()
+
+    def put(self, ev: Event) -> None:
+        self._q.append(ev)
+        if ev.kind in _AT_ONCE:
+            self.flush()
+        elif len(self._q) == 1 or len(self._q) >= MAX_BATCH:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._send_lock:
+            q = self._q
+            while q:
+                n = min(len(q), MAX_BATCH)
+                batch = [tuple(q.popleft()) for _ in range(n)]
+                try:
+                    self.worker.log_event(self.topic, {"w": self.address, "e": batch})
+                except TypeError:  # something in an info dict that msgpack cannot carry
+                    self.worker.log_event(self.topic, {"w": self.address,
+                                                       "e": [_plain(e) for e in batch]})
+
+    def _main(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(FLUSH_S)
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the worker is closing; nothing to ship to
+                return
+
+
+def _plain(ev: tuple) -> tuple:
+    info = ev[-1]
+    if info is None:
+        return ev
+    return (*ev[:-1], {str(k): v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+                       for k, v in info.items()})
+
+
+def _outbox_for(topic: str) -> _Outbox:
+    box = _outboxes.get(topic)
+    if box is None:
+        from distributed import get_worker
+
+        with _lock:
+            box = _outboxes.get(topic)
+            if box is None:
+                box = _outboxes[topic] = _Outbox(get_worker(), topic)
+    return box
+
+
+def run_task(order: TaskOrder, topic: str) -> str:
+    """Run one engine task on this Dask worker; return its terminal kind ("" if it was
+    cancelled before it started: the engine has reported that already)."""
+    box = _outbox_for(topic)
+    deadline = None
+    if order.timeout_s is not None:
+        deadline = time.monotonic_ns() + int(order.timeout_s * 1e9)
+    tid = order.task_id
+    ctx = DaskContext(order.run_id, tid, box.put, deadline, "", order.index, address=box.address)
+    with _lock:
+        if _flags.pop(tid, None) is not None:
+            return ""
+        _running[tid] = ctx
+        _started.setdefault(order.run_id, set()).add(tid)
+    try:
+        return run_blocking(ctx, order)
+    finally:
+        with _lock:
+            _running.pop(tid, None)
+
+
+def set_flags(task_ids: list[int], reason: str) -> list[int]:
+    """Cancel these tasks on this worker: flag the running ones, remember the rest. Returns
+    the ids that started here (running or already ended), for which the flag is too late to
+    keep them from starting."""
+    started = []
+    with _lock:
+        for tid in task_ids:
+            ctx = _running.get(tid)
+            if ctx is not None:
+                ctx.request_cancel(reason)
+                started.append(tid)
+            elif any(tid in s for s in _started.values()):
+                started.append(tid)
+            else:
+                _flags[tid] = reason
+    return started
+
+
+def forget_run(run_id: int, first: int, n: int) -> None:
+    """Drop what this worker keeps about a run that ended (its flags and started ids)."""
+    with _lock:
+        _started.pop(run_id, None)
+        for tid in [t for t in _flags if first <= t < first + n]:
+            del _flags[tid]
+
+
+def identify() -> dict[str, Any]:
+    """Who this worker is: its pid and process start time (to tell whether the engine can
+    read it with psutil, i.e. it runs on this machine in this pid namespace), its boot id
+    (same boot id: same CLOCK_MONOTONIC), and its host name."""
+    import socket
+
+    import psutil
+
+    boot = ""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+    except OSError:
+        pass
+    return {"pid": os.getpid(), "created": psutil.Process().create_time(), "boot_id": boot,
+            "host": socket.gethostname()}
+
+
+def clock() -> int:
+    """This worker's monotonic clock (for the engine's offset measurement)."""
+    return time.monotonic_ns()
+
+
+def modules_loaded(names: list[str]) -> list[str]:
+    """Which of these modules this worker process has imported (tests: no Qt in workers)."""
+    import sys
+
+    return [n for n in names if n in sys.modules]

@@ -1,0 +1,382 @@
+"""The ``dask`` model on a real LocalCluster of 2 single-threaded worker processes.
+
+Most tests share one cluster, started once for this module the way the engine starts its own
+(same options), and reached as an existing cluster (``scheduler=...``): the runner does the
+same work either way, and a cluster costs 1 to 10 s to start on a loaded 2-core machine. The
+engine's embedded cluster (started and closed by the session itself) has tests of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import engine
+from engine import Session, SpecError, State, make_spec
+from engine.events import Kind
+from tests.conftest import alive_pids, engine_children
+from tests.engine.enginekit import check_invariants, run_events, wait_until
+
+distributed = pytest.importorskip("distributed")
+
+QT = ["PySide6", "shiboken6", "pyqtgraph", "qasync", "gui"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """One LocalCluster for the module: 2 workers, 1 thread each, no retries (as the engine's)."""
+    from distributed import LocalCluster
+
+    lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0},
+                      silence_logs=logging.CRITICAL + 1)
+    try:
+        yield lc
+    finally:
+        lc.close(timeout=10)
+
+
+def _worker_pids(lc: Any) -> set[int]:
+    return {w.pid for w in lc.workers.values() if w.pid}
+
+
+@pytest.fixture
+def dsession(cluster: Any) -> Iterator[Session]:
+    """A fresh Session; on teardown its shutdown must be clean and quick and leave no process
+    behind other than the shared cluster's own (current) workers."""
+    before = set(engine_children())
+    s = Session()
+    try:
+        yield s
+    finally:
+        report = s.shutdown()
+    assert report.clean, f"tasks still running after shutdown: {report.stuck_tasks}"
+    assert report.seconds < 3.0, report
+    wait_until(lambda: len(_worker_pids(cluster)) == 2, 30)
+    left = set(engine_children()) - before - _worker_pids(cluster)
+    assert not left, f"processes left behind: {left}"
+
+
+def _spec(cluster: Any, workload: str, **kw: Any) -> engine.RunSpec:
+    kw.setdefault("workers", 2)
+    return make_spec("dask", workload, options={"scheduler": cluster.scheduler_address}, **kw)
+
+
+def _running(s: Session, tid: int) -> bool:
+    rec = s.store.task(tid)
+    return rec is not None and rec.state is State.RUNNING
+
+
+# -- running ---------------------------------------------------------------------------------
+BUILT_IN = [("cpu", {}), ("numpy", {}), ("sleep", {}), ("http", {"delay": "10ms"}),
+            ("file", {}), ("mixed", {}), ("blocking", {}), ("fail", {"every": 2}),
+            ("events", {})]
+
+
+def test_every_built_in_workload_finishes_on_two_worker_processes(
+        dsession: Session, cluster: Any) -> None:
+    workers = _worker_pids(cluster)
+    for workload, params in BUILT_IN:
+        run = dsession.start(_spec(cluster, workload, tasks=4, size="60ms", params=params))
+        assert run.wait(60), workload
+        check_invariants(dsession, run)
+        recs = dsession.store.tasks(run.run_id)
+        want = State.FAILED if workload == "fail" else State.FINISHED
+        states = [r.state for r in recs]
+        if workload == "fail":  # every=2: tasks 0 and 2 fail on purpose
+            assert states == [want, State.FINISHED, want, State.FINISHED], states
+        else:
+            assert states == [want] * 4, (workload, [(r.state, r.error) for r in recs])
+        pids = {r.pid for r in recs}
+        assert pids <= workers and os.getpid() not in pids, (workload, pids, workers)
+        # each lane names its worker: address, pid, thread
+        for r in recs:
+            addr = r.thread.split()[0]
+            assert addr.startswith("tcp://127.0.0.1:") and r.tid > 0, r
+    # both workers took tasks over the runs: two lanes, two pids, neither the engine's
+    lanes = {(r.pid, r.tid, r.thread) for r in dsession.store.tasks()}
+    assert {p for p, _, _ in lanes} == workers and len(lanes) == 2, lanes
+
+
+def test_a_task_shows_running_when_it_starts_not_when_it_ends(
+        dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "sleep", tasks=1, size="3s"))
+    tid = run.first_task_id
+    t0 = time.monotonic()
+    wait_until(lambda: _running(dsession, tid), 10)
+    seen = time.monotonic() - t0
+    rec = dsession.store.task(tid)
+    assert rec.end_ns is None and seen < 2.5, seen  # running, long before its 3 s are up
+    assert run.wait(30)
+    assert dsession.store.task(tid).state is State.FINISHED
+
+
+def test_the_workers_import_no_qt(dsession: Session, cluster: Any) -> None:
+    from distributed import Client
+
+    from engine.models.dask import worker
+
+    run = dsession.start(_spec(cluster, "cpu", tasks=2, size="10ms"))
+    assert run.wait(60)
+    with Client(cluster.scheduler_address, set_as_default=False) as c:
+        loaded = c.run(worker.modules_loaded, QT)
+    assert loaded and all(v == [] for v in loaded.values()), loaded
+
+
+# -- cancel, force, timeout, crash --------------------------------------------------------------
+def test_a_running_task_is_cancelled_cooperatively_within_a_second(
+        dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "sleep", tasks=2, size="20s"))
+    a, b = run.task_ids
+    wait_until(lambda: _running(dsession, a) and _running(dsession, b), 30)
+    t0 = time.monotonic()
+    assert dsession.cancel_task(a)
+    wait_until(lambda: dsession.store.task(a).state.terminal, 5)
+    took = time.monotonic() - t0
+    rec = dsession.store.task(a)
+    assert rec.state is State.CANCELLED and not (rec.error or {}).get("forced"), rec
+    assert took < 1.0, f"cancel took {took:.3f} s"
+    assert _running(dsession, b)  # the other task goes on
+    assert dsession.cancel_run(run.run_id)
+    assert run.wait(10)
+    check_invariants(dsession, run)
+
+
+def test_queued_tasks_are_cancelled_at_once_in_the_runner_and_in_dask(
+        dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "sleep", tasks=12, size="20s"))
+    ids = list(run.task_ids)
+    wait_until(lambda: _running(dsession, ids[0]) and _running(dsession, ids[1]), 30)
+    # the window holds 4 in Dask (2 running, 2 queued there); the other 8 wait in the runner
+    t0 = time.monotonic()
+    dsession.cancel_run(run.run_id)
+    assert run.wait(10)
+    assert time.monotonic() - t0 < 5
+    events = check_invariants(dsession, run)
+    never = [t for t, evs in events.items() if all(e.kind != Kind.STARTED for e in evs)]
+    assert len(never) >= 8
+    assert all(dsession.store.task(t).state is State.CANCELLED for t in ids)
+
+
+def test_force_restarts_only_that_tasks_worker(dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "sleep", tasks=6, size="1500ms"))
+    ids = list(run.task_ids)
+    wait_until(lambda: sum(_running(dsession, t) for t in ids) == 2, 30)
+    victim = next(t for t in ids if _running(dsession, t))
+    other = next(t for t in ids if t != victim and _running(dsession, t))
+    vpid = dsession.store.task(victim).pid
+    opid = dsession.store.task(other).pid
+    t0 = time.monotonic()
+    assert dsession.cancel_task(victim, force=True)
+    wait_until(lambda: dsession.store.task(victim).state.terminal, 10)
+    took = time.monotonic() - t0
+    assert run.wait(60)
+    check_invariants(dsession, run)
+    rec = dsession.store.task(victim)
+    assert rec.state is State.CANCELLED and rec.error is None, rec
+    assert took < 5.0, took
+    assert not alive_pids([vpid])  # its worker was killed...
+    wait_until(lambda: len(_worker_pids(cluster)) == 2, 30)
+    assert opid in _worker_pids(cluster) and vpid not in _worker_pids(cluster)  # ...and replaced
+    # no other task was touched: the one running on the other worker and the queued ones
+    # (some were queued in Dask for the killed worker) all finished
+    others = [dsession.store.task(t) for t in ids if t != victim]
+    assert [r.state for r in others] == [State.FINISHED] * 5, others
+
+
+def test_a_timeout_stops_a_ten_second_sleep_within_two_seconds(
+        dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "sleep", tasks=2, size="10s", timeout="1s"))
+    assert run.wait(20)
+    for rec in dsession.store.tasks(run.run_id):
+        assert rec.state is State.TIMED_OUT, rec
+        assert (rec.end_ns - rec.start_ns) / 1e9 < 2.0, rec
+    check_invariants(dsession, run)
+
+
+def test_a_task_that_ignores_its_timeout_is_stopped_by_killing_its_worker(
+        dsession: Session, cluster: Any, tmp_path: Path) -> None:
+    f = tmp_path / "stubborn.py"
+    f.write_text("import time\n\ndef work():\n    time.sleep(10)\n")
+    run = dsession.start(_spec(cluster, "custom", tasks=1, timeout="500ms",
+                               params={"function": f"{f}:work"}))
+    assert run.wait(20)
+    rec = dsession.store.task(run.first_task_id)
+    assert rec.state is State.TIMED_OUT and "worker killed" in rec.reason, rec
+    assert (rec.end_ns - rec.start_ns) / 1e9 < 5.0, rec
+    wait_until(lambda: len(_worker_pids(cluster)) == 2, 30)
+
+
+def test_a_crash_fails_only_its_own_task_and_is_not_retried(
+        dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "crash", tasks=6, size="300ms", params={"every": 3}))
+    assert run.wait(60)
+    events = check_invariants(dsession, run)
+    recs = dsession.store.tasks(run.run_id)
+    crashed = [r for r in recs if r.index % 3 == 0]
+    assert all(r.state is State.FAILED and r.error["type"] == "WorkerDied" for r in crashed), crashed
+    assert str(crashed[0].pid) in crashed[0].error["message"]
+    assert all(r.state is State.FINISHED for r in recs if r.index % 3), recs
+    # each task started once: Dask ran none of them again
+    assert all(sum(e.kind == Kind.STARTED for e in evs) == 1 for evs in events.values())
+    wait_until(lambda: len(_worker_pids(cluster)) == 2, 30)
+
+
+# -- compare, the CLI, clocks and CPU -----------------------------------------------------------
+def test_compare_threads_and_dask(dsession: Session, cluster: Any) -> None:
+    from engine.compare import CompareRequest, compare
+
+    req = CompareRequest("sleep", "threads,dask", tasks=4, size="200ms", workers=2,
+                         options={"scheduler": cluster.scheduler_address})
+    res = compare(dsession, req, settle_s=0.1)
+    assert [r.model for r in res.results] == ["threads", "dask"]
+    assert all(r.status == "complete" for r in res.results), res.results
+    dask_run = dsession.store.run(res.results[1].run_id)
+    info = dask_run.info
+    assert info["cluster"]["started_by"] == "existing" and info["startup_s"] >= 0
+    assert dask_run.start_ns <= info["workers_ready_ns"] <= dask_run.end_ns
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cli_json_carries_the_worker_lanes(cluster: Any) -> None:
+    p = _cli("run", "-m", "dask", "--scheduler", cluster.scheduler_address, "-w", "sleep",
+             "-n", "4", "-s", "100ms", "-k", "2", "--json", "-", "-q")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["counts"] == {"finished": 4}
+    lanes = {(t["pid"], t["thread_id"], t["thread_name"].split()[0]) for t in doc["tasks"]}
+    assert {pid for pid, _, _ in lanes} == _worker_pids(cluster), lanes
+    assert all(a.startswith("tcp://") for _, _, a in lanes)
+    assert doc["info"]["cluster"]["scheduler"] == cluster.scheduler_address
+
+
+def test_cli_compare_threads_and_dask(cluster: Any) -> None:
+    p = _cli("compare", "--models", "threads,dask", "--scheduler", cluster.scheduler_address,
+             "-w", "sleep", "-n", "4", "-s", "100ms", "-k", "2", "--settle", "100ms",
+             "--json", "-")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert [r["model"] for r in doc["results"]] == ["threads", "dask"]
+    assert all(r["status"] == "complete" for r in doc["results"])
+
+
+def test_the_clock_offset_of_a_worker_on_this_machine_measures_zero(cluster: Any) -> None:
+    from distributed import Client
+
+    from engine.models.dask.cluster import measure_offset
+
+    with Client(cluster.scheduler_address, set_as_default=False) as c:
+        addr = next(iter(c.scheduler_info()["workers"]))
+        offset, err = measure_offset(c, addr)
+    # same CLOCK_MONOTONIC: the measured offset is 0 within its own error bound
+    assert err > 0 and abs(offset) <= err + 1_000_000, (offset, err)
+
+
+def test_local_workers_are_sampled_and_remote_figures_come_from_the_scheduler(
+        dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "cpu", tasks=4, size="400ms"))
+    wait_until(lambda: any(s.workers.keys() & _worker_pids(cluster) for s in
+                           dsession.store.read_samples(0)[0]), 20)
+    assert run.wait(60)
+    # the scheduler's own figures for every worker, as used for workers on other machines
+    c = run.runner.cluster
+    for w in c.workers.values():
+        w.local = False
+    c._read_remote()  # what the monitor thread does once a second for remote workers
+    remote = c.remote_samples()
+    assert set(remote) == set(c.workers) and all(r.rss > 0 for r in remote.values()), remote
+
+
+# -- the embedded cluster, and bad addresses ------------------------------------------------------
+def test_the_embedded_cluster_runs_and_leaves_nothing_behind(session: Session) -> None:
+    run = session.start(make_spec("dask", "cpu", tasks=4, size="50ms", workers=2))
+    assert run.wait(120)
+    check_invariants(session, run)
+    recs = session.store.tasks(run.run_id)
+    assert all(r.state is State.FINISHED for r in recs)
+    pids = {r.pid for r in recs}
+    info = run.record.info
+    assert info["cluster"]["started_by"] == "engine" and info["cluster"]["startup_s"] > 0
+    workers = {w["pid"] for w in info["cluster"]["workers"]}
+    assert len(workers) == 2 and pids <= workers and os.getpid() not in workers
+    # the fixture's teardown: shutdown closes the cluster, and no Dask process is left
+
+
+def test_a_bad_scheduler_address_is_refused_naming_the_option() -> None:
+    for bad in ("http://127.0.0.1:8786", "tcp://127.0.0.1", "tcp://:8786", "tcp://h:0",
+                "tcp://h:99999", "tcp://a b:1", ""):
+        with pytest.raises(SpecError) as e:
+            make_spec("dask", "cpu", options={"scheduler": bad})
+        assert e.value.field == "options.scheduler", bad
+    assert make_spec("dask", "cpu", options={"scheduler": "localhost:8786"}).options == {
+        "scheduler": "tcp://localhost:8786"}
+    with pytest.raises(SpecError) as e:
+        make_spec("threads", "cpu", options={"scheduler": "tcp://h:1"})
+    assert e.value.field == "options.scheduler"
+
+
+def test_the_cli_refuses_a_bad_or_unreachable_scheduler_in_one_line() -> None:
+    p = _cli("run", "-m", "dask", "--scheduler", "ftp://x:1", "-w", "cpu")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "options.scheduler" in p.stderr and "Traceback" not in p.stderr
+    t0 = time.monotonic()
+    p = _cli("run", "-m", "dask", "--scheduler", "tcp://127.0.0.1:9", "-w", "cpu")
+    took = time.monotonic() - t0
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "options.scheduler" in p.stderr and "cannot reach" in p.stderr
+    assert took < 5.0 + 3.0, took  # 5 s allowed; the rest is starting Python on a busy machine
+
+
+def test_an_unreachable_scheduler_starts_nothing(dsession: Session) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(SpecError) as e:
+        dsession.start(make_spec("dask", "cpu", options={"scheduler": "tcp://127.0.0.1:9"}))
+    assert time.monotonic() - t0 < 5.0
+    assert e.value.field == "options.scheduler"
+    assert dsession.store.runs() == []
+
+
+def test_without_distributed_the_model_says_how_to_get_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "distributed" else real(name, *a))
+    info = engine.model_info("dask")
+    assert not info.available and info.fix == "pip install 'taskscope[dask]'"
+    with pytest.raises(SpecError) as e:
+        make_spec("dask", "cpu")
+    assert "taskscope[dask]" in str(e.value)
+
+
+def test_no_dask_events_are_lost_or_doubled(dsession: Session, cluster: Any) -> None:
+    run = dsession.start(_spec(cluster, "events", tasks=2, size="200ms"))
+    assert run.wait(60)
+    check_invariants(dsession, run)
+    assert len(run_events(dsession, run.run_id)) > 1000
+
+
+def test_remote_worker_figures_survive_a_trace_and_old_traces_still_load() -> None:
+    from engine.samples import Sample, WorkerSample
+    from engine.trace.records import decode_sample, encode_sample
+
+    base = dict(t_ns=1, interval_s=0.1, cores=(1.0,), cores_user=(1.0,), cores_system=(0.0,),
+                total=1.0, self_cpu=2.0, self_rss=3)
+    s = Sample(**base, remote={"tcp://10.0.0.2:4000": WorkerSample(77, 99.5, 1 << 20, -1)})
+    assert decode_sample(encode_sample(s), "s") == s
+    old = encode_sample(Sample(**base))
+    assert "remote" not in old and decode_sample(old, "s") == Sample(**base)
