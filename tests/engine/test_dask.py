@@ -9,7 +9,6 @@ engine's embedded cluster (started and closed by the session itself) has tests o
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -33,12 +32,11 @@ QT = ["PySide6", "shiboken6", "pyqtgraph", "qasync", "gui"]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    """One LocalCluster for the module: 2 workers, 1 thread each, no retries (as the engine's)."""
-    from distributed import LocalCluster
+    """One LocalCluster for the module, as the engine starts its own: 2 workers, 1 thread
+    each, no retries."""
+    from engine.models.dask.cluster import local_cluster
 
-    lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0", scheduler_kwargs={"allowed_failures": 0},
-                      silence_logs=logging.CRITICAL + 1)
+    lc = local_cluster(2)
     try:
         yield lc
     finally:

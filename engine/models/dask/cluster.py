@@ -354,22 +354,37 @@ async def _stop_workers(cluster: Any, timeout: float) -> None:
                          return_exceptions=True)
 
 
-def start_local(workers: int) -> Cluster:
-    """Start an embedded LocalCluster of ``workers`` single-threaded worker processes."""
-    from distributed import Client, LocalCluster
+def local_cluster(workers: int) -> Any:
+    """A LocalCluster as the engine starts one: ``workers`` single-threaded worker processes
+    with nannies, its scheduler in this process, no scheduler-side retries."""
+    import dask
+    from distributed import LocalCluster
 
-    t0 = time.perf_counter()
+    # A LocalCluster drops a worker's nanny for good when no worker of that name is back
+    # ``lost-worker-timeout`` (15 s) after one left: a worker that crashes or is killed again
+    # just then, while its nanny restarts it, would leave the cluster one worker short.
+    # Here nannies restart their workers, always: never give one up.
+    dask.config.set({"distributed.deploy.lost-worker-timeout": "365 days"})
     # dashboard on a free port (Dask's default 8787 may be taken: another cluster, say);
     # logs silenced: the engine reports what happens to every task itself.
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=":0",
-                           scheduler_kwargs={"allowed_failures": 0},
-                           silence_logs=logging.CRITICAL + 1)
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address=":0",
+                        scheduler_kwargs={"allowed_failures": 0},
+                        silence_logs=logging.CRITICAL + 1)
+
+
+def start_local(workers: int) -> Cluster:
+    """Start an embedded LocalCluster (:func:`local_cluster`) and connect to it."""
+    from distributed import Client
+
+    t0 = time.perf_counter()
+    cluster = local_cluster(workers)
     try:
         client = Client(cluster, set_as_default=False)
         client.wait_for_workers(workers, timeout=60)
-        startup = time.perf_counter() - t0
-        return Cluster(client, cluster, startup)
+        c = Cluster(client, cluster)
+        c.startup_s = time.perf_counter() - t0
+        return c
     except BaseException:
         cluster.close(timeout=2)
         raise
