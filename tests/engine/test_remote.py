@@ -203,12 +203,12 @@ def _engine_side(store: Any, sample_hz: float | None) -> Iterator[tuple[Any, Any
     from multiprocessing.connection import Connection
 
     from engine import Session
-    from engine.remote import _start_publisher
+    from engine.remote.publisher import start_publisher
 
     a, b = socket.socketpair()
     engine_end, front_end = Connection(a.detach()), Connection(b.detach())
     session = Session(store, warm=False, sample_hz=sample_hz)
-    pub = _start_publisher(session, engine_end)
+    pub = start_publisher(session, engine_end)
     try:
         yield session, pub, front_end
     finally:
@@ -234,7 +234,8 @@ def test_an_idle_engine_sends_each_sample_as_it_is_taken_and_its_publisher_sleep
     once, at 10 Hz, without the publisher thread waking to poll (it used to, 20 times a
     second); and the front end's loop lag it acknowledged reaches the samples."""
     from engine.clock import now_ns
-    from engine.remote import _EngineStore
+    from engine.remote.publisher import EngineStore
+    from engine.remote.wire import Ack
 
     got: list[tuple[int, Any]] = []  # (arrived ns, sample)
 
@@ -243,11 +244,11 @@ def test_an_idle_engine_sends_each_sample_as_it_is_taken_and_its_publisher_sleep
             while front_end.poll(0):
                 upd = front_end.recv()
                 t = now_ns()
-                got.extend((t, s) for s in upd[3])
-                front_end.send(("ack", 7.0))
+                got.extend((t, s) for s in upd.samples)
+                front_end.send(Ack(7.0))
             time.sleep(every)
 
-    with _engine_side(_EngineStore(), 10.0) as (_session, pub, front_end):
+    with _engine_side(EngineStore(), 10.0) as (_session, pub, front_end):
         pump(time.monotonic() + 0.5, 0.2)
         assert pub.thread.native_id is not None
         wakes0 = _wakes(pub.thread.native_id)
@@ -310,13 +311,15 @@ def test_a_backlog_larger_than_one_update_goes_out_at_once(
     """More changed records than one update carries: the rest follow update after update
     (one per BUSY_GAP_S), not only when something else changes. No sampler here, so nothing
     else would wake the publisher for a second."""
-    import engine.remote as remote
+    import engine.remote.publisher as publisher
     from engine.clock import now_ns
     from engine.events import Event, Kind
+    from engine.remote import MirrorStore
+    from engine.remote.wire import Ack
 
-    monkeypatch.setattr(remote, "MAX_RECORDS", 50)
-    store = remote._EngineStore()
-    mirror = remote.MirrorStore()
+    monkeypatch.setattr(publisher, "MAX_RECORDS", 50)
+    store = publisher.EngineStore()
+    mirror = MirrorStore()
     with _engine_side(store, None) as (_session, _pub, front_end):
         t = now_ns()
         store.add_run(1, make_spec("threads", "sleep", 500, "1ms", 2), 1, 500, t)
@@ -325,9 +328,8 @@ def test_a_backlog_larger_than_one_update_goes_out_at_once(
         t0 = time.monotonic()
         while time.monotonic() - t0 < 5.0:
             while front_end.poll(0):
-                _, runs, recs, samples, n_ev, _, dup, unknown, _, _ = front_end.recv()
-                mirror.apply(runs, recs, samples, n_ev, dup, unknown)
-                front_end.send(("ack", None))
+                mirror.apply(front_end.recv())
+                front_end.send(Ack(None))
             if all(r.state is State.FINISHED for r in mirror.tasks(1)) and mirror.tasks(1):
                 break
             time.sleep(0.005)
