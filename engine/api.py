@@ -10,8 +10,9 @@ Where a session has nothing to do for a member, its answer is the honest empty o
 pretence: an in-process session cannot be gone (:attr:`SessionAPI.gone_reason` is None), and its
 store needs no folding, so :meth:`SessionAPI.pump` only reports what changed in it.
 
-This module is on the engine's lower floor: it names the types the protocol speaks in
-(:class:`Pumped`, :class:`ShutdownReport`) and imports neither session.
+This module names the types the protocol speaks in (:class:`Pumped`, :class:`ShutdownReport`)
+and holds the one part both sessions implement alike (:class:`FrontLoopLag`); it imports
+neither session.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from .probes import LagProbe
+
 if TYPE_CHECKING:
     from .compare.request import CompareRequest
     from .compare.results import CompareProgress, CompareResult
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
     from .spec import RunSpec
     from .store import EventStore, RunRecord
 
-__all__ = ["CompareJobAPI", "Pumped", "RunHandle", "SessionAPI", "ShutdownReport"]
+__all__ = ["CompareJobAPI", "FrontLoopLag", "Pumped", "RunHandle", "SessionAPI",
+           "ShutdownReport"]
 
 
 @dataclass
@@ -172,3 +176,47 @@ class SessionAPI(Protocol):
     def shutdown(self, timeout: float = 2.0) -> ShutdownReport:
         """Cancel everything, release every worker; within about ``timeout`` seconds."""
         ...
+
+
+class FrontLoopLag:
+    """The front end's loop probe, for both sessions: :class:`SessionAPI`'s ``attach_loop``,
+    ``set_loop_idle``, ``detach_loop`` and ``gui_lag``.
+
+    The probe is a :class:`~engine.probes.LagProbe` on the front end's loop (the window's
+    qasync loop), in the front end's process. Its figures reach the samples as
+    ``lag_ms["gui"]``: a session with a sampler in this process hands the probe to it, and
+    the sampler reads it like the engine loop's; a remote session (no sampler here) sends
+    :meth:`LagProbe.take` to the engine process with each acknowledgement.
+    """
+
+    sampler: Sampler | None = None
+    _lag_probe: LagProbe | None = None
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
+                    idle_interval_s: float | None = 0.25) -> None:
+        """Probe this (the front end's) loop's lag; also readable here: :meth:`gui_lag`.
+        ``idle_interval_s``: the probe's interval after :meth:`set_loop_idle` (True)."""
+        self.detach_loop()
+        if self.sampler is not None:
+            self._lag_probe = self.sampler.add_loop_probe("gui", loop, interval_s,
+                                                          idle_interval_s=idle_interval_s)
+            return
+        probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s)
+        probe.start()
+        self._lag_probe = probe
+
+    def set_loop_idle(self, idle: bool) -> None:
+        """The front end is idle (nothing runs, nothing to draw) or busy again: the loop
+        probe fires at its idle interval or at its normal one (see LagProbe.set_idle)."""
+        if self._lag_probe is not None:
+            self._lag_probe.set_idle(idle)
+
+    def detach_loop(self) -> None:
+        probe, self._lag_probe = self._lag_probe, None
+        if probe is not None and (self.sampler is None
+                                  or not self.sampler.remove_loop_probe("gui")):
+            probe.stop()
+
+    def gui_lag(self, window_s: float = 1.0) -> dict[str, float] | None:
+        """p50/p99/max lateness (ms) of the attached loop over the last ``window_s``."""
+        return None if self._lag_probe is None else self._lag_probe.stats(window_s)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 
 from .clock import NS_PER_MS, now_ns
 
-__all__ = ["ExternalLag", "FrontLoopLag", "GilProbe", "LagProbe", "gil_disabled", "lag_stats"]
+__all__ = ["ExternalLag", "GilProbe", "LagProbe", "gil_disabled", "lag_stats"]
 
 
 def lag_stats(values: Iterable[float]) -> dict[str, float]:
@@ -282,52 +282,6 @@ class ExternalLag:
         return lag_stats(values)
 
 
-
-class FrontLoopLag:
-    """A session's probe of its front end's own loop (the window's qasync loop): the four
-    :class:`~engine.api.SessionAPI` members ``attach_loop``, ``set_loop_idle``, ``detach_loop``
-    and ``gui_lag``, one implementation for both sessions.
-
-    The probe is a :class:`LagProbe` on that loop, in the front end's process. How its
-    figures reach the samples as ``lag_ms["gui"]`` is each session's business: a remote
-    session sends :meth:`LagProbe.take` with each acknowledgement; an in-process one has its
-    sampler own the probe (it overrides :meth:`_start_loop_probe`).
-    """
-
-    _lag_probe: LagProbe | None = None
-
-    def attach_loop(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
-                    idle_interval_s: float | None = 0.25) -> None:
-        """Probe this (the front end's) loop's lag; it reaches the samples as
-        ``lag_ms["gui"]``; also readable here: :meth:`gui_lag`. ``idle_interval_s``: the
-        probe's interval after :meth:`set_loop_idle` (True)."""
-        self.detach_loop()
-        self._lag_probe = self._start_loop_probe(loop, interval_s, idle_interval_s)
-
-    def _start_loop_probe(self, loop: asyncio.AbstractEventLoop, interval_s: float,
-                          idle_interval_s: float | None) -> LagProbe:
-        """A running probe on ``loop`` (a session whose sampler should read it overrides)."""
-        probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s)
-        probe.start()
-        return probe
-
-    def _stop_loop_probe(self, probe: LagProbe) -> None:
-        probe.stop()
-
-    def set_loop_idle(self, idle: bool) -> None:
-        """The front end is idle (nothing runs, nothing to draw) or busy again: the loop
-        probe fires at its idle interval or at its normal one (see LagProbe.set_idle)."""
-        if self._lag_probe is not None:
-            self._lag_probe.set_idle(idle)
-
-    def detach_loop(self) -> None:
-        probe, self._lag_probe = self._lag_probe, None
-        if probe is not None:
-            self._stop_loop_probe(probe)
-
-    def gui_lag(self, window_s: float = 1.0) -> dict[str, float] | None:
-        """p50/p99/max lateness (ms) of the attached loop over the last ``window_s``."""
-        return None if self._lag_probe is None else self._lag_probe.stats(window_s)
 
 
 def gil_disabled() -> bool:

@@ -19,14 +19,13 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .api import Pumped, ShutdownReport
+from .api import FrontLoopLag, Pumped, ShutdownReport
 from .clock import now_ns
 from .context import EventBuffer
 from .events import Event, Kind, State
 from .models import registry
 from .models.execute import TaskOrder
 from .models.protocol import Launch, Runner
-from .probes import FrontLoopLag, LagProbe
 from .spec import RunSpec, SpecError
 from .store import EventStore, RunRecord
 
@@ -614,19 +613,6 @@ class Session(FrontLoopLag):
     def gone_reason(self) -> str | None:
         """None: the engine runs in this very process, so it cannot be gone under its caller."""
         return None
-
-    def _start_loop_probe(self, loop: asyncio.AbstractEventLoop, interval_s: float,
-                          idle_interval_s: float | None) -> LagProbe:
-        # The front end's loop is this process's: the sampler reads its probe like the
-        # engine loop's, so the samples carry it as lag_ms["gui"].
-        if self.sampler is None:
-            return super()._start_loop_probe(loop, interval_s, idle_interval_s)
-        return self.sampler.add_loop_probe("gui", loop, interval_s,
-                                           idle_interval_s=idle_interval_s)
-
-    def _stop_loop_probe(self, probe: LagProbe) -> None:
-        if self.sampler is None or not self.sampler.remove_loop_probe("gui"):
-            probe.stop()
 
     def __enter__(self) -> Session:
         return self

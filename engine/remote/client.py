@@ -21,10 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..api import Pumped, ShutdownReport
+from ..api import FrontLoopLag, Pumped, ShutdownReport
 from ..errors import SpecError
 from ..events import Event, State
-from ..probes import FrontLoopLag
 from ..spec import RunSpec
 from ..store import EventStore, RunRecord, TaskRecord
 from .process import spawn_engine

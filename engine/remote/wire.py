@@ -57,6 +57,8 @@ class Op(Enum):
 
 
 class Command(NamedTuple):
+    """One operation and its arguments (see :class:`Op` for what each takes and returns)."""
+
     op: Op
     args: tuple[Any, ...] = ()
 
