@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from itertools import islice
-from typing import Any
+from typing import Any, get_type_hints
 
 from .events import TERMINAL_KINDS, Event, Kind, State
 
@@ -76,8 +76,14 @@ class TaskRecord:
 
 
 #: The task record's fields, in order: the one list that the pipe to the window
-#: (:mod:`engine.remote.wire`) and the trace formats derive theirs from.
+#: (:mod:`engine.remote.wire`) and the trace formats derive theirs from, so a field added to
+#: TaskRecord cannot be left out of them by accident.
 TASK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TaskRecord))
+#: Each field's type, resolved from TaskRecord's annotations (``int | None``, ``State``, ...),
+#: for encoders that must know what a field may hold (the trace's JSON types).
+_hints = get_type_hints(TaskRecord)
+TASK_FIELD_TYPES: dict[str, Any] = {name: _hints[name] for name in TASK_FIELDS}
+del _hints
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ Imports go one way: ``errors`` <- ``files``, ``records`` <- ``chrome``, ``csv`` 
 
 from __future__ import annotations
 
+from ..store import TASK_FIELDS
 from .chrome import (
     CAT_CANCEL,
     CAT_RUN,
@@ -37,7 +38,7 @@ from .chrome import (
 from .csv import TASK_CSV_COLUMNS, csv_paths, export_csv, export_samples_csv, export_tasks_csv
 from .errors import TraceError
 from .files import check_output_path, write_bytes_atomic
-from .records import FORMAT_VERSION, SAMPLE_FIELDS, TASK_FIELDS
+from .records import FORMAT_VERSION, SAMPLE_FIELDS
 from .replay import MAX_TRACE_BYTES, Replay, load_trace
 
 __all__ = [

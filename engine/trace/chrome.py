@@ -73,13 +73,11 @@ from .errors import TraceError
 from .files import write_bytes_atomic
 from .records import (
     FORMAT_VERSION,
-    enc_float,
     encode_run,
     encode_sample,
     encode_spec,
     encode_task,
     is_int,
-    jsonable,
     samples_for,
     type_name,
 )
@@ -403,25 +401,10 @@ def _overflow_tid(lanes: _Lanes, pid: int, tid: int, name: str, lane: int) -> in
 
 
 def _task_args(t: TaskRecord, spec: Any, open_: bool) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "task_id": t.task_id,
-        "run_id": t.run_id,
-        "index": t.index,
-        "state": t.state.value,
-        "pid": t.pid,
-        "tid": t.tid,
-        "thread": t.thread,
-        "task_name": t.task_name,
-        "core": t.core,
-        "progress": enc_float(t.progress),
-        "queued_ns": t.queued_ns,
-        "start_ns": t.start_ns,
-        "end_ns": t.end_ns,
-        "cancel_requested_ns": t.cancel_requested_ns,
-        "reason": t.reason,
-        "error": jsonable(t.error) if t.error is not None else None,
-        "open": open_,
-    }
+    """A task slice's details: the record as the TaskScope section encodes it, plus whether it
+    was still running when exported and its run's model and workload."""
+    args = encode_task(t)
+    args["open"] = open_
     if isinstance(spec, RunSpec):
         args["model"] = spec.model
         args["workload"] = spec.workload

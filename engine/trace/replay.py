@@ -14,7 +14,6 @@ with a one-line message, and nothing outside the new store is touched.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import operator
@@ -26,16 +25,14 @@ from typing import Any
 
 from ..events import Event, Kind, State
 from ..samples import Sample
-from ..store import EventStore, RunRecord, TaskRecord
+from ..store import TASK_FIELDS, EventStore, RunRecord, TaskRecord
 from .chrome import CAT_TASK, validate_trace_events
 from .errors import BadTrace, TraceError
 from .records import (
     FORMAT_VERSION,
     RUN_TYPES,
     SPEC_TYPES,
-    TASK_TYPES,
     check_fields,
-    dec_float,
     decode_sample,
     decode_spec,
     decode_task,
@@ -186,33 +183,29 @@ def _build_replay(p: Path, doc: Any) -> Replay:
             raise BadTrace("taskscope.runs: two runs claim the same task ids")
 
     seen: set[int] = set()
-    for i, t in enumerate(tasks_raw):
+    tasks: list[TaskRecord] = []
+    for i, raw in enumerate(tasks_raw):
         where = f"taskscope.tasks[{i}]"
-        check_fields(t, TASK_TYPES, where)
-        try:
-            State(t["state"])
-        except ValueError:
-            raise BadTrace(f"{where}.state: unknown state {t['state']!r}") from None
-        if isinstance(t["progress"], str):
-            dec_float(t["progress"], f"{where}.progress")
-        run = by_run.get(t["run_id"])
+        t = decode_task(raw, where)
+        run = by_run.get(t.run_id)
         if run is None:
-            raise BadTrace(f"{where}: run {t['run_id']} is not in the file")
-        tid = t["task_id"]
+            raise BadTrace(f"{where}: run {t.run_id} is not in the file")
+        tid = t.task_id
         if not run["first_task_id"] <= tid < run["first_task_id"] + run["n_tasks"]:
-            raise BadTrace(f"{where}: task {tid} is outside run {t['run_id']}'s task ids")
-        if t["index"] != tid - run["first_task_id"]:
-            raise BadTrace(f"{where}.index: {t['index']} does not match task id {tid}")
+            raise BadTrace(f"{where}: task {tid} is outside run {t.run_id}'s task ids")
+        if t.index != tid - run["first_task_id"]:
+            raise BadTrace(f"{where}.index: {t.index} does not match task id {tid}")
         if tid in seen:
             raise BadTrace(f"{where}: task {tid} appears twice")
         seen.add(tid)
-        if t["start_ns"] is not None and t["end_ns"] is not None and t["end_ns"] < t["start_ns"]:
+        if t.start_ns is not None and t.end_ns is not None and t.end_ns < t.start_ns:
             raise BadTrace(f"{where}: ends before it starts")
+        tasks.append(t)
     for r in runs_raw:
-        have = sum(1 for t in tasks_raw if t["run_id"] == r["run_id"])
+        have = sum(1 for t in tasks if t.run_id == r["run_id"])
         if have != r["n_tasks"]:
             raise BadTrace(f"run {r['run_id']}: {have} of its {r['n_tasks']} tasks are in the file")
-    started = sum(1 for t in tasks_raw if t["start_ns"] is not None)
+    started = sum(1 for t in tasks if t.start_ns is not None)
     task_slices = sum(1 for ev in doc["traceEvents"] if ev.get("cat") == CAT_TASK
                       and ev.get("ph") == "X")
     if task_slices != started:
@@ -222,18 +215,15 @@ def _build_replay(p: Path, doc: Any) -> Replay:
     samples = [decode_sample(s, f"taskscope.samples[{i}]") for i, s in enumerate(samples_raw)]
 
     # -- build a fresh store through the producer API, in time order --------------------------
-    n_events = len(tasks_raw) * 5 + 16
+    n_events = len(tasks) * 5 + 16
     store = EventStore(max_events=max(1_000_000, n_events),
                        max_samples=max(36_000, len(samples) + 1),
-                       max_tasks=max(2_000_000, len(tasks_raw) + 1))
-    tasks_by_run: dict[int, list[dict[str, Any]]] = {}
-    for t in tasks_raw:
-        tasks_by_run.setdefault(t["run_id"], []).append(t)
+                       max_tasks=max(2_000_000, len(tasks) + 1))
     for r in sorted(runs_raw, key=lambda r: r["run_id"]):
         store.add_run(r["run_id"], decode_spec(r["spec"]), r["first_task_id"], r["n_tasks"],
                       r["start_ns"])
     synth: list[tuple[int, int, int, Event]] = []
-    for t in tasks_raw:
+    for t in tasks:
         synth.extend(_synthetic_events(t))
     synth.sort(key=lambda x: (x[0], x[1], x[2]))
     store.append([e for *_, e in synth])
@@ -244,13 +234,12 @@ def _build_replay(p: Path, doc: Any) -> Replay:
 
     # -- reconcile: the store now holds exactly the file's records --------------------------
     patched = 0
-    for t in tasks_raw:
-        rec = store.task(t["task_id"])
+    for want in tasks:
+        rec = store.task(want.task_id)
         assert rec is not None
-        want = decode_task(t)
-        if _task_tuple(rec) != _task_tuple(want):
+        if not _same_task(rec, want):
             patched += 1
-            for name in _TASK_RECORD_FIELDS:
+            for name in TASK_FIELDS:
                 setattr(rec, name, getattr(want, name))
     for r in runs_raw:
         rr = store.run(r["run_id"])
@@ -272,51 +261,51 @@ def _build_replay(p: Path, doc: Any) -> Replay:
     )
 
 
-_TASK_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))
-_task_values = operator.attrgetter(*_TASK_RECORD_FIELDS)
+_task_values = operator.attrgetter(*TASK_FIELDS)
 
 
-def _task_tuple(t: TaskRecord) -> tuple[Any, ...]:
-    v = _task_values(t)
-    if math.isnan(t.progress):  # NaN != NaN; compare it as a marker
-        v = tuple("NaN" if isinstance(x, float) and math.isnan(x) else x for x in v)
-    return v
+def _same_task(a: TaskRecord, b: TaskRecord) -> bool:
+    """Field-for-field equality, with NaN equal to NaN (a NaN progress is a value here)."""
+    va, vb = _task_values(a), _task_values(b)
+    return va == vb or _nan_marked(va) == _nan_marked(vb)
 
 
-def _synthetic_events(t: dict[str, Any]) -> list[tuple[int, int, int, Event]]:
+def _nan_marked(v: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple("NaN" if isinstance(x, float) and math.isnan(x) else x for x in v)
+
+
+def _synthetic_events(t: TaskRecord) -> list[tuple[int, int, int, Event]]:
     """Events that fold (in :meth:`EventStore.append`) into the task's recorded state.
 
     Each is ``(t_ns, task_id, rank, event)``; rank keeps one task's events in lifecycle order
     when they share a timestamp. The worker identity rides on every event, as live events do.
     """
-    rid, tid = t["run_id"], t["task_id"]
-    ident = {"pid": t["pid"], "tid": t["tid"], "thread": t["thread"],
-             "task_name": t["task_name"], "core": t["core"]}
-    if not t["pid"]:
+    rid, tid = t.run_id, t.task_id
+    ident = {"pid": t.pid, "tid": t.tid, "thread": t.thread, "task_name": t.task_name,
+             "core": t.core}
+    if not t.pid:
         ident = {}
     out: list[tuple[int, int, int, Event]] = []
-    state = State(t["state"])
-    last = t["queued_ns"]
-    if t["start_ns"] is not None:
-        out.append((t["start_ns"], tid, 0, Event(rid, tid, Kind.STARTED, t["start_ns"], **ident)))
-        last = max(last, t["start_ns"])
-    if t["cancel_requested_ns"] is not None:
-        info = {"reason": t["reason"]} if t["reason"] else None
-        out.append((t["cancel_requested_ns"], tid, 1,
-                    Event(rid, tid, Kind.CANCEL_REQUESTED, t["cancel_requested_ns"], **ident,
+    state = t.state
+    last = t.queued_ns
+    if t.start_ns is not None:
+        out.append((t.start_ns, tid, 0, Event(rid, tid, Kind.STARTED, t.start_ns, **ident)))
+        last = max(last, t.start_ns)
+    if t.cancel_requested_ns is not None:
+        info = {"reason": t.reason} if t.reason else None
+        out.append((t.cancel_requested_ns, tid, 1,
+                    Event(rid, tid, Kind.CANCEL_REQUESTED, t.cancel_requested_ns, **ident,
                           info=info)))
-        last = max(last, t["cancel_requested_ns"])
-    progress = dec_float(t["progress"], "progress")
-    if state is not State.FINISHED and progress != 0.0:
-        when = t["end_ns"] if t["end_ns"] is not None else last
-        out.append((when, tid, 2, Event(rid, tid, Kind.PROGRESS, when, **ident, value=progress)))
+        last = max(last, t.cancel_requested_ns)
+    if state is not State.FINISHED and t.progress != 0.0:
+        when = t.end_ns if t.end_ns is not None else last
+        out.append((when, tid, 2, Event(rid, tid, Kind.PROGRESS, when, **ident, value=t.progress)))
     if state.terminal:
-        end = t["end_ns"] if t["end_ns"] is not None else last
-        error = t["error"]
-        if error is not None:
-            info: dict[str, Any] | None = dict(error)
-        elif t["reason"] and state is not State.FAILED:
-            info = {"reason": t["reason"]}
+        end = t.end_ns if t.end_ns is not None else last
+        if t.error is not None:
+            info: dict[str, Any] | None = dict(t.error)
+        elif t.reason and state is not State.FAILED:
+            info = {"reason": t.reason}
         else:
             info = None
         out.append((end, tid, 3, Event(rid, tid, state.value, end, **ident, info=info)))

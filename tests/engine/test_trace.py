@@ -29,9 +29,10 @@ import pytest
 
 import engine
 from engine import trace
-from engine.events import Event, Kind
+from engine.events import Event, Kind, State
 from engine.samples import Sample
 from engine.store import EventStore, TaskRecord
+from engine.trace import records
 
 TASKSCOPE = Path(sys.executable).with_name("taskscope")
 
@@ -447,6 +448,66 @@ def test_field_lists_cover_the_records() -> None:
     """A new TaskRecord/Sample field must be added to the trace format, not silently dropped."""
     assert set(trace.TASK_FIELDS) == {f.name for f in dataclasses.fields(TaskRecord)}
     assert set(trace.SAMPLE_FIELDS) == {f.name for f in dataclasses.fields(Sample)}
+
+
+def test_a_trace_carries_every_taskrecord_field(session_doc: dict[str, Any]) -> None:
+    """The section's task entries, the slices' args and the CSV columns all hold every field of
+    TaskRecord: the trace follows the dataclass, however many fields it grows."""
+    names = [f.name for f in dataclasses.fields(TaskRecord)]
+    tasks = session_doc["taskscope"]["tasks"]
+    assert tasks and all(list(t) == names for t in tasks)  # the same fields, in the same order
+    assert list(records.TASK_TYPES) == names
+    slices = [e for e in session_doc["traceEvents"] if e.get("cat") == "task"]
+    assert slices and all(set(names) <= set(e["args"]) for e in slices)
+    missing = set(names) - set(trace.TASK_CSV_COLUMNS)
+    assert not missing, f"TaskRecord fields with no column in TASK_CSV_COLUMNS: {missing}"
+
+
+def test_task_field_types_map_to_json_types() -> None:
+    """How a TaskRecord field's annotation becomes the JSON the section holds (what a new field
+    of that type would get), and that a type with no JSON form fails loudly at import."""
+    types, enc, dec = records.field_codec("x", int | None)
+    assert types == (int, type(None)) and enc is None and dec is None
+    types, enc, dec = records.field_codec("x", float | None)
+    assert types == (float, str, type(None)) and enc is not None and dec is not None
+    assert [enc(v) for v in (1.5, math.inf, None)] == [1.5, "Infinity", None]
+    assert math.isnan(dec("NaN")) and dec(None) is None and dec(2) == 2.0
+    with pytest.raises(ValueError, match="expected a number, got string"):
+        dec("12")
+    types, enc, dec = records.field_codec("state", State)
+    assert types == (str,) and enc(State.RUNNING) == "running" and dec("running") is State.RUNNING
+    with pytest.raises(ValueError, match="unknown state 'exploded'"):
+        dec("exploded")
+    types, enc, dec = records.field_codec("python", dict[str, Any] | None)
+    assert types == (dict, type(None)) and enc({"v": (3, 13)}) == {"v": [3, 13]} and dec is None
+    for hint in (tuple[int, ...], set[str], bytes, float | str, int | str | None):
+        with pytest.raises(TypeError, match="TaskRecord.x"):
+            records.field_codec("x", hint)
+
+
+FORMAT_1 = Path(__file__).with_name("data") / "trace-format-1.json"
+
+
+def test_a_format_1_trace_still_loads() -> None:
+    """A trace written by TaskScope before the trace package existed (format 1, kept in
+    tests/engine/data) loads, and exporting what it loaded writes the same TaskScope section."""
+    replay = trace.load_trace(FORMAT_1)
+    assert replay.patched == 0 and replay.meta["version"] == 1
+    assert [(t.task_id, t.state.value) for t in replay.tasks] == [
+        (1, "finished"), (2, "failed"), (3, "cancelled"), (4, "running")]
+    failed, cancelled, running = replay.tasks[1], replay.tasks[2], replay.tasks[3]
+    assert failed.error == {"type": "ValueError", "message": "task 1 failed on purpose"}
+    assert (cancelled.start_ns, cancelled.cancel_requested_ns, cancelled.reason) == (
+        None, 23_000, "user")
+    assert (running.task_name, running.progress, running.end_ns) == ("Task-7", 0.5, None)
+    assert replay.runs[0].spec.model == "threads" and replay.runs[1].spec is None
+    assert math.isnan(replay.samples[0].cores[1])
+    old = json.loads(FORMAT_1.read_text())
+    again = trace.build_trace(replay.store, now_ns=40_000)
+    for doc in (old, again):
+        for key in ("exported_at", "python", "platform"):
+            del doc["taskscope"][key]
+    assert again["taskscope"] == old["taskscope"]
 
 
 # ---------------------------------------------------------------------------------------------
