@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Availability:
+    """Whether this interpreter has a model; if not, why, and what to do about it."""
+
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+
+ALWAYS = Availability(True)
+
+
 class SpecView(Protocol):
     """The fields of a run's spec that runners read (:class:`engine.spec.RunSpec` has them;
     the spec module sits above this one, so runners are typed against this view)."""

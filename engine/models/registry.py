@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import SpecError
 from . import dask  # its option checks and availability only: not its runner, nor distributed
-from .protocol import Launch, Resources, Runner, RunView, SpecView
+from .protocol import ALWAYS, Availability, Launch, Resources, Runner, RunView, SpecView
 
 #: Largest worker counts: a guard against typos such as ``--workers 100000``.
 MAX_WORKERS = 1024
@@ -33,16 +33,6 @@ COOPERATIVE = "cooperative: the task stops at its next check; a thread cannot be
 SHARED_FLAG = "shared-memory flag; force cancel kills the worker"
 
 
-@dataclass(frozen=True)
-class Availability:
-    """Whether this interpreter has a model; if not, why, and what to do about it."""
-
-    ok: bool
-    reason: str = ""
-    fix: str = ""
-
-
-ALWAYS = Availability(True)
 
 
 def cpu_count() -> int:

@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 from ...errors import SpecError
-from ..protocol import Launch, Resources, RunView, SpecView
+from ..protocol import ALWAYS, Availability, Launch, Resources, RunView, SpecView
 
 CANCEL_NOTE = ("queued: Future.cancel; running: the task's flag, at its next check (Dask "
                "cannot stop a running task); Kill restarts the task's worker through its nanny")
@@ -37,8 +37,7 @@ _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 
 def available() -> Any:
-    """An :class:`~engine.models.registry.Availability`: ``distributed`` must be installed."""
-    from ..registry import ALWAYS, Availability
+    """An :class:`~engine.models.protocol.Availability`: ``distributed`` must be installed."""
 
     if importlib.util.find_spec("distributed") is None:
         return Availability(False, "needs Dask's distributed package, which is not installed",
