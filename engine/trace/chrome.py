@@ -58,8 +58,6 @@ import heapq
 import json
 import math
 import os
-import platform
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -73,8 +71,7 @@ from .errors import TraceError
 from .files import write_bytes_atomic
 from .records import (
     FORMAT_VERSION,
-    encode_run,
-    encode_sample,
+    encode_section,
     encode_spec,
     encode_task,
     is_int,
@@ -366,17 +363,7 @@ def build_trace(
             "clock": "CLOCK_MONOTONIC (time.monotonic_ns); ts = (t_ns - origin_ns) / 1000",
             "exported_at": exported_at,
         },
-        "taskscope": {
-            "version": FORMAT_VERSION,
-            "scope": scope,
-            "origin_ns": origin,
-            "exported_at": exported_at,
-            "python": platform.python_version(),
-            "platform": sys.platform,
-            "runs": [encode_run(r) for r in runs],
-            "tasks": [encode_task(t) for t in tasks],
-            "samples": [encode_sample(s) for s in samples],
-        },
+        "taskscope": encode_section(scope, origin, exported_at, runs, tasks, samples),
     }
 
 

@@ -11,15 +11,32 @@ A task entry is a :class:`~engine.store.TaskRecord`, field for field: its fields
 and the JSON types each may hold are derived from the dataclass's own annotations
 (:data:`TASK_CODECS`), not listed here again, so a field added to TaskRecord is in every trace
 written from then on (and a field of a type JSON cannot carry fails at import).
+
+Every kind of entry has a :class:`Schema`, and the reader refuses a missing or unknown field.
+A field the format gains later is *optional* in its schema, so traces written before it still
+load, with the field's default:
+
+* a TaskRecord field: add it to the dataclass (with a default) and to :data:`TASK_OPTIONAL`;
+* a run field (say, the interpreter a run used): add it to :data:`RUN_SCHEMA` as optional, to
+  :func:`encode_run`, and to :func:`decode_run` with its default (the replay sets every field of
+  the decoded RunRecord on the store's record);
+* a sample field: likewise, in :data:`SAMPLE_SCHEMA`, :func:`encode_sample`,
+  :func:`decode_sample`.
+
+:data:`FORMAT_VERSION` stays for such additions: an older TaskScope refuses the new field by
+name ("unknown field"). Bump it only for a change older readers would misread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import operator
+import platform
+import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Union, get_args, get_origin
 
 from ..samples import Sample, WorkerSample
@@ -27,10 +44,66 @@ from ..spec import RunSpec
 from ..store import TASK_FIELD_TYPES, TASK_FIELDS, EventStore, RunRecord, TaskRecord
 from .errors import BadTrace
 
-#: Version of the ``taskscope`` section. Bump it when the section changes incompatibly.
+#: Version of the ``taskscope`` section. Bump it when the section changes incompatibly (not for
+#: an optional field: see the module docstring).
 FORMAT_VERSION = 1
 
-RUN_TYPES: dict[str, tuple[type, ...]] = {
+
+class Schema:
+    """The fields one kind of entry in the section has, and the JSON types each may hold.
+
+    Every field must be there, except the ``optional`` ones: a field the format gained after
+    format 1 (traces written before lack it), or one the encoder writes only when it holds
+    something. The decoder gives an absent optional field its default. A field not in the
+    schema is an error, so a file is never half understood.
+    """
+
+    __slots__ = ("optional", "types", "_exact")
+
+    def __init__(self, types: dict[str, tuple[type, ...]], optional: Iterable[str] = ()) -> None:
+        self.types = types
+        self.optional = frozenset(optional)
+        if not self.optional <= types.keys():
+            raise ValueError(f"optional fields not in the schema: {self.optional - types.keys()}")
+        # json only ever produces exact dict/list/str/int/float/bool/None, so one set lookup per
+        # field replaces isinstance chains (bool is not an integer here, an int is a valid float).
+        self._exact = {
+            key: frozenset(x for t in ts for x in ((int, float) if t is float else (t,)))
+            for key, ts in types.items()
+        }
+
+    def check(self, obj: Any, where: str) -> dict[str, Any]:
+        """``obj`` itself, once it is an object with exactly these fields, each of its types."""
+        if type(obj) is not dict:
+            raise BadTrace(f"{where}: expected an object, got {type_name(obj)}")
+        exact = self._exact
+        if len(obj) != len(exact) or not obj.keys() <= exact.keys():
+            for key in obj:
+                if key not in exact:
+                    raise BadTrace(f"{where}: unknown field {key!r}")
+        for key, allowed in exact.items():
+            if key not in obj:
+                if key in self.optional:
+                    continue
+                raise BadTrace(f"{where}: missing field {key!r}")
+            v = obj[key]
+            if type(v) not in allowed:
+                want = " or ".join(
+                    type_name(t()) if t is not type(None) else "null" for t in self.types[key]
+                )
+                raise BadTrace(f"{where}.{key}: expected {want}, got {type_name(v)}")
+        return obj
+
+
+#: The section's own header (see :func:`encode_section`).
+SECTION_SCHEMA = Schema({
+    "version": (int,), "scope": (str,), "origin_ns": (int,), "exported_at": (str,),
+    "python": (str,), "platform": (str,), "runs": (list,), "tasks": (list,),
+    "samples": (list,),
+})
+
+#: A run (see :func:`encode_run`, :func:`decode_run`).
+RUN_SCHEMA = Schema({
     "run_id": (int,),
     "spec": (dict, type(None)),
     "first_task_id": (int,),
@@ -38,9 +111,9 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "start_ns": (int,),
     "end_ns": (int, type(None)),
     "counts": (dict,),
-}
+})
 
-SPEC_TYPES: dict[str, tuple[type, ...]] = {
+SPEC_SCHEMA = Schema({
     "model": (str,),
     "workload": (str,),
     "tasks": (int,),
@@ -49,11 +122,11 @@ SPEC_TYPES: dict[str, tuple[type, ...]] = {
     "timeout_s": (float, type(None)),
     "policy": (str,),
     "params": (dict,),
-}
+})
 
 NUM = (float, str)  # a float, or "NaN"/"Infinity"/"-Infinity"
 
-SAMPLE_TYPES: dict[str, tuple[type, ...]] = {
+SAMPLE_SCHEMA = Schema({
     "t_ns": (int,),
     "interval_s": NUM,
     "cores": (list,),
@@ -67,8 +140,12 @@ SAMPLE_TYPES: dict[str, tuple[type, ...]] = {
     "lag_ms": (dict,),
     "gil": (float, str, type(None)),
     "gil_disabled": (bool,),
-    "remote": (dict,),  # optional: written only when there were workers on other machines
-}
+    "remote": (dict,),
+}, optional=("remote",))  # written only when there were workers on other machines
+
+#: A worker process in a sample (by pid), and a worker on another machine (by address).
+WORKER_SCHEMA = Schema({"cpu": NUM, "rss": (int,), "core": (int,)})
+REMOTE_WORKER_SCHEMA = Schema({"pid": (int,), "cpu": NUM, "rss": (int,)})
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -109,6 +186,28 @@ def encode_run(r: RunRecord) -> dict[str, Any]:
         "start_ns": r.start_ns,
         "end_ns": r.end_ns,
         "counts": {str(k): int(v) for k, v in r.counts.items()},
+    }
+
+
+def encode_section(
+    scope: str,
+    origin_ns: int,
+    exported_at: str,
+    runs: Iterable[RunRecord],
+    tasks: Iterable[TaskRecord],
+    samples: Iterable[Sample],
+) -> dict[str, Any]:
+    """The ``"taskscope"`` section: every run, task record and sample, exactly."""
+    return {
+        "version": FORMAT_VERSION,
+        "scope": scope,
+        "origin_ns": origin_ns,
+        "exported_at": exported_at,
+        "python": platform.python_version(),
+        "platform": sys.platform,
+        "runs": [encode_run(r) for r in runs],
+        "tasks": [encode_task(t) for t in tasks],
+        "samples": [encode_sample(s) for s in samples],
     }
 
 
@@ -177,49 +276,6 @@ def type_name(v: Any) -> str:
             dict: "object"}.get(type(v), type(v).__name__)
 
 
-_EXACT: dict[int, dict[str, frozenset[type]]] = {}
-
-
-def _exact_types(spec: dict[str, tuple[type, ...]]) -> dict[str, frozenset[type]]:
-    """The exact Python types json.loads gives for each field's allowed JSON types.
-
-    json only ever produces exact dict/list/str/int/float/bool/None, so one set lookup per
-    field replaces isinstance chains (bool is not an integer here, an int is a valid float).
-    """
-    got = _EXACT.get(id(spec))
-    if got is None:
-        got = {}
-        for key, types in spec.items():
-            exact: set[type] = set()
-            for t in types:
-                exact.update((int, float) if t is float else (t,))
-            got[key] = frozenset(exact)
-        _EXACT[id(spec)] = got
-    return got
-
-
-def check_fields(obj: Any, spec: dict[str, tuple[type, ...]], where: str,
-                  optional: Sequence[str] = ()) -> dict[str, Any]:
-    if type(obj) is not dict:
-        raise BadTrace(f"{where}: expected an object, got {type_name(obj)}")
-    exact = _exact_types(spec)
-    if len(obj) != len(spec) or not obj.keys() <= exact.keys():
-        for key in obj:
-            if key not in spec:
-                raise BadTrace(f"{where}: unknown field {key!r}")
-    for key, allowed in exact.items():
-        if key not in obj:
-            if key in optional:
-                continue
-            raise BadTrace(f"{where}: missing field {key!r}")
-        v = obj[key]
-        if type(v) not in allowed:
-            types = spec[key]
-            want = " or ".join(type_name(t()) if t is not type(None) else "null" for t in types)
-            raise BadTrace(f"{where}.{key}: expected {want}, got {type_name(v)}")
-    return obj
-
-
 def dec_float(v: Any, where: str) -> float:
     try:
         return _number(v)
@@ -257,8 +313,34 @@ def decode_spec(s: dict[str, Any] | None) -> RunSpec | None:
                    dict(s["params"]))
 
 
+def decode_run(r: Any, where: str) -> RunRecord:
+    """The run an entry encodes, after checking it (raises :class:`BadTrace`).
+
+    Every field of the RunRecord comes from here (the replay sets them all on the store's
+    record), so a field added to runs needs its line in :func:`encode_run` and here, with a
+    default where the entry lacks it (an optional field in :data:`RUN_SCHEMA`).
+    """
+    RUN_SCHEMA.check(r, where)
+    if r["spec"] is not None:
+        SPEC_SCHEMA.check(r["spec"], f"{where}.spec")
+    for k, v in r["counts"].items():
+        if not is_int(v):
+            raise BadTrace(f"{where}.counts.{k}: expected an integer")
+    first, n = r["first_task_id"], r["n_tasks"]
+    if n < 0 or first < 0:
+        raise BadTrace(f"{where}: negative task range")
+    return RunRecord(
+        run_id=r["run_id"],
+        spec=decode_spec(r["spec"]),
+        task_ids=range(first, first + n),
+        start_ns=r["start_ns"],
+        end_ns=r["end_ns"],
+        counts=dict(r["counts"]),
+    )
+
+
 def decode_sample(s: Any, where: str) -> Sample:
-    check_fields(s, SAMPLE_TYPES, where, optional=("remote",))
+    SAMPLE_SCHEMA.check(s, where)
 
     def floats(key: str) -> tuple[float, ...]:
         return tuple(dec_float(x, f"{where}.{key}[{i}]") for i, x in enumerate(s[key]))
@@ -266,7 +348,7 @@ def decode_sample(s: Any, where: str) -> Sample:
     workers: dict[int, WorkerSample] = {}
     for k, w in s["workers"].items():
         pid = dec_int_key(k, f"{where}.workers")
-        check_fields(w, {"cpu": NUM, "rss": (int,), "core": (int,)}, f"{where}.workers.{k}")
+        WORKER_SCHEMA.check(w, f"{where}.workers.{k}")
         workers[pid] = WorkerSample(pid, dec_float(w["cpu"], f"{where}.workers.{k}.cpu"),
                                     w["rss"], w["core"])
     threads = {
@@ -276,7 +358,7 @@ def decode_sample(s: Any, where: str) -> Sample:
     lag = {str(k): dec_float(v, f"{where}.lag_ms.{k}") for k, v in s["lag_ms"].items()}
     remote: dict[str, WorkerSample] = {}
     for a, w in s.get("remote", {}).items():
-        check_fields(w, {"pid": (int,), "cpu": NUM, "rss": (int,)}, f"{where}.remote.{a}")
+        REMOTE_WORKER_SCHEMA.check(w, f"{where}.remote.{a}")
         remote[a] = WorkerSample(w["pid"], dec_float(w["cpu"], f"{where}.remote.{a}.cpu"),
                                  w["rss"], -1)
     return Sample(
@@ -298,7 +380,7 @@ def decode_sample(s: Any, where: str) -> Sample:
 
 
 #: For tests and tools: the names of every field the section encodes per sample.
-SAMPLE_FIELDS = tuple(SAMPLE_TYPES)
+SAMPLE_FIELDS = tuple(SAMPLE_SCHEMA.types)
 
 
 # -- task records: the fields and their types come from TaskRecord itself ----------------------
@@ -307,7 +389,7 @@ SAMPLE_FIELDS = tuple(SAMPLE_TYPES)
 class FieldCodec(NamedTuple):
     """How one TaskRecord field travels in the section."""
 
-    #: The JSON types the field may hold (as :func:`check_fields` takes them).
+    #: The JSON types the field may hold (as :class:`Schema` takes them).
     types: tuple[type, ...]
     #: Value -> JSON; None where the value is its own JSON.
     encode: Callable[[Any], Any] | None
@@ -374,19 +456,34 @@ def _or_none(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
 #: Each TaskRecord field's codec, in TaskRecord's order: derived from the dataclass's own
 #: annotations (:data:`engine.store.TASK_FIELD_TYPES`), so the section follows TaskRecord.
 TASK_CODECS: dict[str, FieldCodec] = {n: field_codec(n, h) for n, h in TASK_FIELD_TYPES.items()}
+#: TaskRecord fields the format gained after format 1, so traces written before lack them
+#: (read back with the field's default). A field added to TaskRecord belongs here, or format-1
+#: traces stop loading ("missing field"; tests/engine/test_trace.py checks one such trace).
+TASK_OPTIONAL: frozenset[str] = frozenset()
 #: Every TaskRecord field and the JSON types it may hold.
-TASK_TYPES: dict[str, tuple[type, ...]] = {n: c.types for n, c in TASK_CODECS.items()}
+TASK_SCHEMA = Schema({n: c.types for n, c in TASK_CODECS.items()}, optional=TASK_OPTIONAL)
+TASK_TYPES: dict[str, tuple[type, ...]] = TASK_SCHEMA.types
+_no_default = {f.name for f in dataclasses.fields(TaskRecord)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+if TASK_OPTIONAL & _no_default:  # an older trace could not give it a value
+    raise TypeError(f"TaskRecord fields without a default cannot be optional: "
+                    f"{sorted(TASK_OPTIONAL & _no_default)}")
+del _no_default
 _TASK_DECODERS = tuple((n, c.decode) for n, c in TASK_CODECS.items() if c.decode is not None)
 _task_items = operator.itemgetter(*TASK_FIELDS)
 
 
 def decode_task(t: Any, where: str) -> TaskRecord:
     """The record a task entry encodes, after checking every field (raises :class:`BadTrace`)."""
-    check_fields(t, TASK_TYPES, where)
-    kwargs = dict(zip(TASK_FIELDS, _task_items(t), strict=True))
+    TASK_SCHEMA.check(t, where)
+    if len(t) == len(TASK_FIELDS):
+        kwargs = dict(zip(TASK_FIELDS, _task_items(t), strict=True))
+    else:  # an optional field is absent: TaskRecord gives it its default
+        kwargs = {name: t[name] for name in TASK_FIELDS if name in t}
     for name, dec in _TASK_DECODERS:
         try:
-            kwargs[name] = dec(kwargs[name])
+            if name in kwargs:
+                kwargs[name] = dec(kwargs[name])
         except ValueError as e:
             raise BadTrace(f"{where}.{name}: {e}") from None
     return TaskRecord(**kwargs)

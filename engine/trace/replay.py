@@ -14,6 +14,7 @@ with a one-line message, and nothing outside the new store is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import operator
@@ -30,11 +31,9 @@ from .chrome import CAT_TASK, validate_trace_events
 from .errors import BadTrace, TraceError
 from .records import (
     FORMAT_VERSION,
-    RUN_TYPES,
-    SPEC_TYPES,
-    check_fields,
+    SECTION_SCHEMA,
+    decode_run,
     decode_sample,
-    decode_spec,
     decode_task,
     is_int,
     type_name,
@@ -154,30 +153,16 @@ def _build_replay(p: Path, doc: Any) -> Replay:
     except ValueError as e:
         raise BadTrace(str(e)) from None
 
-    check_fields(sec, {
-        "version": (int,), "scope": (str,), "origin_ns": (int,), "exported_at": (str,),
-        "python": (str,), "platform": (str,), "runs": (list,), "tasks": (list,),
-        "samples": (list,),
-    }, "taskscope")
-
-    runs_raw = sec["runs"]
+    SECTION_SCHEMA.check(sec, "taskscope")
+    runs = [decode_run(r, f"taskscope.runs[{i}]") for i, r in enumerate(sec["runs"])]
     tasks_raw = sec["tasks"]
     samples_raw = sec["samples"]
-    for i, r in enumerate(runs_raw):
-        check_fields(r, RUN_TYPES, f"taskscope.runs[{i}]")
-        if r["spec"] is not None:
-            check_fields(r["spec"], SPEC_TYPES, f"taskscope.runs[{i}].spec")
-        for k, v in r["counts"].items():
-            if not is_int(v):
-                raise BadTrace(f"taskscope.runs[{i}].counts.{k}: expected an integer")
-        if r["n_tasks"] < 0 or r["first_task_id"] < 0:
-            raise BadTrace(f"taskscope.runs[{i}]: negative task range")
-    run_ids = [r["run_id"] for r in runs_raw]
+    run_ids = [r.run_id for r in runs]
     if len(set(run_ids)) != len(run_ids):
         raise BadTrace("taskscope.runs: a run id appears twice")
-    by_run = {r["run_id"]: r for r in runs_raw}
+    by_run = {r.run_id: r for r in runs}
     # Task ranges must not overlap (a task id belongs to one run).
-    spans = sorted((r["first_task_id"], r["first_task_id"] + r["n_tasks"]) for r in runs_raw)
+    spans = sorted((r.task_ids.start, r.task_ids.stop) for r in runs)
     for (_a0, a1), (b0, _b1) in zip(spans, spans[1:], strict=False):
         if b0 < a1:
             raise BadTrace("taskscope.runs: two runs claim the same task ids")
@@ -191,9 +176,9 @@ def _build_replay(p: Path, doc: Any) -> Replay:
         if run is None:
             raise BadTrace(f"{where}: run {t.run_id} is not in the file")
         tid = t.task_id
-        if not run["first_task_id"] <= tid < run["first_task_id"] + run["n_tasks"]:
+        if tid not in run.task_ids:
             raise BadTrace(f"{where}: task {tid} is outside run {t.run_id}'s task ids")
-        if t.index != tid - run["first_task_id"]:
+        if t.index != tid - run.task_ids.start:
             raise BadTrace(f"{where}.index: {t.index} does not match task id {tid}")
         if tid in seen:
             raise BadTrace(f"{where}: task {tid} appears twice")
@@ -201,10 +186,10 @@ def _build_replay(p: Path, doc: Any) -> Replay:
         if t.start_ns is not None and t.end_ns is not None and t.end_ns < t.start_ns:
             raise BadTrace(f"{where}: ends before it starts")
         tasks.append(t)
-    for r in runs_raw:
-        have = sum(1 for t in tasks if t.run_id == r["run_id"])
-        if have != r["n_tasks"]:
-            raise BadTrace(f"run {r['run_id']}: {have} of its {r['n_tasks']} tasks are in the file")
+    for r in runs:
+        have = sum(1 for t in tasks if t.run_id == r.run_id)
+        if have != len(r.task_ids):
+            raise BadTrace(f"run {r.run_id}: {have} of its {len(r.task_ids)} tasks are in the file")
     started = sum(1 for t in tasks if t.start_ns is not None)
     task_slices = sum(1 for ev in doc["traceEvents"] if ev.get("cat") == CAT_TASK
                       and ev.get("ph") == "X")
@@ -219,17 +204,16 @@ def _build_replay(p: Path, doc: Any) -> Replay:
     store = EventStore(max_events=max(1_000_000, n_events),
                        max_samples=max(36_000, len(samples) + 1),
                        max_tasks=max(2_000_000, len(tasks) + 1))
-    for r in sorted(runs_raw, key=lambda r: r["run_id"]):
-        store.add_run(r["run_id"], decode_spec(r["spec"]), r["first_task_id"], r["n_tasks"],
-                      r["start_ns"])
+    for r in sorted(runs, key=lambda r: r.run_id):
+        store.add_run(r.run_id, r.spec, r.task_ids.start, len(r.task_ids), r.start_ns)
     synth: list[tuple[int, int, int, Event]] = []
     for t in tasks:
         synth.extend(_synthetic_events(t))
     synth.sort(key=lambda x: (x[0], x[1], x[2]))
     store.append([e for *_, e in synth])
-    for r in runs_raw:
-        if r["end_ns"] is not None:
-            store.end_run(r["run_id"], r["end_ns"])
+    for r in runs:
+        if r.end_ns is not None:
+            store.end_run(r.run_id, r.end_ns)
     store.add_samples(samples)
 
     # -- reconcile: the store now holds exactly the file's records --------------------------
@@ -241,10 +225,11 @@ def _build_replay(p: Path, doc: Any) -> Replay:
             patched += 1
             for name in TASK_FIELDS:
                 setattr(rec, name, getattr(want, name))
-    for r in runs_raw:
-        rr = store.run(r["run_id"])
+    for r in runs:  # counts, and any field the run's events do not set, as the file has them
+        rr = store.run(r.run_id)
         assert rr is not None
-        rr.counts = dict(r["counts"])  # the store's own copy: ours, nobody else holds it yet
+        for name in _RUN_FIELDS:
+            setattr(rr, name, getattr(r, name))  # the decoded values: nobody else holds them
 
     meta = {k: sec[k] for k in ("version", "exported_at", "python", "platform")}
     meta["trace_events"] = counts
@@ -261,6 +246,7 @@ def _build_replay(p: Path, doc: Any) -> Replay:
     )
 
 
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))
 _task_values = operator.attrgetter(*TASK_FIELDS)
 
 

@@ -30,9 +30,10 @@ import pytest
 import engine
 from engine import trace
 from engine.events import Event, Kind, State
-from engine.samples import Sample
+from engine.samples import Sample, WorkerSample
 from engine.store import EventStore, TaskRecord
 from engine.trace import records
+from engine.trace.errors import BadTrace
 
 TASKSCOPE = Path(sys.executable).with_name("taskscope")
 
@@ -444,6 +445,38 @@ def test_non_finite_values_round_trip_as_strict_json(tmp_path: Path) -> None:
     assert replay.patched == 0
 
 
+def test_local_and_remote_workers_in_one_sample_round_trip(tmp_path: Path) -> None:
+    """A sample with worker processes here and Dask workers elsewhere reads back whole: each
+    kind of entry is checked against its own schema."""
+    store = EventStore()
+    store.add_run(1, None, 1, 1, 1_000)
+    store.add_samples([Sample(
+        t_ns=2_000, interval_s=0.1, cores=(10.0,), cores_user=(5.0,), cores_system=(5.0,),
+        total=10.0, self_cpu=1.0, self_rss=1, workers={7: WorkerSample(7, 50.0, 4096, 0)},
+        remote={"tcp://10.0.0.2:4000": WorkerSample(99, 80.0, 8192, -1)})])
+    path = tmp_path / "remote.json"
+    trace.export_session(store, path)
+    (got,) = trace.load_trace(path).samples
+    assert got.workers == {7: WorkerSample(7, 50.0, 4096, 0)}
+    assert got.remote == {"tcp://10.0.0.2:4000": WorkerSample(99, 80.0, 8192, -1)}
+
+
+def test_a_schema_takes_its_optional_fields_as_absent() -> None:
+    """How a field the format gains later is declared: optional, so traces written before it
+    (which lack it) still load, while any other missing or unknown field is refused."""
+    schema = records.Schema({"a": (int,), "added_later": (dict, type(None))},
+                            optional=("added_later",))
+    assert schema.check({"a": 1}, "run") == {"a": 1}
+    assert schema.check({"a": 1, "added_later": None}, "run")
+    for bad, match in (({}, "run: missing field 'a'"),
+                       ({"a": 1, "b": 2}, "run: unknown field 'b'"),
+                       ({"a": 1, "added_later": 3}, "run.added_later: expected object or null")):
+        with pytest.raises(BadTrace, match=match):
+            schema.check(bad, "run")
+    with pytest.raises(ValueError, match="not in the schema"):
+        records.Schema({"a": (int,)}, optional=("b",))
+
+
 def test_field_lists_cover_the_records() -> None:
     """A new TaskRecord/Sample field must be added to the trace format, not silently dropped."""
     assert set(trace.TASK_FIELDS) == {f.name for f in dataclasses.fields(TaskRecord)}
@@ -502,12 +535,14 @@ def test_a_format_1_trace_still_loads() -> None:
     assert (running.task_name, running.progress, running.end_ns) == ("Task-7", 0.5, None)
     assert replay.runs[0].spec.model == "threads" and replay.runs[1].spec is None
     assert math.isnan(replay.samples[0].cores[1])
-    old = json.loads(FORMAT_1.read_text())
-    again = trace.build_trace(replay.store, now_ns=40_000)
-    for doc in (old, again):
-        for key in ("exported_at", "python", "platform"):
-            del doc["taskscope"][key]
-    assert again["taskscope"] == old["taskscope"]
+    # Everything the old file held is written again as it was (fields added since aside).
+    old = json.loads(FORMAT_1.read_text())["taskscope"]
+    again = trace.build_trace(replay.store, now_ns=40_000)["taskscope"]
+    for key in ("runs", "tasks", "samples"):
+        pairs = zip(again[key], old[key], strict=True)
+        assert [{k: e[k] for k in o} for e, o in pairs] == old[key]
+    assert {k: again[k] for k in ("version", "scope", "origin_ns")} == {
+        "version": 1, "scope": "session", "origin_ns": 1_000}
 
 
 # ---------------------------------------------------------------------------------------------
