@@ -403,3 +403,20 @@ def test_remote_worker_figures_survive_a_trace_and_old_traces_still_load() -> No
     assert decode_sample(encode_sample(s), "s") == s
     old = encode_sample(Sample(**base))
     assert "remote" not in old and decode_sample(old, "s") == Sample(**base)
+
+
+def test_the_window_side_gets_the_runs_cluster_and_its_dashboard_link(cluster: Any) -> None:
+    from engine.remote import RemoteSession
+    from tests.engine.test_remote import pump_until
+
+    rs = RemoteSession(None)
+    try:
+        run = rs.start(_spec(cluster, "sleep", tasks=2, size="50ms"))
+        pump_until(rs, lambda: rs.store.run(run.run_id).done)
+        info = rs.store.run(run.run_id).info
+        assert info["cluster"]["scheduler"] == cluster.scheduler_address
+        assert "dashboard" in info["cluster"] and info["workers_ready_ns"] > 0
+        lanes = {t.thread.split()[0] for t in rs.store.tasks(run.run_id)}
+        assert all(a.startswith("tcp://") for a in lanes), lanes
+    finally:
+        assert rs.shutdown(3.0).clean
