@@ -40,7 +40,7 @@ from typing import Any
 
 from ...clock import now_ns
 from ...context import error_info
-from ...events import Event, Kind
+from ...events import TERMINAL_KINDS, Event, Kind
 from ...samples import WorkerSample
 from ..execute import TaskOrder
 from ..protocol import Launch, RunView
@@ -77,6 +77,7 @@ class DaskRunner(TaskQueue):
         self._keys: dict[str, int] = {}
         self._attempts: dict[int, int] = {}
         self._where: dict[int, str] = {}  # task id -> the worker it started on
+        self._live: dict[int, str] = {}  # the same, for tasks that have not ended yet
         self._killing: dict[int, str] = {}  # task id -> "cancel" | "timeout"
         self._ended: set[int] = set()  # endings the runner reported itself
         self._timed: set[int] = set()  # past their deadline and grace: being killed
@@ -239,18 +240,22 @@ class DaskRunner(TaskQueue):
     def on_events(self, address: str, batch: list[Event]) -> None:
         """A batch from a worker (on the client's loop thread)."""
         where = self._where
+        live = self._live
         for ev in batch:
-            if ev.kind == Kind.STARTED:
+            kind = ev.kind
+            if kind == Kind.STARTED:
                 if ev.task_id in where and where[ev.task_id] != address:
                     # Dask ran it again elsewhere (a cluster that retries): stop that one.
                     self._jobs.put(("stop_retry", [ev.task_id]))
                     continue
-                where[ev.task_id] = address
+                where[ev.task_id] = live[ev.task_id] = address
+            elif kind in TERMINAL_KINDS:
+                live.pop(ev.task_id, None)
         self.sink.ingest(batch)
 
     def on_worker_lost(self, address: str) -> None:
         """A worker left the cluster (on the client's loop thread)."""
-        lost = [tid for tid, a in list(self._where.items()) if a == address]
+        lost = [tid for tid, a in list(self._live.items()) if a == address]
         died = []
         for tid in lost:
             rec = self.sink.task(tid)
@@ -278,6 +283,7 @@ class DaskRunner(TaskQueue):
             if rec is None or rec.state.terminal:
                 return
             self._ended.add(tid)
+        self._live.pop(tid, None)
         self.sink.ingest([Event(self.run.run_id, tid, kind, now_ns(), info=info)])
 
     # -- cancelling -----------------------------------------------------------------------------
@@ -372,7 +378,7 @@ class DaskRunner(TaskQueue):
         else:
             self._end(tid, Kind.CANCELLED, {"reason": reason or "force cancel", "forced": True,
                                             "pid": pid, "worker": addr})
-        for other, a in list(self._where.items()):
+        for other, a in list(self._live.items()):
             if a == addr and other != tid and other not in self._killing:
                 self._end(other, Kind.FAILED, {
                     "type": "WorkerDied", "traceback": "", "pid": pid, "worker": addr,
@@ -399,7 +405,7 @@ class DaskRunner(TaskQueue):
             t = now_ns()
             if timeout is not None:
                 limit = int(timeout * 1e9) + grace
-                for tid in list(self._where):
+                for tid in list(self._live):
                     rec = self.sink.task(tid)
                     if (rec is not None and not rec.state.terminal and rec.start_ns is not None
                             and t - rec.start_ns > limit and tid not in self._timed):
@@ -476,7 +482,7 @@ class DaskRunner(TaskQueue):
 
     def _running_ids(self) -> list[int]:
         out = []
-        for tid in list(self._where):
+        for tid in list(self._live):
             rec = self.sink.task(tid)
             if rec is not None and not rec.state.terminal:
                 out.append(tid)
