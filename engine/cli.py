@@ -170,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
         run = session.start(spec)
-        while not run.wait(0.1):
+        while not run.wait(1.0):  # a signal still runs its handler at once
             pass
         doc = run_document(session, run.run_id)
     finally:
