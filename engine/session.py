@@ -369,6 +369,8 @@ class Session(FrontLoopLag):
         if entry.prepare is not None:
             entry.prepare(spec, self)  # e.g. a cluster's scheduler must answer; else SpecError
         wl = WORKLOADS[spec.workload]
+        if wl.prepare is not None:
+            wl.prepare()
         calib = calibration()
         if wl.rates_per_run is not None:
             # Before the run is queued: our timing of the disk (about 20 ms) is not part of
