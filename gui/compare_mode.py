@@ -17,26 +17,28 @@ lets the machine settle in between and measures each model's window; this class 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine import CompareJobAPI, RunSpec, SpecError, TaskRecord
+from engine import CompareJobAPI, RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
 from engine.clock import now_ns
 from engine.compare import CompareProgress, CompareRequest, ModelResult
 from engine.remote import RemoteError
 
 from .compare_view import CompareView
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from .controls import Controls
+from .hosts import CompareHost
 
 
 class CompareMode:
-    """One comparison at a time, owned by the window."""
+    """One comparison at a time, owned by the window (``host``): it runs through ``session``
+    (None in a replay: nothing to start) and reports at the run ``form``."""
 
-    def __init__(self, win: MainWindow) -> None:
-        self.win = win
-        self.view = CompareView(win.describe_task)
-        self.view.records_of = lambda rid: win.store.tasks(rid)
+    def __init__(self, host: CompareHost, session: SessionAPI | None, form: Controls) -> None:
+        self.host = host
+        self.session = session
+        self.form = form
+        self.view = CompareView(host.describe_task)
+        self.view.records_of = host.run_tasks
         self.view.cancelRequested.connect(self.cancel)
         self.job: CompareJobAPI | None = None
         self.models: list[str] = []
@@ -54,11 +56,13 @@ class CompareMode:
     # -- commands -----------------------------------------------------------------------------------
     def start(self, specs: list[RunSpec], on_gui_loop: bool = False) -> bool:
         """Start comparing the specs' models (one workload); False if refused at the form."""
-        c = self.win.controls
+        form = self.form
         if on_gui_loop:
-            c.gui_loop_field.set_error(
-                "runs one model alone: a comparison runs asyncio on the engine's loop, so "
-                "untick the other models or this option")
+            form.show_error(SpecError(
+                "loop", "runs one model alone: a comparison runs asyncio on the engine's loop, "
+                "so untick the other models or this option"))
+            return False
+        if self.session is None:
             return False
         s0 = specs[0]
         # The form's worker count (a one-worker model's spec carries none of its own).
@@ -76,21 +80,21 @@ class CompareMode:
             request = CompareRequest(s0.workload, [s.model for s in specs], s0.tasks,
                                      s0.size_s, workers, dict(s0.params), s0.timeout_s,
                                      s0.policy)
-            job = self.win.session.start_compare(request, on_progress, **self.options)
+            job = self.session.start_compare(request, on_progress, **self.options)
         except SpecError as e:
-            c.show_error(e)
+            form.show_error(e)
             return False
         except RuntimeError as e:  # the engine process is gone
-            self.win.statusBar().showMessage(f"Could not start the comparison: {e}", 8000)
+            self.host.status_message(f"Could not start the comparison: {e}", 8000)
             return False
         self.job = job
         self.models = [s.model for s in specs]
         self.runs = set()
         size = "" if s0.workload == "custom" else f" × {s0.size_s * 1e3:g} ms"
         self.view.begin(self.models, f"{s0.workload} · {s0.tasks} tasks{size}")
-        c.summary.setText(f"Comparing {', '.join(self.models)}: one after another, never at "
-                          "once. Esc or Cancel compare stops it.")
-        self.win.show_compare_tab()
+        form.say(f"Comparing {', '.join(self.models)}: one after another, never at once. Esc "
+                 "or Cancel compare stops it.")
+        self.host.show_compare_tab()
         return True
 
     def cancel(self) -> bool:
@@ -99,24 +103,20 @@ class CompareMode:
             return False
         assert self.job is not None
         self.job.cancel()
-        self.view.status.setText(f"{self.view.what} · cancelling…")
+        self.view.show_cancelling()
         return True
 
     # -- per frame -----------------------------------------------------------------------------------
-    def adopt(self, rec: Any) -> bool:
+    def adopt(self, rec: RunRecord) -> bool:
         """True if this new run in the store is one of the comparison's models (and register it
-        with the window: model, force-cancel, the compare view's band)."""
+        with the window, and give it a band in the compare view)."""
         if self.job is None or rec.start_ns < self.started_ns:
             return False
         spec = rec.spec
         if spec is None or spec.model not in self.models or rec.run_id in self.runs:
             return False
-        import engine
-
         self.runs.add(rec.run_id)
-        self.win.run_model[rec.run_id] = spec.model
-        self.win.run_force[rec.run_id] = engine.model_info(spec.model).can_force
-        self.win.run_gui_loop[rec.run_id] = False
+        self.host.register_run(rec.run_id, spec.model)
         self.view.adopt_run(rec.run_id, spec.model, rec.start_ns)
         return True
 
@@ -141,20 +141,18 @@ class CompareMode:
         assert job is not None
         # The last events of the last run: fold them in before the final picture.
         for rid in self.runs:
-            self.view.update_tasks(self.win.store.tasks(rid))
+            self.view.update_tasks(self.host.run_tasks(rid))
         res = job.result
         err = "" if job.error is None else (
             str(job.error) if isinstance(job.error, RemoteError)  # already "Type: message"
             else f"{type(job.error).__name__}: {job.error}")
         self.view.set_result(res, err)
-        c = self.win.controls
         if res is None:
-            c.summary.setText(f"The comparison failed: {err}")
+            self.form.say(f"The comparison failed: {err}")
         elif res.cancelled:
-            c.summary.setText("Comparison cancelled.")
+            self.form.say("Comparison cancelled.")
         else:
-            c.summary.setText(f"Comparison done: winner {res.winner or 'none'}. See the "
-                              "Compare tab.")
+            self.form.say(f"Comparison done: winner {res.winner or 'none'}. See the Compare tab.")
 
     def shutdown(self, timeout: float = 0.0) -> None:
         """Stop the comparison (closing the window); wait up to ``timeout`` for its thread."""

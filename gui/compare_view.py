@@ -272,6 +272,10 @@ class CompareView(QWidget):
             self._phase, self._pmodel = p.phase, p.model
             self._fill_table()  # the running model's status cell
 
+    def show_cancelling(self) -> None:
+        """The comparison was asked to stop; its last word comes with :meth:`set_result`."""
+        self.status.setText(f"{self.what} · cancelling…")
+
     def model_done(self, r: ModelResult) -> None:
         """One model's raw figures (speedups and readings come with the final result)."""
         self.results[r.model] = r

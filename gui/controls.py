@@ -326,6 +326,10 @@ class Controls(QWidget):
             f.set_error("")
         self.custom.clear_errors()
 
+    def say(self, text: str) -> None:
+        """One line under the form about what was last done (started, comparing, done...)."""
+        self.summary.setText(text)
+
     def show_error(self, err: SpecError) -> None:
         if self.workload_name() == "custom" and self.custom.show_spec_error(err):
             return

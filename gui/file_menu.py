@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -33,14 +33,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.store import EventStore
 from engine.trace import ExportSummary, TraceError
 
 from . import export
-from .replay import PreparedReplay, prepare
-from .task_table import ID_ROLE
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from .hosts import FileHost, ReplayWindow
+from .replay_load import PreparedReplay, prepare
 
 TRACE_FILTER = "Chrome/Perfetto trace (*.json);;All files (*)"
 CSV_FILTER = "CSV files (*.csv);;All files (*)"
@@ -79,16 +77,19 @@ class Job:
 
 
 class FileMenu(QObject):
-    """Builds the window's File menu and runs its actions."""
+    """Builds the window's File menu and runs its actions, on the ``store`` the window shows
+    (``read_only``: a replay window, whose last item closes it)."""
 
     #: (job id, result, error message or None), emitted by worker threads (queued to the GUI).
     _finished = Signal(object)
     #: Emitted on the GUI thread after every job, with the message shown.
     jobDone = Signal(str)
 
-    def __init__(self, win: MainWindow) -> None:
-        super().__init__(win)
-        self.win = win
+    def __init__(self, host: FileHost, store: EventStore, *, read_only: bool = False) -> None:
+        super().__init__(host.window())
+        self.host = host
+        self.store = store
+        self.read_only = read_only
         self.last_dir = Path.cwd()
         self.jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
@@ -96,15 +97,15 @@ class FileMenu(QObject):
         #: Every message shown: ("info" | "error", text). Tests read it.
         self.messages: list[tuple[str, str]] = []
         #: Replay windows opened from here (closed with this window).
-        self.replays: list[MainWindow] = []
+        self.replays: list[ReplayWindow] = []
         self._finished.connect(self._on_finished)
         self._build_menu()
         self._build_busy()
 
     # -- menu ----------------------------------------------------------------------------
     def _build_menu(self) -> None:
-        win = self.win
-        menu = self.menu = win.menuBar().addMenu("&File")
+        win = self.host.window()
+        menu = self.menu = self.host.add_menu("&File")
 
         def act(text: str, slot: Callable[[], object], shortcut: str | None = None,
                 tip: str = "") -> QAction:
@@ -137,10 +138,11 @@ class FileMenu(QObject):
         self.act_open = act("Open trace…", self.open_trace_dialog, "Ctrl+O",
                             "Open a saved TaskScope trace as a read-only replay window")
         menu.addSeparator()
-        if win.replay is not None:
-            self.act_quit = act("Close replay", win.close, "Ctrl+W", "Close this replay window")
+        if self.read_only:
+            self.act_quit = act("Close replay", self.host.close, "Ctrl+W",
+                                "Close this replay window")
         else:
-            self.act_quit = act("Quit", win.close, "Ctrl+Q",
+            self.act_quit = act("Quit", self.host.close, "Ctrl+Q",
                                 "Cancel every run, shut the engine down and quit")
 
     def _build_busy(self) -> None:
@@ -156,13 +158,13 @@ class FileMenu(QObject):
         lay.addWidget(self.busy_label)
         lay.addWidget(bar)
         box.hide()
-        self.win.statusBar().insertPermanentWidget(0, box)
+        self.host.add_status_widget(box)
 
     # -- dialogs (overridable: tests replace these) ---------------------------------------
     def ask_save_path(self, title: str, default_name: str, filters: str) -> str | None:
         """Ask where to save; None if cancelled. Adds the chosen filter's suffix if missing."""
         path, chosen = QFileDialog.getSaveFileName(
-            self.win, title, str(self.last_dir / default_name), filters)
+            self.host.window(), title, str(self.last_dir / default_name), filters)
         if not path:
             return None
         if not Path(path).suffix and "*." in chosen:
@@ -170,25 +172,26 @@ class FileMenu(QObject):
         return path
 
     def ask_open_path(self, title: str, filters: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.win, title, str(self.last_dir), filters)
+        path, _ = QFileDialog.getOpenFileName(self.host.window(), title, str(self.last_dir),
+                                              filters)
         return path or None
 
     def show_error(self, title: str, message: str) -> None:
         """One line in a (non-blocking) message box."""
         box = QMessageBox(QMessageBox.Icon.Warning, title, message,
-                          QMessageBox.StandardButton.Ok, self.win)
+                          QMessageBox.StandardButton.Ok, self.host.window())
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         box.open()  # window-modal but non-blocking: the live views keep updating behind it
 
     # -- reporting --------------------------------------------------------------------------
     def report(self, message: str) -> None:
         self.messages.append(("info", message))
-        self.win.statusBar().showMessage(message, RESULT_MS)
+        self.host.status_message(message, RESULT_MS)
 
     def report_error(self, title: str, message: str) -> None:
         line = " ".join(str(message).split())  # one line, whatever came in
         self.messages.append(("error", line))
-        self.win.statusBar().showMessage(f"{title}: {line}", RESULT_MS)
+        self.host.status_message(f"{title}: {line}", RESULT_MS)
         self.show_error(title, line)
 
     # -- jobs --------------------------------------------------------------------------------
@@ -267,7 +270,7 @@ class FileMenu(QObject):
         return p
 
     def _nothing_yet(self, title: str) -> bool:
-        if self.win.store.runs():
+        if self.store.runs():
             return False
         self.report_error(title, "nothing to export yet: start a run first")
         return True
@@ -287,26 +290,14 @@ class FileMenu(QObject):
         if not path:
             return
         p = self._remember(path)
-        store = self.win.store
+        store = self.store
         self.run_job(f"Writing {p.name}…", lambda: export.export_session_trace(store, p),
                      self._trace_done("session trace"), title)
 
     def selected_run_id(self) -> int | None:
         """The run selected in the Runs table; else the selected task's run; else the only
-        run."""
-        win = self.win
-        rows = win.runs_view.selectionModel().selectedRows()
-        if rows:
-            rid = rows[0].data(ID_ROLE)
-            if rid is not None:
-                return int(rid)
-        cur = win.tasks_view.currentIndex()
-        if cur.isValid():
-            src = win.proxy.mapToSource(cur)
-            if src.isValid():
-                return win.tasks.recs[src.row()].run_id
-        runs = win.store.runs()
-        return runs[0].run_id if len(runs) == 1 else None
+        run (the window answers)."""
+        return self.host.selected_run_id()
 
     def export_run(self) -> None:
         title = "Export selected run trace"
@@ -321,7 +312,7 @@ class FileMenu(QObject):
         if not path:
             return
         p = self._remember(path)
-        store = self.win.store
+        store = self.store
         self.run_job(f"Writing {p.name}…", lambda: export.export_run_trace(store, rid, p),
                      self._trace_done(f"run {rid} trace"), title)
 
@@ -334,7 +325,7 @@ class FileMenu(QObject):
         if not path:
             return
         p = self._remember(path)
-        store = self.win.store
+        store = self.store
 
         def done(paths: tuple[Path, Path]) -> None:
             t, s = paths
@@ -351,7 +342,7 @@ class FileMenu(QObject):
         p = self._remember(path)
         if not p.suffix:
             p = p.with_suffix(".png")
-        self.win.statusBar().showMessage(f"Rendering {p.name}…")
+        self.host.status_message(f"Rendering {p.name}…")
         try:
             out = export.export_plots(targets, p)  # pyqtgraph: on the GUI thread, ~tens of ms
         except TraceError as e:
@@ -362,13 +353,12 @@ class FileMenu(QObject):
         return out
 
     def export_cpu_image(self) -> Path | None:
-        cpu = self.win.cpu
         return self._export_image("Export CPU plot as PNG/SVG", f"taskscope-cpu-{stamp()}.png",
-                                  [cpu.cores_plot, cpu.total_plot])
+                                  list(self.host.cpu_plots()))
 
     def export_timeline_image(self) -> Path | None:
         return self._export_image("Export timeline as PNG/SVG",
-                                  f"taskscope-timeline-{stamp()}.png", [self.win.timeline])
+                                  f"taskscope-timeline-{stamp()}.png", [self.host.timeline_plot()])
 
     # -- replay ----------------------------------------------------------------------------------
     def open_trace_dialog(self) -> None:
@@ -384,15 +374,9 @@ class FileMenu(QObject):
                             "Open trace", keep_alive=False)
 
     def _show_replay(self, prepared: PreparedReplay) -> None:
-        from .main_window import MainWindow
-
-        win = MainWindow(None, replay=prepared.replay, timeline=prepared.timeline)
-        win.resize(self.win.size())
+        win = self.host.open_replay(prepared)
         self.replays.append(win)
         win.closed.connect(lambda: win in self.replays and self.replays.remove(win))
-        win.show()
-        win.raise_()
-        win.activateWindow()
         r = prepared.replay
         self.report(f"Opened {r.path.name} as a replay: {len(r.runs)} run"
                     f"{'s' if len(r.runs) != 1 else ''}, {len(r.tasks):,} tasks, "

@@ -3,7 +3,10 @@
 Responsive by construction: ONE frame timer (about 30 Hz) drains the engine's events and
 samples in batches and updates every view in bulk. Nothing here subscribes to single events,
 and nothing here does engine work: starting, cancelling and shutting down are single calls
-into :class:`engine.Session`, which return at once.
+into the session (:class:`engine.SessionAPI`), which return at once.
+
+The window owns its widgets. Its helpers (compare mode, the File menu, a replay's set-up) ask
+it through the few methods :mod:`gui.hosts` names, never its attributes.
 """
 
 from __future__ import annotations
@@ -11,43 +14,40 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
+    QMenu,
     QScrollArea,
     QSplitter,
-    QTableView,
-    QToolBar,
-    QVBoxLayout,
+    QTabWidget,
     QWidget,
 )
 
 import engine
-from engine import Pumped, RunSpec, SessionAPI, SpecError, TaskRecord
+from engine import Pumped, RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
 from engine.clock import now_ns
 from engine.trace import Replay
 
-from . import theme
+from .compare_mode import CompareMode
 from .controls import Controls
 from .cpu_view import CpuView
+from .file_menu import FileMenu
+from .frame_pacer import FRAME_MS, FramePacer
+from .panes import REPLAY_HINT, TablesPane, TimelinePane
+from .replay import enter_replay_mode
+from .replay_load import PreparedReplay, build_timeline, replay_end_ns
+from .run_toolbar import RunToolbar
 from .sampling import attach, detach
-from .table_delegates import ButtonDelegate, ProgressDelegate, style_table
-from .task_filter import TaskFilter
-from .task_table import RunTableModel, TaskTableModel, fmt_s, worker_text
-from .timeline import TimelineView
+from .status_readouts import StatusReadouts
+from .task_text import describe_task
 from .timeline_data import TimelineData
 
-FRAME_MS = 33
-IDLE_FRAME_MS = 400  # see MainWindow._pace
 IDLE_STATUS_S = 0.5  # see MainWindow.frame: the status bar's figures while idle
 TABLE_TICK_FRAMES = 6  # see MainWindow.frame: durations in the task table move at 5 Hz
 TABLE_OFFSET_MS = FRAME_MS // 2  # see MainWindow._table_paint
@@ -69,7 +69,6 @@ class MainWindow(QMainWindow):
     def __init__(self, session: SessionAPI | None, loop: asyncio.AbstractEventLoop | None = None,
                  *, replay: Replay | None = None, timeline: TimelineData | None = None) -> None:
         super().__init__()
-        self._timeline_ready = timeline  # a replay's bars, laid out off the GUI thread
         if (session is None) == (replay is None):
             raise ValueError("MainWindow needs a session (live) or a replay, not both")
         self.session = session
@@ -80,16 +79,15 @@ class MainWindow(QMainWindow):
         #: Replay: the trace's last instant; "now" stands still there. Live: None.
         self.end_ns: int | None = None
         if replay is not None:
-            from .replay import replay_end_ns
-
             self.end_ns = replay_end_ns(replay)
+            # A replay's bars, laid out off the GUI thread (gui.replay_load), or here if not.
+            timeline = timeline or build_timeline(replay)
         self.setWindowTitle("TaskScope: Python concurrency, live")
         self.resize(1500, 940)
 
         self.run_model: dict[int, str] = {}
         self.run_force: dict[int, bool] = {}
         self.run_gui_loop: dict[int, bool] = {}
-        self.ev_cursor = 0
         self.sample_cursor = 0
         self.dropped = 0
         self.ev_window: deque[tuple[float, int]] = deque()
@@ -98,21 +96,15 @@ class MainWindow(QMainWindow):
         self._frames = 0
         self._closing = False
         self._closed = False
-        self._close_future: asyncio.Future[None] | None = None
         self.shutdown_report: engine.ShutdownReport | None = None
         #: Why the engine process stopped, if it did while the window was open.
         self.engine_gone: str | None = None
 
-        self._build()
-        from .file_menu import FileMenu
-
-        self.files = FileMenu(self)
+        self._build(timeline or TimelineData(self.t0_ns))
+        self.files = FileMenu(self, self.store, read_only=replay is not None)
         self.sampler = attach(session, loop) if loop is not None and session is not None else None
-        self.frame_timer = QTimer(self)
-        self.frame_timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.frame_timer.setInterval(FRAME_MS)
-        self.frame_timer.timeout.connect(self.frame)
-        self._busy_at = time.monotonic()  # see _pace
+        self.pacer = FramePacer(self, self.frame, self._probe_idle)
+        self.frame_timer = self.pacer.timer
         self._status_at = float("-inf")  # see frame
         # The task table repaints half a frame after the frame that changed it (see
         # _table_paint), so it is never painted in the same pass as the timeline.
@@ -123,14 +115,12 @@ class MainWindow(QMainWindow):
         self._table_timer.setInterval(TABLE_OFFSET_MS)
         self._table_timer.timeout.connect(self._table_paint)
         if replay is not None:
-            from .replay import enter_replay_mode
-
             enter_replay_mode(self, replay)  # draws the whole trace once; no frame timer
         else:
             self.frame_timer.start()
 
     # -- layout ----------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build(self, tl_data: TimelineData) -> None:
         self.controls = Controls()
         self.controls.startRequested.connect(self.start_runs)
         scroll = QScrollArea()
@@ -143,120 +133,33 @@ class MainWindow(QMainWindow):
 
         self.cpu = CpuView(len(self._cores()))
 
-        self.tl_data = self._timeline_ready or TimelineData(self.t0_ns)
-        self.timeline = TimelineView(self.tl_data, self.now_s, self.describe_task)
+        self.tl_data = tl_data
+        self.tl_pane = TimelinePane(tl_data, self.now_s, self.describe_task)
+        self.timeline = self.tl_pane.timeline
         self.timeline.sigTaskClicked.connect(self.select_task)
-        tl_box = QWidget()
-        tl_lay = QVBoxLayout(tl_box)
-        tl_lay.setContentsMargins(0, 0, 0, 0)
-        tl_lay.setSpacing(2)
-        head = QHBoxLayout()
-        title = QLabel("Timeline · one lane per real worker")
-        title.setObjectName("paneTitle")
-        head.addWidget(title)
-        head.addSpacing(12)
-        for st in theme.STATE_ORDER:
-            if st is engine.State.QUEUED:
-                continue
-            sw = QLabel(f"<span style='color:{theme.STATE_COLORS[st]}'>■</span> "
-                        f"{theme.STATE_LABELS[st]}")
-            head.addWidget(sw)
-        head.addStretch(1)
-        self.tl_hint = QLabel("wheel: zoom · drag: pan · click: select · F: follow now")
-        self.tl_hint.setObjectName("hint")
-        head.addWidget(self.tl_hint)
-        tl_lay.addLayout(head)
-        tl_lay.addWidget(self.timeline, 1)
+        self.tl_hint = self.tl_pane.hint
 
-        # Runs table
-        self.runs = RunTableModel(self.clock_ns, self.can_force, lambda r: self.run_gui_loop.get(r, False))
-        self.runs_view = QTableView()
-        self.runs_view.setModel(self.runs)
-        self.runs_view.setItemDelegateForColumn(RunTableModel.C_PROG, ProgressDelegate(self))
-        self.run_cancel = ButtonDelegate(self)
-        self.run_cancel.clicked.connect(lambda rid: self.command("cancel_run", rid))
-        self.runs_view.setItemDelegateForColumn(RunTableModel.C_CANCEL, self.run_cancel)
-        self.run_kill = ButtonDelegate(self)
-        self.run_kill.clicked.connect(lambda rid: self.command("cancel_run", rid, True))
-        self.runs_view.setItemDelegateForColumn(RunTableModel.C_FORCE, self.run_kill)
-        style_table(self.runs_view)
-        rh = self.runs_view.horizontalHeader()
-        rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, w in enumerate((60, 150, 170, 150, 260, 80, 90, 80)):
-            self.runs_view.setColumnWidth(col, w)
-        rh.setStretchLastSection(False)
-        rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        # One run can be selected (click its row): File > Export selected run trace uses it.
-        self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.runs_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.runs_view.setMinimumHeight(24 * 4 + 26)
-
-        # Tasks table
-        self.tasks = TaskTableModel(self.clock_ns, lambda r: self.run_model.get(r, ""), self.can_force)
-        self.proxy = TaskFilter()
-        self.proxy.setSourceModel(self.tasks)
-        self.tasks_view = QTableView()
-        self.tasks_view.setModel(self.proxy)
-        # Unsorted = task-id order (the source order) until the user clicks a header.
-        self.tasks_view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-        self.tasks_view.setSortingEnabled(True)
-        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_PROG, ProgressDelegate(self))
-        self.task_cancel = ButtonDelegate(self)
-        self.task_cancel.clicked.connect(lambda tid: self.command("cancel_task", tid))
-        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_CANCEL, self.task_cancel)
-        self.task_kill = ButtonDelegate(self)
-        self.task_kill.clicked.connect(lambda tid: self.command("cancel_task", tid, True))
-        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_FORCE, self.task_kill)
-        style_table(self.tasks_view)
-        self.tasks_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        th = self.tasks_view.horizontalHeader()
-        for col, w in enumerate((60, 70, 120, 250, 45, 85, 110, 70, 60)):
-            self.tasks_view.setColumnWidth(col, w)
-        th.setSectionResizeMode(TaskTableModel.C_WORKER, QHeaderView.ResizeMode.Stretch)
-        self.tasks_view.selectionModel().currentRowChanged.connect(self._table_current)
-
-        self.filter_state = QComboBox()
-        self.filter_state.addItems(list(TaskFilter.GROUPS))
-        self.filter_state.currentTextChanged.connect(self.proxy.set_group)
-        self.filter_text = QLineEdit()
-        self.filter_text.setPlaceholderText("filter: task id, run3, worker, pid…")
-        self.filter_text.setClearButtonEnabled(True)
-        self.filter_text.textChanged.connect(self.proxy.set_text)
-        self.table_count = QLabel("")
-        self.table_count.setObjectName("hint")
-
-        tables = QWidget()
-        tlay = QVBoxLayout(tables)
-        tlay.setContentsMargins(0, 0, 0, 0)
-        tlay.setSpacing(3)
-        t1 = QLabel("Runs")
-        t1.setObjectName("paneTitle")
-        tlay.addWidget(t1)
-        tlay.addWidget(self.runs_view, 2)
-        frow = QHBoxLayout()
-        t2 = QLabel("Tasks")
-        t2.setObjectName("paneTitle")
-        frow.addWidget(t2)
-        frow.addWidget(self.filter_state)
-        frow.addWidget(self.filter_text, 1)
-        frow.addWidget(self.table_count)
-        tlay.addLayout(frow)
-        tlay.addWidget(self.tasks_view, 5)
+        self.tables = TablesPane(self.clock_ns, lambda r: self.run_model.get(r, ""),
+                                 self.can_force, lambda r: self.run_gui_loop.get(r, False))
+        self.tables.cancelRun.connect(lambda rid, force: self.command("cancel_run", rid, force))
+        self.tables.cancelTask.connect(lambda tid, force: self.command("cancel_task", tid, force))
+        self.tables.taskSelected.connect(self.timeline.item.select)
+        # The tables' views, as the window's own (tests and the frame read them).
+        self.runs, self.runs_view = self.tables.runs, self.tables.runs_view
+        self.tasks, self.proxy = self.tables.tasks, self.tables.proxy
+        self.tasks_view, self.table_count = self.tables.tasks_view, self.tables.count
+        self.filter_state, self.filter_text = self.tables.filter_state, self.tables.filter_text
 
         # Compare mode (issue 5): several models run one after another; its view is a tab.
-        from PySide6.QtWidgets import QTabWidget
-
-        from .compare_mode import CompareMode
-
-        self.compare = CompareMode(self)
+        self.compare = CompareMode(self, self.session, self.controls)
         self.views = QTabWidget()
         self.views.setDocumentMode(True)
-        self.views.addTab(tl_box, "Timeline")
+        self.views.addTab(self.tl_pane, "Timeline")
         self.views.addTab(self.compare.view, "Compare")
         right = self.right_split = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.cpu)
         right.addWidget(self.views)
-        right.addWidget(tables)
+        right.addWidget(self.tables)
         right.setSizes([250, 330, 360])
         right.setChildrenCollapsible(False)
 
@@ -266,87 +169,27 @@ class MainWindow(QMainWindow):
         split.setSizes([350, 1150])
         split.setStretchFactor(1, 1)
         self.setCentralWidget(split)
+        self._build_toolbar()
+        self.readouts = StatusReadouts(self.statusBar())
+        r = self.readouts
+        self.st_gui, self.st_engine, self.st_gil = r.gui, r.engine, r.gil
+        self.st_events, self.st_frame, self.st_tasks = r.events, r.frame, r.tasks
 
-        # Toolbar and shortcuts
-        tb = self.toolbar = QToolBar("Run")
-        tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    def _build_toolbar(self) -> None:
+        tb = self.toolbar = RunToolbar(self)
         self.addToolBar(tb)
-        self.act_start = QAction("▶ Start", self)
-        self.act_start.setShortcut(QKeySequence("Ctrl+R"))
-        self.act_start.setToolTip("Start a run (one model ticked) or a comparison: several "
-                                  "models run one after another, never at once (Ctrl+R)")
-        self.act_start.triggered.connect(self.controls.request_start)
-        self.act_cancel_all = QAction("■ Cancel all", self)
-        self.act_cancel_all.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.act_cancel_all.setToolTip(
-            "Cancel every active run (Esc). Cooperative: threads stop at their next check")
-        self.act_cancel_all.triggered.connect(self.cancel_all)
-        self.act_kill_all = QAction("✖ Force cancel all", self)
-        self.act_kill_all.setToolTip(
-            "Cancel everything and kill busy worker processes (threads cannot be killed)")
-        self.act_kill_all.triggered.connect(lambda: self.cancel_all(force=True))
-        self.act_follow = QAction("⇥ Follow now", self)
-        self.act_follow.setCheckable(True)
-        self.act_follow.setChecked(True)
-        self.act_follow.setShortcut(QKeySequence("F"))
-        self.act_follow.setToolTip("Keep the timeline scrolling with the 'now' line (F)")
-        self.act_follow.toggled.connect(self.timeline.set_follow)
-        self.act_clear = QAction("Clear finished", self)
-        self.act_clear.setToolTip("Remove ended runs from the tables and the timeline")
-        self.act_clear.triggered.connect(self.clear_finished)
-        for a in (self.act_start, self.act_cancel_all, self.act_kill_all):
-            tb.addAction(a)
-        tb.addSeparator()
-        for a in (self.act_follow, self.act_clear):
-            tb.addAction(a)
-        self.act_code = QAction("</> Show code", self)
-        self.act_code.setShortcut(QKeySequence("Ctrl+Shift+C"))
-        self.act_code.setToolTip("The standalone Python script for this configuration, one tab "
-                                 "per model (Ctrl+Shift+C)")
-        self.act_code.triggered.connect(self.show_code)
+        tb.act_start.triggered.connect(self.controls.request_start)
+        tb.act_cancel_all.triggered.connect(self.cancel_all)
+        tb.act_kill_all.triggered.connect(lambda: self.cancel_all(force=True))
+        tb.act_follow.toggled.connect(self.timeline.set_follow)
+        tb.act_clear.triggered.connect(self.clear_finished)
+        tb.act_code.triggered.connect(self.show_code)
         self.controls.showCodeRequested.connect(self.show_code)
-        tb.addSeparator()
-        tb.addAction(self.act_code)
-        for a in (self.act_start, self.act_cancel_all, self.act_follow, self.act_code):
-            # Application-wide: the shortcuts work whichever pane (or floating tooltip) has focus.
-            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        for a in tb.app_wide:
             self.addAction(a)
-
-        # Status bar
-        sb = self.statusBar()
-        self.st_gui = QLabel("GUI loop lag –")
-        self.st_engine = QLabel("engine loop lag –")
-        self.st_gil = QLabel("GIL wait –")
-        self.st_events = QLabel("0 events/s")
-        self.st_frame = QLabel("frame –")
-        self.st_tasks = QLabel("")
-        tips = {
-            self.st_gui: "Worst lateness of a timer on this window's event loop over the last "
-                         "second (every 20 ms while anything runs, every 250 ms while idle). "
-                         "Over ~50 ms the window feels sluggish.",
-            self.st_engine: "Worst lateness of a timer on the engine's own asyncio loop "
-                            "(where coroutine workloads run), in the engine process.",
-            self.st_gil: "Share of time a probe thread in the engine process waited for the "
-                         "GIL: how much that process's CPU-bound Python threads (the threads "
-                         "model) contend. The window has a process, and a GIL, of its own. "
-                         "Measured only while a run is active: between runs the probe rests.",
-            self.st_events: "Task events the engine recorded per second (queued, started, "
-                            "progress, ended, …).",
-            self.st_frame: "Time this window spent on its last frames (draining + drawing).",
-        }
-        for w in (self.st_gui, self.st_engine, self.st_gil, self.st_events, self.st_frame,
-                  self.st_tasks):
-            w.setToolTip(tips.get(w, ""))
-            w.setMinimumWidth(110)
-            # Opaque, like the CPU pane's readouts: nothing under a label is repainted with it.
-            w.setAutoFillBackground(True)
-            sb.addPermanentWidget(w)
-        self.st_gui.setMinimumWidth(180)
-        self.st_engine.setMinimumWidth(195)
-        self.st_frame.setMinimumWidth(190)
-        self.st_events.setMinimumWidth(120)
-        self.st_tasks.setMinimumWidth(190)
+        self.act_start, self.act_cancel_all, self.act_kill_all = (
+            tb.act_start, tb.act_cancel_all, tb.act_kill_all)
+        self.act_follow, self.act_clear, self.act_code = tb.act_follow, tb.act_clear, tb.act_code
 
     def _cores(self) -> list[float]:
         if self.replay is not None:  # the traced machine's cores, not this one's
@@ -356,7 +199,7 @@ class MainWindow(QMainWindow):
 
         return psutil.cpu_percent(percpu=True) or [0.0]
 
-    # -- helpers -------------------------------------------------------------------------------------
+    # -- what the helpers ask (gui.hosts) --------------------------------------------------------
     def clock_ns(self) -> int:
         """Now (live), or the end of the trace (replay: time stands still there)."""
         return now_ns() if self.end_ns is None else self.end_ns
@@ -367,38 +210,98 @@ class MainWindow(QMainWindow):
     def can_force(self, run_id: int) -> bool:
         return self.run_force.get(run_id, False)
 
-    def rel(self, t_ns: int | None) -> str:
-        return "" if t_ns is None else f"{(t_ns - self.t0_ns) / 1e9:.3f} s"
-
     def describe_task(self, task_id: int) -> str:
         r = self.store.task(task_id)
         if r is None:
             return f"task {task_id}"
-        model = self.run_model.get(r.run_id, "")
-        lines = [
-            f"<b>task {r.task_id}</b> · run {r.run_id} #{r.index} · "
-            f"<span style='color:{theme.STATE_COLORS[r.state]}'>{theme.STATE_LABELS[r.state]}"
-            "</span>",
-            f"worker: {worker_text(r, model)} · pid {r.pid} · tid {r.tid}",
-        ]
-        if r.task_name:
-            lines.append(f"asyncio task: {r.task_name}")
-        lines.append(f"core: {r.core if r.core >= 0 else 'unknown'} (when last reported)")
-        lines.append(f"queued {self.rel(r.queued_ns)} · started {self.rel(r.start_ns)}"
-                     + (f" · ended {self.rel(r.end_ns)}" if r.end_ns else ""))
-        if r.start_ns is not None:
-            dur = ((r.end_ns or self.clock_ns()) - r.start_ns) / 1e9
-            lines.append(f"waited {fmt_s((r.start_ns - r.queued_ns) / 1e9)} · "
-                         f"ran {fmt_s(dur)} · progress {r.progress * 100:.0f}%")
-        if r.cancel_requested_ns:
-            lines.append(f"cancel requested at {self.rel(r.cancel_requested_ns)}")
-        if r.reason:
-            lines.append(f"reason: {r.reason}")
-        if r.error:
-            msg = str(r.error.get("message", ""))[:200]
-            lines.append(f"<span style='color:{theme.ERROR}'>{r.error.get('type', 'error')}: "
-                         f"{msg}</span>")
-        return "<br>".join(lines)
+        return describe_task(r, self.run_model.get(r.run_id, ""), self.t0_ns, self.clock_ns())
+
+    def register_run(self, run_id: int, model: str, *, can_force: bool | None = None,
+                     gui_loop: bool = False) -> None:
+        """Show this run (when the store has it) as a run of ``model`` (see gui.hosts)."""
+        self.run_model[run_id] = model
+        self.run_force[run_id] = (engine.model_info(model).can_force if can_force is None
+                                  else can_force)
+        self.run_gui_loop[run_id] = gui_loop
+
+    def run_tasks(self, run_id: int) -> list[TaskRecord]:
+        return self.store.tasks(run_id)
+
+    def show_run(self, run: RunRecord) -> None:
+        """Add the run and its tasks to the tables."""
+        self.runs.add(run)
+        self.tasks.add(self.store.tasks(run.run_id))
+
+    def status_message(self, text: str, ms: int = 0) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    def add_menu(self, title: str) -> QMenu:
+        return self.menuBar().addMenu(title)
+
+    def add_status_widget(self, widget: QWidget) -> None:
+        self.statusBar().insertPermanentWidget(0, widget)
+
+    def selected_run_id(self) -> int | None:
+        """The run selected in the Runs table; else the selected task's run; else the only
+        run."""
+        rid = self.tables.selected_run_id()
+        if rid is not None:
+            return rid
+        runs = self.store.runs()
+        return runs[0].run_id if len(runs) == 1 else None
+
+    def cpu_plots(self) -> Sequence[Any]:
+        return [self.cpu.cores_plot, self.cpu.total_plot]
+
+    def timeline_plot(self) -> Any:
+        return self.timeline
+
+    def open_replay(self, prepared: PreparedReplay) -> MainWindow:
+        """A read-only window on a loaded trace, this window's size, shown and raised."""
+        win = MainWindow(None, replay=prepared.replay, timeline=prepared.timeline)
+        win.resize(self.size())
+        win.show()
+        win.raise_()
+        win.activateWindow()
+        return win
+
+    def set_read_only(self, title: str, banner: str, banner_tip: str) -> None:
+        """Nothing to start or cancel here (a replay): see gui.hosts.ReplayHost."""
+        self.setWindowTitle(title)
+        self.setToolTip("")
+        self.controls_pane.hide()
+        self.tables.hide_cancel_columns()
+        self.banner = QLabel(banner)
+        self.banner.setObjectName("hint")
+        self.banner.setToolTip(banner_tip)
+        self.toolbar.retire(self.banner)
+        self.readouts.set_recorded()
+
+    def show_recorded_samples(self) -> None:
+        """Every CPU sample of the store at once, on the trace's time axis (a replay)."""
+        samples, self.sample_cursor = self.store.read_samples(0)
+        self.cpu.set_replay(self.t0_ns, len(samples))
+        if samples:
+            self.cpu.add_samples(samples)
+            self.last_sample = samples[-1]
+            self.cpu.redraw(self.clock_ns())
+
+    def show_whole_trace(self) -> None:
+        """Time stands still at the trace's end: the timeline shows all of it, and the CPU
+        plots follow its time axis (the same one: seconds since the trace starts)."""
+        tl = self.timeline
+        tl.stand_still("end", "time since the trace starts")
+        self.tl_hint.setText(REPLAY_HINT)
+        self.cpu.cores_plot.setXLink(tl)
+        tl.show_span(max(self.now_s(), 1e-3))
+
+    def show_compare_tab(self) -> None:
+        """Bring the Compare tab up, with room for its bands, charts and table."""
+        self.views.setCurrentWidget(self.compare.view)
+        sizes = self.right_split.sizes()
+        total = sum(sizes)
+        if total > 0 and sizes[1] < 0.55 * total:
+            self.right_split.setSizes([int(total * 0.16), int(total * 0.64), int(total * 0.2)])
 
     # -- commands -----------------------------------------------------------------------------------
     def start_runs(self, specs: list[RunSpec], on_gui_loop: bool = False) -> list[int]:
@@ -408,7 +311,7 @@ class MainWindow(QMainWindow):
         they do not skew each other), through :mod:`gui.compare_mode`; their runs appear as
         they start, and this returns []."""
         if self.compare.active:
-            self.statusBar().showMessage(
+            self.status_message(
                 "A comparison is running: wait for it or cancel it (Esc) first; a run started "
                 "now would skew its figures", 8000)
             return []
@@ -417,6 +320,8 @@ class MainWindow(QMainWindow):
             if self.compare.start(specs, on_gui_loop):
                 self.act_follow.setChecked(True)
                 self.timeline.set_follow(True)
+            return []
+        if self.session is None:
             return []
         ids = []
         for spec in specs:
@@ -427,15 +332,12 @@ class MainWindow(QMainWindow):
                 self.controls.show_error(e)
                 break
             except RuntimeError as e:
-                self.statusBar().showMessage(f"Could not start: {e}", 8000)
+                self.status_message(f"Could not start: {e}", 8000)
                 break
-            info = engine.model_info(spec.model)
-            self.run_model[run.run_id] = spec.model
-            self.run_force[run.run_id] = info.can_force
-            self.run_gui_loop[run.run_id] = loop is not None
+            self.register_run(run.run_id, spec.model, gui_loop=loop is not None)
             ids.append(run.run_id)
         if ids:
-            self.controls.summary.setText(
+            self.controls.say(
                 f"Started run{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}.")
             self.act_follow.setChecked(True)
             self.timeline.set_follow(True)
@@ -454,31 +356,23 @@ class MainWindow(QMainWindow):
         try:
             return call(*args)
         except RuntimeError as e:
-            self.statusBar().showMessage(f"Could not {name.replace('_', ' ')}: {e}", 8000)
+            self.status_message(f"Could not {name.replace('_', ' ')}: {e}", 8000)
             return None
 
     def cancel_all(self, force: bool = False) -> int:
         self.compare.cancel()  # a comparison must not go on to its next model
         n = self.command("cancel_all", force) or 0
-        self.statusBar().showMessage(
+        self.status_message(
             f"Cancel requested for {n} run{'s' if n != 1 else ''}"
             + (" (process workers killed)" if force else ""), 4000)
         return n
-
-    def show_compare_tab(self) -> None:
-        """Bring the Compare tab up, with room for its bands, charts and table."""
-        self.views.setCurrentWidget(self.compare.view)
-        sizes = self.right_split.sizes()
-        total = sum(sizes)
-        if total > 0 and sizes[1] < 0.55 * total:
-            self.right_split.setSizes([int(total * 0.16), int(total * 0.64), int(total * 0.2)])
 
     def show_code(self) -> None:
         """Show code: the standalone script for the form's configuration, one tab per model."""
         specs = self.controls.build_specs()
         if specs is None:
             return  # the form shows what is wrong
-        from .code_dialog import CodeDialog
+        from .code_dialog import CodeDialog  # on first use: it brings the script generator
 
         self.code_dialog = CodeDialog(specs, self)
         self.code_dialog.show()
@@ -518,30 +412,12 @@ class MainWindow(QMainWindow):
                 total -= len(r.task_ids)
         if drop:
             self.drop_runs(drop)
-            self.statusBar().showMessage(
+            self.status_message(
                 f"{len(drop)} finished run{'s' if len(drop) != 1 else ''} left the view: it "
                 f"keeps at most {MAX_SHOWN_TASKS:,} tasks", 8000)
 
     def select_task(self, task_id: int) -> None:
-        row = self.tasks.row_of.get(task_id)
-        if row is None:
-            return
-        idx = self.proxy.mapFromSource(self.tasks.index(row, 0))
-        if not idx.isValid():
-            self.filter_state.setCurrentIndex(0)
-            self.filter_text.clear()
-            idx = self.proxy.mapFromSource(self.tasks.index(row, 0))
-        sel = self.tasks_view.selectionModel()
-        sel.setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect
-                            | QItemSelectionModel.SelectionFlag.Rows)
-        self.tasks_view.scrollTo(idx)
-
-    def _table_current(self, cur: Any, _prev: Any) -> None:
-        if not cur.isValid():
-            return
-        src = self.proxy.mapToSource(cur)
-        if src.isValid():
-            self.timeline.item.select(self.tasks.recs[src.row()].task_id)
+        self.tables.select_task(task_id)
 
     # -- the frame -------------------------------------------------------------------------------------
     def frame(self) -> None:
@@ -557,9 +433,9 @@ class MainWindow(QMainWindow):
         self.dropped += pumped.dropped
         if self.session is not None and self.engine_gone is None and self.session.gone_reason:
             self.engine_gone = self.session.gone_reason
-            self.statusBar().showMessage(
+            self.status_message(
                 f"The engine process stopped ({self.engine_gone}): runs cannot go on; close "
-                "and reopen TaskScope", 0)
+                "and reopen TaskScope")
         now = time.monotonic()
         self.ev_window.append((now, n_events))
         while self.ev_window and now - self.ev_window[0][0] > 1.0:
@@ -572,8 +448,7 @@ class MainWindow(QMainWindow):
                 live = True
             if rec.run_id not in known and (rec.run_id in self.run_model
                                             or self.compare.adopt(rec)):
-                self.runs.add(rec)
-                self.tasks.add(self.store.tasks(rec.run_id))
+                self.show_run(rec)
                 if self.tasks.rowCount() > MAX_SHOWN_TASKS:
                     self._bound_shown()
         if changed:
@@ -597,7 +472,7 @@ class MainWindow(QMainWindow):
             self._table_tick = True
         if (self._table_changed or self._table_tick) and not self._table_timer.isActive():
             self._table_timer.start()
-        self._pace(live or bool(changed) or bool(pumped.backlog))
+        self.pacer.pace(live or bool(changed) or bool(pumped.backlog))
         self._frames += 1
         if self._frames % 10 == 0 and self.proxy.active:
             self.proxy.refresh()  # an active filter or sort follows state changes at 3 Hz
@@ -612,9 +487,9 @@ class MainWindow(QMainWindow):
         # The status bar's figures (lags, frame time) change on nearly every frame, and each
         # changed rich-text label is laid out and repainted with the bar under it: while idle
         # they are refreshed twice a second, at full rate while anything runs.
-        if self.frame_timer.interval() == FRAME_MS or now - self._status_at >= IDLE_STATUS_S:
+        if self.pacer.full_rate or now - self._status_at >= IDLE_STATUS_S:
             self._status_at = now
-            self._status()
+            self.refresh_status()
         self.frame_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _table_paint(self) -> None:
@@ -633,31 +508,9 @@ class MainWindow(QMainWindow):
             self._table_tick = False
             self.tasks_view.viewport().update()
 
-    def _pace(self, busy: bool) -> None:
-        """30 frames a second while anything runs or changes; 2.5 once idle for a second.
-
-        An idle window still has moving parts (the CPU plot scrolls, the now line moves), but
-        they do not need 30 repaints a second: at 30 Hz the idle window cost 9.5% of a core
-        (taskscope bench; target 3% for the window and the engine together), at 5 Hz 2.5-2.7%
-        for the window alone, at 2.5 Hz 1.3-1.5% (a minute after start, when the CPU plot is
-        full). 2.5 Hz is faster than top or a system monitor refresh. Sampling stays at its
-        own rate: every sample is drawn, four at a time while idle. Anything that starts work
-        calls :meth:`wake`, so a click is never answered at the idle rate; events from
-        elsewhere are drawn within 400 ms.
-        """
-        if busy:
-            self.wake()
-        elif (time.monotonic() - self._busy_at > 1.0
-              and self.frame_timer.interval() == FRAME_MS):
-            self.frame_timer.setInterval(IDLE_FRAME_MS)
-            self._probe_idle(True)
-
     def wake(self) -> None:
         """Back to the full frame rate at once (called when work starts)."""
-        self._busy_at = time.monotonic()
-        if self.frame_timer.interval() != FRAME_MS:
-            self.frame_timer.setInterval(FRAME_MS)
-            self._probe_idle(False)
+        self.pacer.wake()
 
     def _probe_idle(self, idle: bool) -> None:
         """The GUI-loop lag probe fires every 250 ms while the window idles, every 20 ms
@@ -665,44 +518,15 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self.session.set_loop_idle(idle)
 
-    def _status(self) -> None:
-        s = self.last_sample
-        evs = sum(n for _, n in self.ev_window)
-        self.st_events.setText(f"{evs:,} events/s" + (f" · {self.dropped:,} dropped"
-                                                        if self.dropped else ""))
+    def refresh_status(self) -> None:
+        """The status bar's figures and the task count, from the latest frame's state."""
+        runs = self.runs.runs
         gui_lag = self.session.gui_lag() if self.session is not None else None
-        if gui_lag is not None:  # measured in this process, over the last second
-            self.st_gui.setText(self._lag("GUI loop lag", gui_lag["max"]))
-        elif s is not None:
-            self.st_gui.setText(self._lag("GUI loop lag", s.lag_ms.get("gui")))
-        if s is not None:
-            self.st_engine.setText(self._lag("engine loop lag", s.lag_ms.get("engine")))
-            if s.gil_disabled:
-                self.st_gil.setText("GIL: disabled")
-            elif s.gil is None:
-                self.st_gil.setText("GIL wait – (idle)")  # the probe rests between runs
-            else:
-                colour = theme.ERROR if s.gil > 0.5 else theme.WARN if s.gil > 0.1 else theme.TEXT
-                self.st_gil.setText(f"GIL wait <span style='color:{colour}'>{s.gil * 100:.0f}%"
-                                    "</span>")
-        if self.frame_ms:
-            fm = sorted(self.frame_ms)
-            self.st_frame.setText(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
-        running = sum(r.counts.get("running", 0) for r in self.runs.runs if not r.done)
-        active = sum(1 for r in self.runs.runs if not r.done)
-        self.st_tasks.setText(f"{active} active run{'s' if active != 1 else ''} · "
-                              f"{running} task{'s' if running != 1 else ''} running")
-        shown = self.proxy.rowCount()
-        total = self.tasks.rowCount()
-        self.table_count.setText(f"{shown:,} of {total:,} tasks" if shown != total
-                                 else f"{total:,} tasks")
-
-    @staticmethod
-    def _lag(name: str, ms: float | None) -> str:
-        if ms is None:
-            return f"{name} –"
-        colour = theme.ERROR if ms > 100 else theme.WARN if ms > 30 else theme.TEXT
-        return f"{name} <span style='color:{colour}'>{ms:.0f} ms</span>"
+        self.readouts.show(
+            self.last_sample, sum(n for _, n in self.ev_window), self.dropped, gui_lag,
+            self.frame_ms, active=sum(1 for r in runs if not r.done),
+            running=sum(r.counts.get("running", 0) for r in runs if not r.done))
+        self.tables.show_count()
 
     # -- closing ---------------------------------------------------------------------------------------
     async def wait_closed(self) -> None:

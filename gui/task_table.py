@@ -25,7 +25,7 @@ from PySide6.QtGui import QBrush, QColor
 from engine import RunRecord, TaskRecord
 
 from . import theme
-from .worker_kind import worker_kind
+from .task_text import fmt_s, worker_text
 
 Index = QModelIndex | QPersistentModelIndex
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -51,27 +51,6 @@ _ROOT = QModelIndex()
 # The layout signals' overload that carries a hint (PySide's plain emit() takes no arguments).
 _PERSISTENT_LIST = "QList<QPersistentModelIndex>"
 _HINT = QAbstractItemModel.LayoutChangeHint
-
-
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.3f} s"
-
-
-def worker_text(rec: TaskRecord, model: str) -> str:
-    if not rec.pid:
-        return ""
-    kind = worker_kind(model)
-    if kind == "process":
-        return f"process {rec.pid}"
-    if kind == "loop":
-        return f"{rec.task_name or 'coroutine'} on loop {rec.tid}"
-    return f"{rec.thread or 'thread'} ({rec.tid})"
 
 
 class _RecordTableModel(QAbstractTableModel):

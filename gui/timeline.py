@@ -454,6 +454,22 @@ class TimelineView(pg.PlotWidget):
             xr = self.getPlotItem().getViewBox().viewRange()[0]
             self.span_s = max(1.0, min(600.0, xr[1] - xr[0]))
 
+    def stand_still(self, label: str, axis_title: str) -> None:
+        """Time stands still (a replay, at its trace's end): nothing to follow, the now line
+        reads ``label`` and the time axis ``axis_title``."""
+        self.set_follow(False)
+        self.item.refresh()
+        self.now_line.set_text(label)
+        self.getPlotItem().setLabel("bottom", axis_title, units="s")
+
+    def show_span(self, end_s: float) -> None:
+        """Show from 0 to ``end_s`` seconds (2% more each side) and every lane, not following."""
+        pad = end_s * 0.02
+        self.getPlotItem().getViewBox().setRange(
+            xRange=(-pad, end_s + pad), yRange=(0, max(8, self.data.rows)), padding=0)
+        self.tick()
+        self.set_follow(False)
+
     #: With no bar running and no new events the view only creeps with the clock, so it moves
     #: at this interval (the sampler's 10 Hz) instead of every frame: an idle window repainted
     #: its timeline 30 times a second, several % of a core for nothing (``taskscope bench``).

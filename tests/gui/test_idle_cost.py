@@ -234,7 +234,7 @@ def test_idle_window_draws_each_view_at_most_once_a_frame(window: Any, qtbot: An
     """The real window, idle at its idle frame rate: every sample still reaches the CPU
     plot, the now line keeps moving, the timeline paints at most once per frame, and the GUI
     thread stays far below a busy one (loose: 2 loaded cores; idle measures ~2-4%)."""
-    from gui.main_window import IDLE_FRAME_MS
+    from gui.frame_pacer import IDLE_FRAME_MS
 
     qtbot.waitUntil(lambda: window.frame_timer.interval() == IDLE_FRAME_MS
                     and window.cpu.n >= 2, timeout=15_000)
@@ -260,7 +260,7 @@ def test_idle_window_slows_its_lag_probe_and_restores_it_when_work_starts(
     the lag shown while work runs is measured at the full rate. The status bar still shows
     a lag figure while idle."""
     from engine import make_spec
-    from gui.main_window import IDLE_FRAME_MS
+    from gui.frame_pacer import IDLE_FRAME_MS
 
     probe = window.session._lag_probe
     qtbot.waitUntil(lambda: window.frame_timer.interval() == IDLE_FRAME_MS, timeout=15_000)

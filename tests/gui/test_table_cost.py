@@ -1,5 +1,5 @@
 """A task-table repaint stays cheap and looks exactly as before (gui/task_table.py and the
-filter and delegates beside it).
+filter, delegates and task texts beside it).
 
 Under load the window repaints the task table up to 30 times a second, on the GUI thread. It
 used to cost 9-10 ms for 16 visible rows: a style drawControl for every button and progress
@@ -66,7 +66,9 @@ from gui.task_table import (
 )
 
 C = TaskTableModel
-TABLE_FILES = ("task_table.py", "task_filter.py", "table_delegates.py")
+#: The task table's code: its model, filter and delegates, and how a task's worker reads.
+TABLE_FILES = ("task_table.py", "task_filter.py", "table_delegates.py", "task_text.py",
+               "worker_kind.py")
 NOW_NS = 9_000_000_000
 
 

@@ -1,0 +1,204 @@
+"""The window's two working panes: the timeline with its legend, and the run and task tables.
+
+Each pane builds its views and says what happens in it through signals (a Cancel or Kill
+clicked, a task selected); the window decides what that means. The window reads the views
+through the panes' attributes (``runs``, ``tasks``, ``proxy``, ``timeline`` ...), which it
+also shows as its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+import engine
+
+from . import theme
+from .table_delegates import ButtonDelegate, ProgressDelegate, style_table
+from .task_filter import TaskFilter
+from .task_table import ID_ROLE, RunTableModel, TaskTableModel
+from .timeline import TimelineView
+from .timeline_data import TimelineData
+
+LIVE_HINT = "wheel: zoom · drag: pan · click: select · F: follow now"
+REPLAY_HINT = "wheel: zoom · drag: pan · click: select"
+
+
+class TimelinePane(QWidget):
+    """The timeline under a title line: the state legend and how to move around."""
+
+    def __init__(self, data: TimelineData, now_s: Callable[[], float],
+                 describe: Callable[[int], str]) -> None:
+        super().__init__()
+        self.timeline = TimelineView(data, now_s, describe)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        head = QHBoxLayout()
+        title = QLabel("Timeline · one lane per real worker")
+        title.setObjectName("paneTitle")
+        head.addWidget(title)
+        head.addSpacing(12)
+        for st in theme.STATE_ORDER:
+            if st is engine.State.QUEUED:
+                continue
+            sw = QLabel(f"<span style='color:{theme.STATE_COLORS[st]}'>■</span> "
+                        f"{theme.STATE_LABELS[st]}")
+            head.addWidget(sw)
+        head.addStretch(1)
+        self.hint = QLabel(LIVE_HINT)
+        self.hint.setObjectName("hint")
+        head.addWidget(self.hint)
+        lay.addLayout(head)
+        lay.addWidget(self.timeline, 1)
+
+
+class TablesPane(QWidget):
+    """The Runs table above the Tasks table, with the tasks' filter and count.
+
+    ``cancelRun`` and ``cancelTask`` carry (id, force): a row's Cancel (False) or Kill (True)
+    button. ``taskSelected`` carries the task id of the row that became current.
+    """
+
+    cancelRun = Signal(int, bool)
+    cancelTask = Signal(int, bool)
+    taskSelected = Signal(int)
+
+    def __init__(self, now_ns: Callable[[], int], model_of: Callable[[int], str],
+                 can_force: Callable[[int], bool], on_gui_loop: Callable[[int], bool]) -> None:
+        super().__init__()
+        # Runs table
+        self.runs = RunTableModel(now_ns, can_force, on_gui_loop)
+        self.runs_view = QTableView()
+        self.runs_view.setModel(self.runs)
+        self.runs_view.setItemDelegateForColumn(RunTableModel.C_PROG, ProgressDelegate(self))
+        self.run_cancel = ButtonDelegate(self)
+        self.run_cancel.clicked.connect(lambda rid: self.cancelRun.emit(rid, False))
+        self.runs_view.setItemDelegateForColumn(RunTableModel.C_CANCEL, self.run_cancel)
+        self.run_kill = ButtonDelegate(self)
+        self.run_kill.clicked.connect(lambda rid: self.cancelRun.emit(rid, True))
+        self.runs_view.setItemDelegateForColumn(RunTableModel.C_FORCE, self.run_kill)
+        style_table(self.runs_view)
+        rh = self.runs_view.horizontalHeader()
+        rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, w in enumerate((60, 150, 170, 150, 260, 80, 90, 80)):
+            self.runs_view.setColumnWidth(col, w)
+        rh.setStretchLastSection(False)
+        rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        # One run can be selected (click its row): File > Export selected run trace uses it.
+        self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.runs_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.runs_view.setMinimumHeight(24 * 4 + 26)
+
+        # Tasks table
+        self.tasks = TaskTableModel(now_ns, model_of, can_force)
+        self.proxy = TaskFilter()
+        self.proxy.setSourceModel(self.tasks)
+        self.tasks_view = QTableView()
+        self.tasks_view.setModel(self.proxy)
+        # Unsorted = task-id order (the source order) until the user clicks a header.
+        self.tasks_view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.tasks_view.setSortingEnabled(True)
+        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_PROG, ProgressDelegate(self))
+        self.task_cancel = ButtonDelegate(self)
+        self.task_cancel.clicked.connect(lambda tid: self.cancelTask.emit(tid, False))
+        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_CANCEL, self.task_cancel)
+        self.task_kill = ButtonDelegate(self)
+        self.task_kill.clicked.connect(lambda tid: self.cancelTask.emit(tid, True))
+        self.tasks_view.setItemDelegateForColumn(TaskTableModel.C_FORCE, self.task_kill)
+        style_table(self.tasks_view)
+        self.tasks_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        th = self.tasks_view.horizontalHeader()
+        for col, w in enumerate((60, 70, 120, 250, 45, 85, 110, 70, 60)):
+            self.tasks_view.setColumnWidth(col, w)
+        th.setSectionResizeMode(TaskTableModel.C_WORKER, QHeaderView.ResizeMode.Stretch)
+        self.tasks_view.selectionModel().currentRowChanged.connect(self._current)
+
+        self.filter_state = QComboBox()
+        self.filter_state.addItems(list(TaskFilter.GROUPS))
+        self.filter_state.currentTextChanged.connect(self.proxy.set_group)
+        self.filter_text = QLineEdit()
+        self.filter_text.setPlaceholderText("filter: task id, run3, worker, pid…")
+        self.filter_text.setClearButtonEnabled(True)
+        self.filter_text.textChanged.connect(self.proxy.set_text)
+        self.count = QLabel("")
+        self.count.setObjectName("hint")
+
+        tlay = QVBoxLayout(self)
+        tlay.setContentsMargins(0, 0, 0, 0)
+        tlay.setSpacing(3)
+        t1 = QLabel("Runs")
+        t1.setObjectName("paneTitle")
+        tlay.addWidget(t1)
+        tlay.addWidget(self.runs_view, 2)
+        frow = QHBoxLayout()
+        t2 = QLabel("Tasks")
+        t2.setObjectName("paneTitle")
+        frow.addWidget(t2)
+        frow.addWidget(self.filter_state)
+        frow.addWidget(self.filter_text, 1)
+        frow.addWidget(self.count)
+        tlay.addLayout(frow)
+        tlay.addWidget(self.tasks_view, 5)
+
+    def hide_cancel_columns(self) -> None:
+        """A read-only window: no Cancel or Kill buttons in either table."""
+        for view, cols in ((self.tasks_view, (TaskTableModel.C_CANCEL, TaskTableModel.C_FORCE)),
+                           (self.runs_view, (RunTableModel.C_CANCEL, RunTableModel.C_FORCE))):
+            for c in cols:
+                view.setColumnHidden(c, True)
+
+    def select_task(self, task_id: int) -> None:
+        """Make the task's row current and scroll to it (clearing a filter that hides it)."""
+        row = self.tasks.row_of.get(task_id)
+        if row is None:
+            return
+        idx = self.proxy.mapFromSource(self.tasks.index(row, 0))
+        if not idx.isValid():
+            self.filter_state.setCurrentIndex(0)
+            self.filter_text.clear()
+            idx = self.proxy.mapFromSource(self.tasks.index(row, 0))
+        sel = self.tasks_view.selectionModel()
+        sel.setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                            | QItemSelectionModel.SelectionFlag.Rows)
+        self.tasks_view.scrollTo(idx)
+
+    def _current(self, cur: QModelIndex | QPersistentModelIndex, _prev: object) -> None:
+        if not cur.isValid():
+            return
+        src = self.proxy.mapToSource(cur)
+        if src.isValid():
+            self.taskSelected.emit(self.tasks.recs[src.row()].task_id)
+
+    def selected_run_id(self) -> int | None:
+        """The run selected in the Runs table, else the current task's run, else None."""
+        rows = self.runs_view.selectionModel().selectedRows()
+        if rows:
+            rid = rows[0].data(ID_ROLE)
+            if rid is not None:
+                return int(rid)
+        cur = self.tasks_view.currentIndex()
+        if cur.isValid():
+            src = self.proxy.mapToSource(cur)
+            if src.isValid():
+                return self.tasks.recs[src.row()].run_id
+        return None
+
+    def show_count(self) -> None:
+        """How many tasks the filter shows, of how many."""
+        shown = self.proxy.rowCount()
+        total = self.tasks.rowCount()
+        self.count.setText(f"{shown:,} of {total:,} tasks" if shown != total
+                           else f"{total:,} tasks")

@@ -1,0 +1,97 @@
+"""The status bar's readouts: loop lags, GIL wait, events a second, frame time, tasks running.
+
+The window hands them its latest figures (:meth:`StatusReadouts.show`); each label is opaque
+and only set when asked, so a refresh repaints the labels alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from PySide6.QtWidgets import QLabel, QStatusBar
+
+from . import theme
+
+TIPS = {
+    "gui": "Worst lateness of a timer on this window's event loop over the last second (every "
+           "20 ms while anything runs, every 250 ms while idle). Over ~50 ms the window feels "
+           "sluggish.",
+    "engine": "Worst lateness of a timer on the engine's own asyncio loop (where coroutine "
+              "workloads run), in the engine process.",
+    "gil": "Share of time a probe thread in the engine process waited for the GIL: how much "
+           "that process's CPU-bound Python threads (the threads model) contend. The window has "
+           "a process, and a GIL, of its own. Measured only while a run is active: between "
+           "runs the probe rests.",
+    "events": "Task events the engine recorded per second (queued, started, progress, ended, "
+              "…).",
+    "frame": "Time this window spent on its last frames (draining + drawing).",
+}
+
+
+def lag_text(name: str, ms: float | None) -> str:
+    if ms is None:
+        return f"{name} –"
+    colour = theme.ERROR if ms > 100 else theme.WARN if ms > 30 else theme.TEXT
+    return f"{name} <span style='color:{colour}'>{ms:.0f} ms</span>"
+
+
+class StatusReadouts:
+    """The labels at the right of a status bar (``gui``, ``engine``, ``gil``, ``events``,
+    ``frame``, ``tasks``), in that order."""
+
+    def __init__(self, bar: QStatusBar) -> None:
+        self.gui = QLabel("GUI loop lag –")
+        self.engine = QLabel("engine loop lag –")
+        self.gil = QLabel("GIL wait –")
+        self.events = QLabel("0 events/s")
+        self.frame = QLabel("frame –")
+        self.tasks = QLabel("")
+        labels = {"gui": self.gui, "engine": self.engine, "gil": self.gil,
+                  "events": self.events, "frame": self.frame, "tasks": self.tasks}
+        for key, w in labels.items():
+            w.setToolTip(TIPS.get(key, ""))
+            w.setMinimumWidth(110)
+            # Opaque, like the CPU pane's readouts: nothing under a label is repainted with it.
+            w.setAutoFillBackground(True)
+            bar.addPermanentWidget(w)
+        self.gui.setMinimumWidth(180)
+        self.engine.setMinimumWidth(195)
+        self.frame.setMinimumWidth(190)
+        self.events.setMinimumWidth(120)
+        self.tasks.setMinimumWidth(190)
+
+    def set_recorded(self) -> None:
+        """A replay: no live events or frames to count; the rest is as the trace recorded."""
+        for w in (self.events, self.frame):
+            w.hide()
+        self.tasks.setToolTip("As recorded when the trace was exported")
+
+    def show(self, sample: Any, events: int, dropped: int, gui_lag: dict[str, float] | None,
+             frame_ms: Iterable[float], active: int, running: int) -> None:
+        """``sample``: the latest engine sample (or None); ``events``: task events in the last
+        second; ``gui_lag``: this process's own GUI-loop lag figures, if it measures them
+        (else the sample's); ``frame_ms``: the last frames' times; ``active`` runs with
+        ``running`` tasks."""
+        s = sample
+        self.events.setText(f"{events:,} events/s" + (f" · {dropped:,} dropped"
+                                                      if dropped else ""))
+        if gui_lag is not None:  # measured in this process, over the last second
+            self.gui.setText(lag_text("GUI loop lag", gui_lag["max"]))
+        elif s is not None:
+            self.gui.setText(lag_text("GUI loop lag", s.lag_ms.get("gui")))
+        if s is not None:
+            self.engine.setText(lag_text("engine loop lag", s.lag_ms.get("engine")))
+            if s.gil_disabled:
+                self.gil.setText("GIL: disabled")
+            elif s.gil is None:
+                self.gil.setText("GIL wait – (idle)")  # the probe rests between runs
+            else:
+                colour = theme.ERROR if s.gil > 0.5 else theme.WARN if s.gil > 0.1 else theme.TEXT
+                self.gil.setText(f"GIL wait <span style='color:{colour}'>{s.gil * 100:.0f}%"
+                                 "</span>")
+        fm = sorted(frame_ms)
+        if fm:
+            self.frame.setText(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
+        self.tasks.setText(f"{active} active run{'s' if active != 1 else ''} · "
+                           f"{running} task{'s' if running != 1 else ''} running")
