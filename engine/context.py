@@ -78,18 +78,26 @@ class EventBuffer:
     lock is needed. A flusher calls :meth:`take` and ships the batch.
     """
 
-    __slots__ = ("_q", "sleeping", "wake")
+    __slots__ = ("_q", "dozing", "sleeping", "wake")
 
     def __init__(self, wake: threading.Event | None = None) -> None:
         self._q: deque[Event] = deque()
         #: Set by a flusher that sleeps until the next event; ``put`` then sets ``wake``.
         self.sleeping = False
+        #: Set by a flusher that sleeps long while events only trickle in; ``put`` sets
+        #: ``wake`` for any event but progress (a task that starts or ends shows at once).
+        self.dozing = False
         self.wake = wake
 
     def put(self, ev: Event) -> None:
         self._q.append(ev)
-        if self.sleeping and self.wake is not None:
+        if (self.sleeping or (self.dozing and ev.kind != Kind.PROGRESS)) \
+                and self.wake is not None:
             self.wake.set()
+
+    def urgent(self) -> bool:
+        """Whether an event other than progress is waiting (a flusher about to doze checks)."""
+        return any(ev.kind != Kind.PROGRESS for ev in list(self._q))
 
     def __len__(self) -> int:
         return len(self._q)

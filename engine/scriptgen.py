@@ -11,6 +11,8 @@ asyncio                ``asyncio.gather`` (collect) or ``asyncio.TaskGroup`` (fa
 threads                ``ThreadPoolExecutor`` + ``wait(..., FIRST_EXCEPTION)`` for fail-fast
 processes              ``ProcessPoolExecutor`` under ``if __name__ == "__main__":``
 asyncio-processes      ``loop.run_in_executor`` with a ``ProcessPoolExecutor``
+dask                   ``LocalCluster`` (or ``Client(SCHEDULER)``) + ``client.map`` +
+                       ``client.gather``; ``as_completed`` for fail-fast
 =====================  =============================================================
 
 Built-in workloads are inlined as small equivalent functions (the cpu workload is a sum of
@@ -399,6 +401,11 @@ def _load(path: str, name: str):
 fn = _load({target!r}, "user_module")
 for _part in {name!r}.split("."):
     fn = getattr(fn, _part)''')
+        if registry.entry(spec.model).script == "dask":
+            # Dask workers of a cluster that did not run this script cannot import the file:
+            # send its functions by value (as Dask's docs advise), not by module name.
+            imports.append("import cloudpickle")
+            lines.append('cloudpickle.register_pickle_by_value(sys.modules["user_module"])')
     else:
         root = p.get("root")
         if root:
@@ -570,6 +577,50 @@ def main() -> None:
 ''')
 
 
+def _dask(ff: bool, scheduler: str | None) -> str:
+    """The Dask pattern: a LocalCluster of single-threaded worker processes (or an existing
+    cluster), ``client.map`` and ``client.gather``."""
+    if scheduler is None:
+        connect = (
+            "    # Dask runs a task whose worker died up to 3 more times by default: no retries.\n"
+            '    dask.config.set({"distributed.scheduler.allowed-failures": 0})\n'
+            "    t0 = time.perf_counter()\n"
+            "    cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True)\n"
+            "    client = Client(cluster)\n"
+            "    client.wait_for_workers(WORKERS)\n"
+            '    print(f"cluster start-up {time.perf_counter() - t0:.3f} s")\n')
+        close = "        client.close()\n        cluster.close()\n"
+    else:
+        connect = "    client = Client(SCHEDULER)  # an existing cluster: its own retry settings\n"
+        close = "        client.close()\n"
+    return _task_fn() + f'''
+
+def main() -> None:
+{connect}    try:
+        t0 = time.perf_counter()
+        futures = client.map(task, range(TASKS), pure=False, retries=0)
+        if {ff}:
+            # fail-fast: at the first failure, cancel the rest. Dask cannot stop a task that
+            # is already running: cancelling it only forgets its result.
+            for f in as_completed(futures):
+                if f.status == "error":
+                    pending = [g for g in futures if not g.done()]
+                    client.cancel(pending)
+                    print(f"fail-fast: a task failed; cancelled {{len(pending)}} others")
+                    break
+        wait([f for f in futures if not f.cancelled()])
+        client.gather([f for f in futures if f.status == "finished"])  # the results, here
+        outcomes = []
+        for i, f in enumerate(futures):
+            if f.status == "cancelled":
+                outcomes.append("cancelled")
+            else:
+                outcomes.append(outcome(f.exception() if f.status == "error" else None, i))
+        report(outcomes, time.perf_counter() - t0)
+    finally:
+{close}'''
+
+
 def generate(spec: RunSpec, calib: dict[str, float] | None = None) -> str:
     """The standalone script for ``spec`` (see the module docstring). ``calib``: the rates that
     size the inlined work; by default this machine's calibration."""
@@ -599,6 +650,15 @@ def generate(spec: RunSpec, calib: dict[str, float] | None = None) -> str:
         pattern = "loop.run_in_executor + ProcessPoolExecutor"
     elif shape == "loop":
         runner, pattern = _sequential(ff), "a plain loop"
+    elif shape == "dask":
+        scheduler = spec.options.get("scheduler")
+        imports.add("from dask.distributed import Client, LocalCluster, as_completed, wait")
+        if scheduler is None:
+            imports.add("import dask")
+            pattern = "Dask: LocalCluster, Client, client.map, client.gather"
+        else:
+            pattern = f"Dask on an existing cluster ({scheduler}): client.map, client.gather"
+        runner = _dask(ff, scheduler)
     else:
         raise ScriptError(f"{m} has no standalone script yet")
     imports.update(extra_imports)
@@ -625,7 +685,8 @@ from __future__ import annotations
 TASKS = {spec.tasks}
 WORKERS = {workers}
 TIMEOUT = {timeout}  # seconds per task, or None
-'''
+''' + (
+        f"SCHEDULER = {spec.options['scheduler']!r}\n" if spec.options.get("scheduler") else "")
     main_call = "    start_server()\n    main()\n" if server else "    main()\n"
     return (header + "\n" + code.strip("\n") + "\n\n" + _COMMON + _REPORT + runner
             + '\n\nif __name__ == "__main__":  # required: worker processes re-import this file\n'

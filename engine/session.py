@@ -31,9 +31,14 @@ from .store import EventStore, RunRecord
 
 if TYPE_CHECKING:
     from .compare import CompareJob, CompareProgress, CompareRequest
+    from .probes import LagProbe
 
 FLUSH_S = 0.005
 IDLE_FLUSHES = 20  # 100 ms without events, then the flusher sleeps until the next one
+#: The flusher's turn while events only trickle in (a batch smaller than FLOOD_EVENTS): the
+#: progress of CPU-bound tasks, 100 events a second each. See Session._flush_loop.
+TRICKLE_FLUSH_S = 0.05
+FLOOD_EVENTS = 64
 
 
 class EngineLoop:
@@ -121,6 +126,8 @@ class Run:
         #: that (it is cancellable from the moment it is registered); closing it must still
         #: wait, or the runner would start workers after they were released, and leak them.
         self._started = threading.Event()
+        #: Its runner asked for the engine's loop (its tasks run or wait there).
+        self.on_engine_loop = False
 
     @property
     def task_ids(self) -> range:
@@ -225,12 +232,15 @@ class Session(FrontLoopLag):
         from .sampler import Sampler
 
         self.sampler: Sampler | None = None
+        self._engine_probe: LagProbe | None = None
         if sample_hz is not None:
             self.sampler = Sampler(self.store, self.worker_pids, sample_hz, own_pids=own_pids,
                                    remote_workers=self.remote_workers)
             # Between runs nothing runs on the engine loop: probe it 4 times a second then, and
-            # pause the GIL probe (Sampler.set_busy); _sampler_busy() wakes both for a run.
-            self.sampler.add_loop_probe("engine", self.loop, idle_interval_s=0.25)
+            # pause the GIL probe (Sampler.set_busy); _sampler_busy() wakes both for a run (the
+            # loop's probe only for a run whose tasks use that loop).
+            self._engine_probe = self.sampler.add_loop_probe("engine", self.loop,
+                                                             idle_interval_s=0.25)
             self.sampler.set_busy(False)
             self.sampler.start()
         # -- end sampler ------------------------------------------------------------------------
@@ -257,18 +267,30 @@ class Session(FrontLoopLag):
     def _flush_loop(self) -> None:
         """Move buffered events into the store every ``FLUSH_S`` while they flow; after
         ``IDLE_FLUSHES`` empty turns, sleep until a producer puts one (an idle window would
-        otherwise wake this thread 200 times a second for nothing: ~0.5% of a core)."""
+        otherwise wake this thread 200 times a second for nothing: ~0.5% of a core).
+
+        While events only trickle in (the progress of CPU-bound tasks), a turn lasts
+        ``TRICKLE_FLUSH_S`` instead, and any event but progress (a start, an end, a cancel
+        request) ends it at once. Every turn takes the GIL, and a CPU-bound thread that holds
+        it hands it over only after a whole switch interval; on a 2-core VM each hand-over
+        cost that thread 0.1-0.6 ms of wall time, so turns every 5 ms lengthened every
+        in-process model's CPU-bound tasks by a few percent: our machinery's time, shown as
+        theirs."""
         buf = self._buffer
         wake = self._flusher_wake
         stop = self._flusher_stop
         idle = 0
+        trickle = False
         while not stop.is_set():
-            if len(buf):
+            n = len(buf)
+            if n:
                 self._flush()
                 idle = 0
+                trickle = n < FLOOD_EVENTS
             else:
-                idle += 1
+                idle += TRICKLE_FLUSH_S / FLUSH_S if trickle else 1
                 if idle >= IDLE_FLUSHES:
+                    trickle = False
                     buf.sleeping = True
                     woke = True
                     if not len(buf):  # checked after announcing: a put now wakes us
@@ -280,7 +302,14 @@ class Session(FrontLoopLag):
                     # else: the wait only timed out (its safety net): straight back to sleep,
                     # not IDLE_FLUSHES more turns at FLUSH_S (~19 wakes a second when idle).
                     continue
-            stop.wait(FLUSH_S)
+            if trickle:
+                buf.dozing = True
+                if not buf.urgent():  # checked after announcing: an urgent put now wakes us
+                    wake.wait(TRICKLE_FLUSH_S)
+                wake.clear()
+                buf.dozing = False
+            else:
+                stop.wait(FLUSH_S)
         self._flush()
 
     def _flush(self) -> None:
@@ -340,6 +369,8 @@ class Session(FrontLoopLag):
         if entry.prepare is not None:
             entry.prepare(spec, self)  # e.g. a cluster's scheduler must answer; else SpecError
         wl = WORKLOADS[spec.workload]
+        if wl.prepare is not None:
+            wl.prepare()
         calib = calibration()
         if wl.rates_per_run is not None:
             # Before the run is queued: our timing of the disk (about 20 ms) is not part of
@@ -396,10 +427,20 @@ class Session(FrontLoopLag):
                      for tid in run.task_ids])
 
     def _sampler_busy(self) -> None:
-        """Tell the sampler whether a run is active (its probes idle between runs)."""
+        """Tell the sampler whether a run is active (its probes idle between runs), and the
+        engine loop's probe whether an active run uses that loop.
+
+        A run whose tasks never touch the engine loop (sequential, threads, processes) leaves
+        its probe at the idle interval: every firing takes the GIL, and from a CPU-bound task
+        thread that costs 0.1-0.6 ms of wall time a hand-over on a 2-core VM, 50 times a
+        second at the busy interval (our probe's time, shown as the model's). The loop's lag
+        is still sampled, 4 times a second; the GIL probe measures the contention itself."""
         if self.sampler is not None:
             with self._lock:
-                self.sampler.set_busy(any(not r.ended for r in self._runs.values()))
+                active = [r for r in self._runs.values() if not r.ended]
+                self.sampler.set_busy(bool(active))
+                if self._engine_probe is not None:
+                    self._engine_probe.set_idle(not any(r.on_engine_loop for r in active))
 
     def _forget_evicted(self) -> None:
         """Drop closed runs whose records the store evicted (its ``max_tasks`` limit): without
@@ -412,8 +453,14 @@ class Session(FrontLoopLag):
 
     def _make_runner(self, run: Run, loop: asyncio.AbstractEventLoop | None) -> Runner:
         """The run's runner, from its model's registry entry."""
+        def engine_loop() -> asyncio.AbstractEventLoop:
+            if not run.on_engine_loop:
+                run.on_engine_loop = True
+                self._sampler_busy()  # its probe measures at full rate while the run lasts
+            return self.loop
+
         launch = Launch(run.spec.effective_workers(),
-                        (lambda: loop) if loop is not None else (lambda: self.loop), self)
+                        (lambda: loop) if loop is not None else engine_loop, self)
         return registry.entry(run.spec.model).make_runner(run, launch)
 
     def get(self, key: str, make: Callable[[], Any], close: Callable[[Any], None]) -> Any:

@@ -13,6 +13,8 @@ them):
 * :mod:`~engine.bench.memory`: bytes the store holds per retained event;
 * :mod:`~engine.bench.sampler_cost`: what the sampler, the GIL probe and the idle engine's
   monitoring cost;
+* :mod:`~engine.bench.dask`: the dask model's overhead per task against raw ``client.map`` +
+  ``client.gather`` on the same LocalCluster, and that cluster's start-up;
 * :mod:`~engine.bench.qt_check`: run inside worker processes, fails if Qt was imported there.
 
 This package's ``__init__`` imports nothing: :mod:`~engine.bench.qt_check` runs in worker

@@ -109,11 +109,14 @@ class MirrorStore(EventStore):
         if rec is not None:
             rec.end_ns = s.end_ns
             rec.counts = s.counts
+            if s.info is not None:
+                rec.info = s.info
             return
         if s.spec is None:
             return  # evicted here already
         ids = range(s.first_task_id, s.first_task_id + s.n_tasks)
-        self._runs[s.run_id] = RunRecord(s.run_id, s.spec, ids, s.start_ns, s.end_ns, s.counts)
+        self._runs[s.run_id] = RunRecord(s.run_id, s.spec, ids, s.start_ns, s.end_ns, s.counts,
+                                         s.info or {})
         tasks = self._tasks
         for i, tid in enumerate(ids):
             tasks[tid] = TaskRecord(tid, s.run_id, i, queued_ns=s.start_ns)

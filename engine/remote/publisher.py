@@ -310,14 +310,18 @@ class Publisher:
             if rid in self.final_runs:
                 continue
             counts = dict(rec.counts)
-            sig = (rec.end_ns, tuple(sorted(counts.items())))
-            if self.run_sig.get(rid) == sig:
+            info = rec.info  # replaced, never changed in place, when the model adds to it
+            sig = (rec.end_ns, tuple(sorted(counts.items())), id(info))
+            old = self.run_sig.get(rid)
+            if old == sig:
                 continue
             self.run_sig[rid] = sig
             first = rid not in self.sent_runs
             self.sent_runs.add(rid)
+            new_info = info if info and (old is None or old[2] != id(info)) else None
             runs.append(RunSummary(rid, rec.spec if first else None, rec.task_ids.start,
-                                   len(rec.task_ids), rec.start_ns, rec.end_ns, counts))
+                                   len(rec.task_ids), rec.start_ns, rec.end_ns, counts,
+                                   new_info))
             if rec.end_ns is not None:
                 self.final_runs.add(rid)
                 self.run_sig.pop(rid, None)

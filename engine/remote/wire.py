@@ -129,6 +129,9 @@ class RunSummary(NamedTuple):
     start_ns: int
     end_ns: int | None
     counts: dict[str, int]
+    #: What the run's model reported about it (``RunRecord.info``: when its workers were
+    #: ready, a cluster's address and dashboard); None: unchanged since the last summary.
+    info: dict[str, Any] | None = None
 
 
 class CompareProgressed(NamedTuple):

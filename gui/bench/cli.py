@@ -101,6 +101,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return ap.parse_args(list(argv))
 
 
+def _dask_figures(quick: bool) -> list[Figure]:
+    """The dask model's figures, when this interpreter has it (``taskscope[dask]``)."""
+    from engine.models import model_info
+
+    if not model_info("dask").available:
+        return []
+    from engine.bench.dask import dask_figures
+
+    return dask_figures(quick)
+
+
 def run_bench(quick: bool, say: Say) -> tuple[list[Figure], list[str]]:
     """Every figure, in an order that never forks after Qt starts. Returns (figures, errors)."""
     figs: list[Figure] = []
@@ -113,6 +124,7 @@ def run_bench(quick: bool, say: Say) -> tuple[list[Figure], list[str]]:
         ("memory", lambda: [memory_figure()]),
         ("start-up (fresh processes)", lambda: startup_figures(quick)),
         ("sampler cost", lambda: [sampler_cost_figure(quick)]),
+        ("dask (a LocalCluster)", lambda: _dask_figures(quick)),
         ("window", lambda: window_figures(quick, say)),  # imports Qt: last
     ]
     for name, step in steps:

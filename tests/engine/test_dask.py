@@ -154,7 +154,7 @@ def test_queued_tasks_are_cancelled_at_once_in_the_runner_and_in_dask(
     run = dsession.start(_spec(cluster, "sleep", tasks=12, size="20s"))
     ids = list(run.task_ids)
     wait_until(lambda: _running(dsession, ids[0]) and _running(dsession, ids[1]), 30)
-    # the window holds 4 in Dask (2 running, 2 queued there); the other 8 wait in the runner
+    # 2 run; the other 10 wait, queued in Dask (its window takes up to 64 tasks)
     t0 = time.monotonic()
     dsession.cancel_run(run.run_id)
     assert run.wait(10)
@@ -271,6 +271,29 @@ def test_cli_compare_threads_and_dask(cluster: Any) -> None:
     assert all(r["status"] == "complete" for r in doc["results"])
 
 
+def test_show_code_scripts_run_on_the_existing_cluster(cluster: Any, tmp_path: Path) -> None:
+    from engine.scriptgen import generate
+    from tests.engine.test_scriptgen import run_generated_scripts
+
+    addr = cluster.scheduler_address
+    src = generate(_spec(cluster, "cpu", tasks=4, size="30ms"))
+    assert f"SCHEDULER = {addr!r}" in src and "LocalCluster(" not in src
+    run_generated_scripts("dask", tmp_path, {"scheduler": addr})
+
+
+def test_the_show_code_script_starts_its_own_local_cluster(tmp_path: Path) -> None:
+    from engine.scriptgen import generate
+
+    path = tmp_path / "local_cluster.py"
+    path.write_text(generate(make_spec("dask", "cpu", 4, "30ms", workers=2)))
+    p = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-800:]
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("cluster start-up ") and "finished 4" in lines, p.stdout
+    assert lines[-1].startswith("wall "), p.stdout
+
+
 def test_the_clock_offset_of_a_worker_on_this_machine_measures_zero(cluster: Any) -> None:
     from distributed import Client
 
@@ -335,7 +358,9 @@ def test_the_cli_refuses_a_bad_or_unreachable_scheduler_in_one_line() -> None:
     took = time.monotonic() - t0
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     assert "options.scheduler" in p.stderr and "cannot reach" in p.stderr
-    assert took < 5.0 + 3.0, took  # 5 s allowed; the rest is starting Python on a busy machine
+    # (within 5 s is asserted in-process below; here Python's own start counts too, 2 to 15 s
+    # on a loaded 2-core machine)
+    assert took < 30.0, took
 
 
 def test_an_unreachable_scheduler_starts_nothing(dsession: Session) -> None:
@@ -378,3 +403,20 @@ def test_remote_worker_figures_survive_a_trace_and_old_traces_still_load() -> No
     assert decode_sample(encode_sample(s), "s") == s
     old = encode_sample(Sample(**base))
     assert "remote" not in old and decode_sample(old, "s") == Sample(**base)
+
+
+def test_the_window_side_gets_the_runs_cluster_and_its_dashboard_link(cluster: Any) -> None:
+    from engine.remote import RemoteSession
+    from tests.engine.test_remote import pump_until
+
+    rs = RemoteSession(None)
+    try:
+        run = rs.start(_spec(cluster, "sleep", tasks=2, size="50ms"))
+        pump_until(rs, lambda: rs.store.run(run.run_id).done)
+        info = rs.store.run(run.run_id).info
+        assert info["cluster"]["scheduler"] == cluster.scheduler_address
+        assert "dashboard" in info["cluster"] and info["workers_ready_ns"] > 0
+        lanes = {t.thread.split()[0] for t in rs.store.tasks(run.run_id)}
+        assert all(a.startswith("tcp://") for a in lanes), lanes
+    finally:
+        assert rs.shutdown(3.0).clean

@@ -712,7 +712,15 @@ def test_session_probes_idle_between_runs_and_measure_fully_during_one(leak_chec
         time.sleep(1.0)
         idle_fired = probe.fired - fired
         idle = collect(session.store, cursor)
-        run = session.start(make_spec("sequential", "sleep", 5, "200ms"))
+        # A run whose tasks never touch the engine loop: the GIL probe measures, the loop's
+        # probe stays at its idle interval (each firing would take the GIL from the tasks).
+        seq = session.start(make_spec("sequential", "sleep", 2, "200ms"))
+        assert sampler.busy and probe.interval_s == 0.25
+        time.sleep(0.1)
+        assert sampler.busy and probe.interval_s == 0.25
+        assert seq.wait(10)
+        # Coroutines on the engine loop (one at a time: 1 s in all): its probe at full rate.
+        run = session.start(make_spec("asyncio", "sleep", 5, "200ms", 1))
         assert sampler.busy and probe.interval_s == 0.02
         time.sleep(0.1)
         fired, cursor = probe.fired, session.store.sample_count

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+import engine
 from engine import make_spec
 from engine.models import all_models
 from engine.scriptgen import ScriptError, generate
 from engine.workloads.calibrate import calibration
+from tests.engine.enginekit import CLUSTER_MODELS
 
-MODELS = [m.name for m in all_models() if m.available]
+#: dask's scripts run in test_dask.py, on its shared cluster (a LocalCluster per script here
+#: would cost 2 to 10 s each); one of them starts its own LocalCluster there.
+MODELS = [m.name for m in all_models() if m.available and m.name not in CLUSTER_MODELS]
 WALL = re.compile(r"^wall (\d+\.\d+) s$", re.M)
 
 USER = '''
@@ -48,6 +52,11 @@ def _run_script(src: str, tmp_path: Path, name: str) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize("model", MODELS)
 def test_generated_scripts_run(model, tmp_path) -> None:
+    run_generated_scripts(model, tmp_path)
+
+
+def run_generated_scripts(model: str, tmp_path: Path, options: dict | None = None) -> None:
+    """Generate and run the script of every WORKLOADS case under ``model``; check each."""
     user = tmp_path / "user_mod.py"
     user.write_text(USER)
     for workload, params, policy in WORKLOADS:
@@ -57,7 +66,7 @@ def test_generated_scripts_run(model, tmp_path) -> None:
             wl = "custom"
         else:
             wl = workload
-        spec = make_spec(model, wl, 4, "30ms", None, "5s", policy, params)
+        spec = make_spec(model, wl, 4, "30ms", None, "5s", policy, params, options)
         src = generate(spec)
         assert "import engine" not in src and "from engine" not in src  # no TaskScope needed
         r = _run_script(src, tmp_path, f"{model}-{workload}-{policy}".replace("-", "_"))
@@ -88,6 +97,11 @@ def test_patterns_per_model() -> None:
     assert "asyncio.gather" in src["asyncio"]
     assert "run_in_executor(pool, task, i)" in src["asyncio-processes"]
     assert "for i in range(TASKS):" in src["sequential"]
+    if engine.model_info("dask").available:
+        d = generate(make_spec("dask", "cpu", 4, "200ms"), calib)
+        assert "LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True)" in d
+        assert "client.map(task, range(TASKS)" in d and "client.gather(" in d
+        assert '"distributed.scheduler.allowed-failures": 0' in d  # no hidden retries
     # the cpu work is sized from the calibration: 200 ms at 1e7 iterations per second
     assert "ITERATIONS = 2000000" in src["threads"]
     ff = generate(make_spec("asyncio", "fail", 4, "10ms", timeout="1s", policy="fail-fast"), calib)

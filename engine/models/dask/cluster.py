@@ -40,8 +40,9 @@ from ...events import Event
 from ...samples import WorkerSample
 from . import worker as dask_worker
 
-#: An unreachable scheduler is refused within this many seconds (the issue allows 5).
-CONNECT_S = 3.0
+#: Seconds to reach a scheduler: once for a plain TCP connection, once more for Dask's own
+#: handshake, so an unreachable one is refused within 4 s (the issue allows 5).
+CONNECT_S = 2.0
 #: A force-killed worker gets this long to stop on its own before its nanny SIGKILLs it
 #: (the nanny waits 80% of it).
 KILL_S = 0.1

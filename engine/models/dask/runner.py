@@ -1,10 +1,11 @@
 """The engine's side of a ``dask`` run: submitting tasks, cancelling them, ending them truthfully.
 
-A :class:`DaskRunner` keeps a window of its run's tasks in Dask (twice the cluster's worker
-threads, so a worker always has its next task when one ends: Dask's own scheduler places
-them), the rest queued in the runner, where a cancel ends them at once. Each task is
-``client.submit(run_task, order, topic, pure=False, retries=0)``: no client-side retries, and
-on the embedded cluster no scheduler-side ones either (``allowed_failures=0``).
+A :class:`DaskRunner` keeps a window of its run's tasks in Dask (``WINDOW_MIN``, or
+``WINDOW_PER_THREAD`` per worker thread, so a worker always has its next task when one ends:
+Dask's own scheduler places and queues them), the rest queued in the runner, where a cancel
+ends them at once. Tasks go to Dask as ``client.map(run_task, orders, pure=False,
+retries=0)``: no client-side retries, and on the embedded cluster no scheduler-side ones
+either (``allowed_failures=0``).
 
 How a task ends, and who says so:
 
@@ -39,7 +40,7 @@ from typing import Any
 
 from ...clock import now_ns
 from ...context import error_info
-from ...events import Event, Kind
+from ...events import TERMINAL_KINDS, Event, Kind
 from ...samples import WorkerSample
 from ..execute import TaskOrder
 from ..protocol import Launch, RunView
@@ -54,6 +55,9 @@ MAX_REQUEUES = 3
 #: A future that finished without its terminal event having arrived (its worker died just
 #: after): the runner reports its ending itself after this long.
 LOST_ENDING_S = 2.0
+#: Tasks in Dask at once: at least this many, and this many per worker thread.
+WINDOW_MIN = 64
+WINDOW_PER_THREAD = 4
 #: The watchdog's period (timeouts, lost endings).
 TICK_S = 0.05
 
@@ -73,6 +77,7 @@ class DaskRunner(TaskQueue):
         self._keys: dict[str, int] = {}
         self._attempts: dict[int, int] = {}
         self._where: dict[int, str] = {}  # task id -> the worker it started on
+        self._live: dict[int, str] = {}  # the same, for tasks that have not ended yet
         self._killing: dict[int, str] = {}  # task id -> "cancel" | "timeout"
         self._ended: set[int] = set()  # endings the runner reported itself
         self._timed: set[int] = set()  # past their deadline and grace: being killed
@@ -117,7 +122,10 @@ class DaskRunner(TaskQueue):
                 self._clusters.release(cluster)
                 return
             cluster.listen(self.run.run_id, self)
-            self._window = max(2, 2 * cluster.nthreads())
+            # Enough in Dask that a worker never waits for the engine's next hand-over (a
+            # round trip through the client), few enough that a million-task run is not a
+            # million futures: the rest wait in the runner, where a cancel is exact and free.
+            self._window = max(WINDOW_MIN, WINDOW_PER_THREAD * cluster.nthreads())
             self.sink.run_info(self.run.run_id, {
                 "workers_ready_ns": ready,
                 # what this run waited for its cluster: 0 when an earlier run had started it
@@ -138,37 +146,50 @@ class DaskRunner(TaskQueue):
     # -- submitting ---------------------------------------------------------------------------
     def _submit_more(self) -> None:
         with self._submit_lock:
-            while not self._closing and len(self._futures) < self._window:
+            items: list[tuple[int, TaskOrder]] = []
+            while not self._closing and len(self._futures) + len(items) < self._window:
                 with self._lock:
                     item = self._requeue.popleft() if self._requeue else None
                 if item is None:
                     tid, order = self._take()
                     if tid < 0:
-                        return
+                        break
                     if order is None:
                         continue
-                else:
-                    tid, order = item
-                self._submit(tid, order)
+                    item = (tid, order)
+                items.append(item)
+            if items:
+                self._submit(items)
 
-    def _submit(self, tid: int, order: TaskOrder) -> None:
+    def _submit(self, items: list[tuple[int, TaskOrder]]) -> None:
+        """Hand these tasks to Dask in one ``client.map`` (one message to the scheduler)."""
         cluster = self.cluster
         assert cluster is not None
-        fut = None
+        futs: list[Any] = []
+        refused: list[tuple[int, str]] = []
         with self._lock:
-            reason = self._claimed.pop(tid, "") if self._claimed is not None else ""
-            if not reason and not self._closing:
-                n = self._attempts[tid] = self._attempts.get(tid, 0) + 1
-                fut = cluster.client.submit(dask_worker.run_task, order, cluster.topic,
-                                            key=f"taskscope-{order.run_id}-{tid}-{n}",
-                                            pure=False, retries=0)
-                self._futures[tid] = fut
-                self._orders[tid] = order
-                self._keys[fut.key] = tid
-        if fut is None:
-            self._end(tid, Kind.CANCELLED, {"reason": reason or "shutdown"})
-            return
-        fut.add_done_callback(self._done)
+            go: list[tuple[int, TaskOrder]] = []
+            for tid, order in items:
+                reason = self._claimed.pop(tid, "") if self._claimed is not None else ""
+                if reason or self._closing:
+                    refused.append((tid, reason or "shutdown"))
+                else:
+                    go.append((tid, order))
+            if go:
+                keys = []
+                for tid, order in go:
+                    n = self._attempts[tid] = self._attempts.get(tid, 0) + 1
+                    keys.append(f"taskscope-{order.run_id}-{tid}-{n}")
+                futs = cluster.client.map(dask_worker.run_task, [o for _, o in go],
+                                          topic=cluster.topic, key=keys, pure=False, retries=0)
+                for (tid, order), fut in zip(go, futs, strict=True):
+                    self._futures[tid] = fut
+                    self._orders[tid] = order
+                    self._keys[fut.key] = tid
+        for tid, reason in refused:
+            self._end(tid, Kind.CANCELLED, {"reason": reason})
+        for fut in futs:
+            fut.add_done_callback(self._done)
 
     def _done(self, fut: Any) -> None:
         """A future ended (on Dask's callback thread)."""
@@ -219,18 +240,22 @@ class DaskRunner(TaskQueue):
     def on_events(self, address: str, batch: list[Event]) -> None:
         """A batch from a worker (on the client's loop thread)."""
         where = self._where
+        live = self._live
         for ev in batch:
-            if ev.kind == Kind.STARTED:
+            kind = ev.kind
+            if kind == Kind.STARTED:
                 if ev.task_id in where and where[ev.task_id] != address:
                     # Dask ran it again elsewhere (a cluster that retries): stop that one.
                     self._jobs.put(("stop_retry", [ev.task_id]))
                     continue
-                where[ev.task_id] = address
+                where[ev.task_id] = live[ev.task_id] = address
+            elif kind in TERMINAL_KINDS:
+                live.pop(ev.task_id, None)
         self.sink.ingest(batch)
 
     def on_worker_lost(self, address: str) -> None:
         """A worker left the cluster (on the client's loop thread)."""
-        lost = [tid for tid, a in list(self._where.items()) if a == address]
+        lost = [tid for tid, a in list(self._live.items()) if a == address]
         died = []
         for tid in lost:
             rec = self.sink.task(tid)
@@ -258,6 +283,7 @@ class DaskRunner(TaskQueue):
             if rec is None or rec.state.terminal:
                 return
             self._ended.add(tid)
+        self._live.pop(tid, None)
         self.sink.ingest([Event(self.run.run_id, tid, kind, now_ns(), info=info)])
 
     # -- cancelling -----------------------------------------------------------------------------
@@ -352,7 +378,7 @@ class DaskRunner(TaskQueue):
         else:
             self._end(tid, Kind.CANCELLED, {"reason": reason or "force cancel", "forced": True,
                                             "pid": pid, "worker": addr})
-        for other, a in list(self._where.items()):
+        for other, a in list(self._live.items()):
             if a == addr and other != tid and other not in self._killing:
                 self._end(other, Kind.FAILED, {
                     "type": "WorkerDied", "traceback": "", "pid": pid, "worker": addr,
@@ -379,7 +405,7 @@ class DaskRunner(TaskQueue):
             t = now_ns()
             if timeout is not None:
                 limit = int(timeout * 1e9) + grace
-                for tid in list(self._where):
+                for tid in list(self._live):
                     rec = self.sink.task(tid)
                     if (rec is not None and not rec.state.terminal and rec.start_ns is not None
                             and t - rec.start_ns > limit and tid not in self._timed):
@@ -456,7 +482,7 @@ class DaskRunner(TaskQueue):
 
     def _running_ids(self) -> list[int]:
         out = []
-        for tid in list(self._where):
+        for tid in list(self._live):
             rec = self.sink.task(tid)
             if rec is not None and not rec.state.terminal:
                 out.append(tid)
