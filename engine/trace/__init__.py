@@ -13,8 +13,9 @@ One format per module, over a shared floor:
 * :mod:`.csv` - :func:`export_csv`: tasks and samples as spreadsheet rows.
 * :mod:`.replay` - :func:`load_trace`: a trace file validated and rebuilt into a fresh store.
 
-Imports go one way: ``errors`` <- ``files``, ``records`` <- ``chrome``, ``csv`` <- ``replay``
-(the replay checks the chrome part of the file with the chrome module's checker).
+Imports only go down these floors (an import-linter contract in pyproject.toml keeps it so):
+``replay | csv``, then ``chrome``, then ``records | files``, then ``errors``. The replay is above
+``chrome`` because it checks the file's Chrome part with that module's checker.
 """
 
 from __future__ import annotations
