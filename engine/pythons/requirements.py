@@ -17,7 +17,7 @@ ENGINE = ("psutil>=5.9", "numpy>=1.26")
 EXTRAS: dict[str, tuple[str, ...]] = {
     # PEP 734's interpreters module and InterpreterPoolExecutor for 3.12/3.13 (3.14 has them)
     "interpreters": ("interpreters-pep-734; python_version >= '3.12' and python_version < '3.14'",),
-    "dask": ("distributed",),
+    "dask": ("distributed>=2024.1",),
 }
 DEFAULT_EXTRAS = ("interpreters",)
 
