@@ -156,6 +156,11 @@ class SessionAPI(Protocol):
         """Why the engine stopped under the front end (None while it runs)."""
         ...
 
+    @property
+    def engine_pid(self) -> int:
+        """The process the engine runs in (the caller's own, for an in-process session)."""
+        ...
+
     # -- the front end's own loop ----------------------------------------------------------------
     def attach_loop(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
                     idle_interval_s: float | None = 0.25) -> None:
@@ -167,6 +172,11 @@ class SessionAPI(Protocol):
         ...
 
     def detach_loop(self) -> None: ...
+
+    @property
+    def loop_probe(self) -> LagProbe | None:
+        """The attached loop's probe (its ``history`` of firings), None when detached."""
+        ...
 
     def gui_lag(self, window_s: float = 1.0) -> dict[str, float] | None:
         """p50/p99/max lateness (ms) of the attached loop over the last ``window_s``."""
@@ -216,6 +226,11 @@ class FrontLoopLag:
         if probe is not None and (self.sampler is None
                                   or not self.sampler.remove_loop_probe("gui")):
             probe.stop()
+
+    @property
+    def loop_probe(self) -> LagProbe | None:
+        """The attached loop's probe (its ``history`` of firings), None when detached."""
+        return self._lag_probe
 
     def gui_lag(self, window_s: float = 1.0) -> dict[str, float] | None:
         """p50/p99/max lateness (ms) of the attached loop over the last ``window_s``."""

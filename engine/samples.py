@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import NS_PER_S
+
+if TYPE_CHECKING:
+    from .api import SessionAPI
+    from .store import RunRecord
 
 
 @dataclass(slots=True, frozen=True)
@@ -117,14 +121,14 @@ def core_averages(samples: Iterable[Sample], start_ns: int | None = None,
     return [min(100.0, x / weight) for x in sums] if weight > 0 else []
 
 
-def run_samples(session: Any, rec: Any) -> dict[str, Any]:
+def run_samples(session: SessionAPI, rec: RunRecord) -> dict[str, Any]:
     """The sampler's part of ``taskscope run --json``: per-core averages over the run and the
     samples that overlap it (``Sample.as_dict()`` each).
 
     If the run ended after the last sample, one more sample is taken at once so that the tail of
     the run (and all of a run shorter than one tick) is covered.
     """
-    sampler = getattr(session, "sampler", None)
+    sampler = session.sampler
     end = rec.end_ns
     if sampler is not None and sampler.running:
         latest = sampler.latest

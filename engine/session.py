@@ -15,6 +15,7 @@ Every public method is thread-safe and returns quickly; work happens on the work
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -660,6 +661,11 @@ class Session(FrontLoopLag):
     def gone_reason(self) -> str | None:
         """None: the engine runs in this very process, so it cannot be gone under its caller."""
         return None
+
+    @property
+    def engine_pid(self) -> int:
+        """This process: the engine runs in its caller's process."""
+        return os.getpid()
 
     def __enter__(self) -> Session:
         return self

@@ -240,7 +240,8 @@ class RemoteSession(FrontLoopLag):
 
     # -- the engine process --------------------------------------------------------------------
     @property
-    def engine_pid(self) -> int | None:
+    def engine_pid(self) -> int:
+        """The engine process's pid."""
         return self._proc.pid
 
     @property

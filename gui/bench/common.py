@@ -34,7 +34,7 @@ def lag_figure(key: str, label: str, stats: dict[str, float] | None, n: int,
 
 def probe_stats(win: Any, t0_ns: int, t1_ns: int) -> tuple[dict[str, float] | None, int]:
     """GUI-loop lag stats of the firings inside [t0_ns, t1_ns] (the window's "gui" probe)."""
-    probe = getattr(win.session, "_lag_probe", None)  # measured in the window's process
+    probe = win.session.loop_probe  # measured in the window's process
     if probe is None:
         return None, 0
     vals = [ms for t, ms in list(probe.history) if t0_ns <= t <= t1_ns]

@@ -40,8 +40,8 @@ def _cpu_s(p: Any) -> float | None:
 
 def _idle_timer(win: Any) -> str:
     """The GUI lag probe's timer while the window idles (it fires less often then)."""
-    probe = getattr(win.session, "_lag_probe", None)
-    ms = getattr(probe, "interval_s", 0.02) * 1e3
+    probe = win.session.loop_probe
+    ms = (probe.interval_s if probe is not None else 0.02) * 1e3
     return f"a {ms:.0f} ms timer (the probe's interval while the window idles)"
 
 
@@ -49,7 +49,7 @@ async def idle_figures(win: Any, secs: float) -> list[Figure]:
     """``secs`` of the open window doing nothing: the GUI loop's lag and the CPU of every
     TaskScope process (% of one core), with the window's threads by name."""
     proc = psutil.Process()
-    engine_pid = getattr(win.session, "engine_pid", None)
+    engine_pid = win.session.engine_pid
     names = {t.native_id: t.name for t in threading.enumerate()}
     th0 = {t.id: t.user_time + t.system_time for t in proc.threads()}
     procs = _app_procs()
@@ -67,7 +67,7 @@ async def idle_figures(win: Any, secs: float) -> list[Figure]:
                 if c0[pid] is not None and c1[pid] is not None}
     pct = sum(per_proc.values())
     gui_pct = per_proc.get(proc.pid, 0.0)
-    engine_pct = per_proc.get(engine_pid, 0.0) if engine_pid else 0.0
+    engine_pct = per_proc.get(engine_pid, 0.0) if engine_pid != proc.pid else 0.0
     others = pct - gui_pct - engine_pct
     per: dict[str, float] = {}
     for tid, cpu in th1.items():
