@@ -5,8 +5,8 @@ A session owns:
 * the :class:`~engine.store.EventStore` front ends read from;
 * the engine's own asyncio loop, in its own thread (coroutine workloads run there, never on a
   GUI loop, unless a caller passes its own loop on purpose);
-* a batcher: in-process workers put events in a lock-free buffer that one flusher thread moves
-  into the store every ``FLUSH_S``; worker processes send their own batches;
+* a :class:`~engine.batcher.Batcher`: in-process workers put events in a lock-free buffer that
+  one flusher thread moves into the store; worker processes send their own batches;
 * one runner per active run, and whatever workers those runners started.
 
 Every public method is thread-safe and returns quickly; work happens on the workers.
@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .api import FrontLoopLag, Pumped, ShutdownReport
+from .batcher import Batcher
 from .clock import now_ns
-from .context import EventBuffer
+from .engine_loop import EngineLoop
 from .events import Event, Kind, State
 from .models import registry
 from .models.execute import TaskOrder
@@ -34,60 +35,6 @@ if TYPE_CHECKING:
     from .compare import CompareJob, CompareProgress, CompareRequest
     from .probes import LagProbe
 
-FLUSH_S = 0.005
-IDLE_FLUSHES = 20  # 100 ms without events, then the flusher sleeps until the next one
-#: The flusher's turn while events only trickle in (a batch smaller than FLOOD_EVENTS): the
-#: progress of CPU-bound tasks, 100 events a second each. See Session._flush_loop.
-TRICKLE_FLUSH_S = 0.05
-FLOOD_EVENTS = 64
-
-
-class EngineLoop:
-    """A stock asyncio event loop running in a thread of its own."""
-
-    def __init__(self, name: str = "taskscope-engine-loop") -> None:
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self.native_id = 0
-        self.thread.start()
-        self._ready.wait()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.native_id = threading.get_native_id()
-        self.loop.call_soon(self._ready.set)
-        try:
-            self.loop.run_forever()
-        finally:
-            self._drain()
-
-    def _drain(self) -> None:
-        loop = self.loop
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for t in pending:
-            t.cancel()
-        if pending:
-            # Let cancelled tasks run their handlers (they emit their 'cancelled' events).
-            fut = asyncio.gather(*pending, return_exceptions=True)
-            try:
-                loop.run_until_complete(asyncio.wait_for(fut, 1.0))
-            except (TimeoutError, asyncio.CancelledError, RuntimeError):
-                pass
-        try:
-            loop.run_until_complete(loop.shutdown_default_executor())
-        except RuntimeError:
-            pass
-        loop.close()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        if self.loop.is_closed():
-            return
-        try:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        except RuntimeError:
-            pass
-        self.thread.join(timeout)
 
 
 class _Sink:
@@ -214,14 +161,10 @@ class Session(FrontLoopLag):
         self._next_task = 1
         self._closing = False
         self._engine_loop: EngineLoop | None = None
-        self._flusher_wake = threading.Event()
-        self._buffer = EventBuffer(self._flusher_wake)
+        self._batcher = Batcher(self.ingest)
+        self._put = self._batcher.put
         self._sink = _Sink(self)
         self._resources: dict[str, tuple[Any, Callable[[Any], None]]] = {}
-        self._flusher_stop = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name="taskscope-flusher",
-                                         daemon=True)
-        self._flusher.start()
         self._janitor_q: list[Run] = []
         self._janitor_cv = threading.Condition()
         self._janitor = threading.Thread(target=self._janitor_loop, name="taskscope-janitor",
@@ -262,61 +205,6 @@ class Session(FrontLoopLag):
         return self._engine_loop.native_id
 
     # -- events -------------------------------------------------------------------------------
-    def _put(self, ev: Event) -> None:
-        self._buffer.put(ev)
-
-    def _flush_loop(self) -> None:
-        """Move buffered events into the store every ``FLUSH_S`` while they flow; after
-        ``IDLE_FLUSHES`` empty turns, sleep until a producer puts one (an idle window would
-        otherwise wake this thread 200 times a second for nothing: ~0.5% of a core).
-
-        While events only trickle in (the progress of CPU-bound tasks), a turn lasts
-        ``TRICKLE_FLUSH_S`` instead, and any event but progress (a start, an end, a cancel
-        request) ends it at once. Every turn takes the GIL, and a CPU-bound thread that holds
-        it hands it over only after a whole switch interval; on a 2-core VM each hand-over
-        cost that thread 0.1-0.6 ms of wall time, so turns every 5 ms lengthened every
-        in-process model's CPU-bound tasks by a few percent: our machinery's time, shown as
-        theirs."""
-        buf = self._buffer
-        wake = self._flusher_wake
-        stop = self._flusher_stop
-        idle = 0
-        trickle = False
-        while not stop.is_set():
-            n = len(buf)
-            if n:
-                self._flush()
-                idle = 0
-                trickle = n < FLOOD_EVENTS
-            else:
-                idle += TRICKLE_FLUSH_S / FLUSH_S if trickle else 1
-                if idle >= IDLE_FLUSHES:
-                    trickle = False
-                    buf.sleeping = True
-                    woke = True
-                    if not len(buf):  # checked after announcing: a put now wakes us
-                        woke = wake.wait(1.0)
-                    wake.clear()
-                    buf.sleeping = False
-                    if woke or len(buf):
-                        idle = 0
-                    # else: the wait only timed out (its safety net): straight back to sleep,
-                    # not IDLE_FLUSHES more turns at FLUSH_S (~19 wakes a second when idle).
-                    continue
-            if trickle:
-                buf.dozing = True
-                if not buf.urgent():  # checked after announcing: an urgent put now wakes us
-                    wake.wait(TRICKLE_FLUSH_S)
-                wake.clear()
-                buf.dozing = False
-            else:
-                stop.wait(FLUSH_S)
-        self._flush()
-
-    def _flush(self) -> None:
-        if len(self._buffer):
-            self.ingest(self._buffer.take())
-
     def ingest(self, batch: list[Event]) -> None:
         """Add a batch of events to the store and act on tasks that ended."""
         ended = self.store.append(batch)
@@ -600,17 +488,14 @@ class Session(FrontLoopLag):
         # In-process tasks stop at their next check; wait for their terminal events.
         for run in runs:
             while not run.ended and now_ns() < deadline - 300_000_000:
-                self._flush()
+                self._batcher.flush()
                 threading.Event().wait(0.005)
         self._close_resources(max(0.1, (deadline - now_ns()) / 1e9 - 0.3))
         if self.sampler is not None:  # sampler (issue 3): stop it before the engine loop
             self.sampler.stop()
         if self._engine_loop is not None:
             self._engine_loop.stop(max(0.1, (deadline - now_ns()) / 1e9 - 0.1))
-        self._flusher_stop.set()
-        self._flusher_wake.set()
-        self._flusher.join(0.5)
-        self._flush()
+        self._batcher.stop(0.5)
         with self._janitor_cv:
             self._janitor_q.append(None)  # type: ignore[arg-type]
             self._janitor_cv.notify()

@@ -146,7 +146,7 @@ def _run_one(session: SessionAPI, spec: RunSpec, cancel: threading.Event, monito
             break
         # Not every 10 ms: each wake takes the GIL, and from an in-process CPU-bound task that
         # costs 0.1-0.6 ms of its wall time a hand-over on a 2-core VM (see TRICKLE_FLUSH_S in
-        # engine.session): our polling, counted as the model's "lost per task".
+        # engine.batcher): our polling, counted as the model's "lost per task".
         time.sleep(0.05)
         rec = run.record
         done = sum(v for k, v in rec.counts.items() if k not in ("queued", "running"))

@@ -29,7 +29,7 @@ from .execute import TaskOrder, run_blocking
 #: Only progress waits for the flusher (a start goes at once, an end with the job's result,
 #: a flood at MAX_BATCH), so it may sleep long: each of its turns takes the GIL from the task
 #: on the main thread, which costs a CPU-bound task 0.1-0.6 ms of wall time on a 2-core VM
-#: (see engine.session.TRICKLE_FLUSH_S); every 10 ms that was a few percent of every task.
+#: (see engine.batcher.TRICKLE_FLUSH_S); every 10 ms that was a few percent of every task.
 FLUSH_S = 0.05
 MAX_BATCH = 2048
 

@@ -394,7 +394,7 @@ def test_an_idle_flusher_sleeps_and_still_moves_the_next_event_at_once() -> None
 
     with Session(sample_hz=None) as s:
         time.sleep(0.5)  # past its busy turns
-        tid = s._flusher.native_id
+        tid = s._batcher.native_id
         w0 = _wakes(tid)
         time.sleep(3.0)
         wakes = _wakes(tid) - w0
