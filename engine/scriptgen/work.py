@@ -1,46 +1,16 @@
-"""Show code: the standalone Python script equivalent to a run spec, without TaskScope.
+"""Show code's work: each built-in workload as a small standalone function, and custom ones.
 
-:func:`generate` turns a :class:`~engine.spec.RunSpec` into a script a user can copy and run
-with a plain ``python`` (3.11+: it uses ``asyncio.timeout`` and ``asyncio.TaskGroup``). The
-pattern per model:
-
-=====================  =============================================================
-sequential             a plain ``for`` loop
-asyncio                ``asyncio.gather`` (collect) or ``asyncio.TaskGroup`` (fail-fast),
-                       ``asyncio.timeout`` per task, a ``Semaphore`` for a worker limit
-threads                ``ThreadPoolExecutor`` + ``wait(..., FIRST_EXCEPTION)`` for fail-fast
-processes              ``ProcessPoolExecutor`` under ``if __name__ == "__main__":``
-asyncio-processes      ``loop.run_in_executor`` with a ``ProcessPoolExecutor``
-dask                   ``LocalCluster`` (or ``Client(SCHEDULER)``) + ``client.map`` +
-                       ``client.gather``; ``as_completed`` for fail-fast
-=====================  =============================================================
-
-Built-in workloads are inlined as small equivalent functions (the cpu workload is a sum of
-squares whose iteration count comes from this machine's calibration, so the script does the
-same amount of work as the engine's task). Custom functions are imported by their reference.
-
-Timeouts: coroutines get ``asyncio.timeout``. A thread or a process task cannot be interrupted
-from outside, so there the inlined work checks a deadline between chunks of work (the same
-cooperative check the engine uses); an imported custom function is only subject to it if it
-takes a ``ctx`` (the script passes a small stand-in with ``check``/``progress``/``sleep``).
-
-Failures: every script *reports* failures and exits 0, as the engine does (a failed task is a
-result, not a crash of the run). ``collect`` waits for every task and lists each failure;
-``fail-fast`` stops at the first failure the way the pattern does (``TaskGroup`` cancels its
-other tasks; an executor cancels the queued futures while running ones finish) and reports
-``fail-fast: ...`` with the counts. The last line is always ``wall <seconds> s``.
-
-The ``events`` workload exercises TaskScope's own event pipeline and has no standalone
-equivalent; :func:`generate` refuses it with :class:`ScriptError`.
+The inlined functions do the same work the engine's workloads do (the cpu workload is a sum of
+squares sized by this machine's calibration) and check a deadline between chunks, the way the
+engine's tasks check their context.
 """
 
 from __future__ import annotations
 
 import json
-import textwrap
 
-from .models import registry
-from .spec import RunSpec
+from ..models import registry
+from ..spec import RunSpec
 
 
 class ScriptError(ValueError):
@@ -49,7 +19,7 @@ class ScriptError(ValueError):
 
 CHUNK_S = 0.001
 
-_COMMON = '''
+COMMON = '''
 def check(deadline: float | None) -> None:
     """Cooperative timeout: a thread or process task cannot be stopped from outside."""
     if deadline is not None and time.monotonic() >= deadline:
@@ -119,7 +89,7 @@ async def a{name}(iterations: int = {iters_expr}) -> int:
 '''
 
 
-def _workload_code(spec: RunSpec, calib: dict[str, float]) -> tuple[str, list[str], str]:
+def workload_code(spec: RunSpec, calib: dict[str, float]) -> tuple[str, list[str], str]:
     """(constants + functions, extra imports, a one-line description) for the workload.
 
     Always defines ``work(i, deadline)`` (blocking) and ``async def awork(i)``.
@@ -444,250 +414,3 @@ async def awork(i: int):
     note = "" if takes_ctx else " (no ctx: a running task cannot be interrupted)"
     return ("\n".join(lines) + "\n\n" + consts + body + (_CTX if takes_ctx else ""), imports,
             f"your function {ref}{note}")
-
-
-# -- runners ------------------------------------------------------------------------------------
-_REPORT = '''
-def report(outcomes: list[str], wall: float) -> None:
-    """Count what happened to each task; print the counts and the wall time."""
-    counts = {k: outcomes.count(k) for k in ("finished", "failed", "timed out", "cancelled")}
-    print(" · ".join(f"{k} {v}" for k, v in counts.items() if v))
-    print(f"wall {wall:.3f} s")
-
-
-def outcome(exc: BaseException | None, i: int) -> str:
-    if exc is None:
-        return "finished"
-    if isinstance(exc, TimeoutError):
-        print(f"task {i} timed out")
-        return "timed out"
-    print(f"task {i} failed: {type(exc).__name__}: {exc}")
-    return "failed"
-'''
-
-
-def _task_fn() -> str:
-    return '''
-
-def task(i: int):
-    """One task on its worker: the deadline starts when the task does."""
-    deadline = None if TIMEOUT is None else time.monotonic() + TIMEOUT
-    return work(i, deadline)
-'''
-
-
-def _sequential(ff: bool) -> str:
-    return _task_fn() + f'''
-
-def main() -> None:
-    outcomes: list[str] = []
-    t0 = time.perf_counter()
-    for i in range(TASKS):
-        try:
-            task(i)
-            outcomes.append("finished")
-        except Exception as e:
-            outcomes.append(outcome(e, i))
-            if {ff} and outcomes[-1] == "failed":
-                print(f"fail-fast: task {{i}} failed; the other {{TASKS - i - 1}} were not started")
-                outcomes += ["cancelled"] * (TASKS - i - 1)
-                break
-    report(outcomes, time.perf_counter() - t0)
-'''
-
-
-def _executor(kind: str, ff: bool) -> str:
-    return _task_fn() + f'''
-
-def main() -> None:
-    t0 = time.perf_counter()
-    with {kind}(max_workers=WORKERS) as pool:
-        futures = [pool.submit(task, i) for i in range(TASKS)]
-        if {ff}:
-            # fail-fast: stop waiting at the first exception and cancel the queued tasks.
-            # Running ones cannot be stopped from outside: they finish (their results are
-            # still counted), and the pool waits for them on exit.
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in done):
-                n = sum(f.cancel() for f in pending)
-                print(f"fail-fast: a task failed; cancelled {{n}} queued tasks")
-        wait(futures)
-    outcomes = []
-    for i, f in enumerate(futures):
-        outcomes.append("cancelled" if f.cancelled() else outcome(f.exception(), i))
-    report(outcomes, time.perf_counter() - t0)
-'''
-
-
-def _asyncio(ff: bool, limited: bool, executor: bool) -> str:
-    if executor:
-        call = "await loop.run_in_executor(pool, task, i)"
-        note = ("    # run_in_executor: the coroutine waits while a worker process computes.\n"
-                "    # The process task checks its own deadline (it cannot be interrupted).\n")
-    else:
-        call = "await awork(i)"
-        note = ""
-    timed = (f"    if TIMEOUT is None:\n        return {call}\n"
-             f"    async with asyncio.timeout(TIMEOUT):\n        return {call}\n")
-    if executor:
-        timed = f"    return {call}\n"
-    if limited:
-        one = ("async def one(i: int, sem: asyncio.Semaphore, loop=None, pool=None):\n"
-               "    async with sem:  # at most WORKERS tasks at once\n"
-               + note + "        " + timed.replace("\n    ", "\n        ").lstrip())
-    else:
-        one = "async def one(i: int, sem=None, loop=None, pool=None):\n" + note + timed
-    if ff:
-        gather = '''
-    tasks: list[asyncio.Task] = []
-    try:
-        async with asyncio.TaskGroup() as tg:  # fail-fast: the first error cancels the rest
-            tasks = [tg.create_task(one(i, sem, loop, pool)) for i in range(TASKS)]
-    except* Exception as group:
-        first = group.exceptions[0]
-        print(f"fail-fast: {type(first).__name__}: {first}; the other tasks were cancelled")
-    outcomes = []
-    for i, t in enumerate(tasks):
-        outcomes.append("cancelled" if t.cancelled() else outcome(t.exception(), i))
-'''
-    else:
-        gather = '''
-    results = await asyncio.gather(*(one(i, sem, loop, pool) for i in range(TASKS)),
-                                   return_exceptions=True)
-    outcomes = [outcome(r if isinstance(r, BaseException) else None, i)
-                for i, r in enumerate(results)]
-'''
-    sem = "asyncio.Semaphore(WORKERS)" if limited else "None"
-    if executor:
-        body = (f"    loop = asyncio.get_running_loop()\n    sem = {sem}\n"
-                "    with ProcessPoolExecutor(max_workers=WORKERS) as pool:\n"
-                + textwrap.indent(gather.strip("\n"), "    ") + "\n")
-    else:
-        body = f"    loop = pool = None\n    sem = {sem}\n" + gather.strip("\n") + "\n"
-    return ("\n\n" + (_task_fn().strip("\n") + "\n\n\n" if executor else "") + one + f'''
-
-async def amain() -> list[str]:
-{body}    return outcomes
-
-
-def main() -> None:
-    t0 = time.perf_counter()
-    outcomes = asyncio.run(amain())
-    report(outcomes, time.perf_counter() - t0)
-''')
-
-
-def _dask(ff: bool, scheduler: str | None) -> str:
-    """The Dask pattern: a LocalCluster of single-threaded worker processes (or an existing
-    cluster), ``client.map`` and ``client.gather``."""
-    if scheduler is None:
-        connect = (
-            "    # Dask runs a task whose worker died up to 3 more times by default: no retries.\n"
-            '    dask.config.set({"distributed.scheduler.allowed-failures": 0})\n'
-            "    t0 = time.perf_counter()\n"
-            "    cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True)\n"
-            "    client = Client(cluster)\n"
-            "    client.wait_for_workers(WORKERS)\n"
-            '    print(f"cluster start-up {time.perf_counter() - t0:.3f} s")\n')
-        close = "        client.close()\n        cluster.close()\n"
-    else:
-        connect = "    client = Client(SCHEDULER)  # an existing cluster: its own retry settings\n"
-        close = "        client.close()\n"
-    return _task_fn() + f'''
-
-def main() -> None:
-{connect}    try:
-        t0 = time.perf_counter()
-        futures = client.map(task, range(TASKS), pure=False, retries=0)
-        if {ff}:
-            # fail-fast: at the first failure, cancel the rest. Dask cannot stop a task that
-            # is already running: cancelling it only forgets its result.
-            for f in as_completed(futures):
-                if f.status == "error":
-                    pending = [g for g in futures if not g.done()]
-                    client.cancel(pending)
-                    print(f"fail-fast: a task failed; cancelled {{len(pending)}} others")
-                    break
-        wait([f for f in futures if not f.cancelled()])
-        client.gather([f for f in futures if f.status == "finished"])  # the results, here
-        outcomes = []
-        for i, f in enumerate(futures):
-            if f.status == "cancelled":
-                outcomes.append("cancelled")
-            else:
-                outcomes.append(outcome(f.exception() if f.status == "error" else None, i))
-        report(outcomes, time.perf_counter() - t0)
-    finally:
-{close}'''
-
-
-def generate(spec: RunSpec, calib: dict[str, float] | None = None) -> str:
-    """The standalone script for ``spec`` (see the module docstring). ``calib``: the rates that
-    size the inlined work; by default this machine's calibration."""
-    if calib is None:
-        from .workloads.calibrate import calibration
-
-        calib = calibration()
-    code, extra_imports, desc = _workload_code(spec, calib)
-    ff = spec.policy == "fail-fast"
-    m = spec.model
-    workers = spec.effective_workers()
-    imports = {"import asyncio", "import time"}
-    shape = registry.entry(m).script
-    if shape == "thread-pool":
-        imports.add("from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait")
-        runner, pattern = _executor("ThreadPoolExecutor", ff), "ThreadPoolExecutor"
-    elif shape == "process-pool":
-        imports.add("from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait")
-        runner, pattern = _executor("ProcessPoolExecutor", ff), "ProcessPoolExecutor"
-    elif shape == "coroutines":
-        limited = spec.workers is not None and spec.workers < spec.tasks
-        runner = _asyncio(ff, limited, executor=False)
-        pattern = "asyncio.TaskGroup" if ff else "asyncio.gather"
-    elif shape == "coroutines+process-pool":
-        imports.add("from concurrent.futures import ProcessPoolExecutor")
-        runner = _asyncio(ff, False, executor=True)
-        pattern = "loop.run_in_executor + ProcessPoolExecutor"
-    elif shape == "loop":
-        runner, pattern = _sequential(ff), "a plain loop"
-    elif shape == "dask":
-        scheduler = spec.options.get("scheduler")
-        imports.add("from dask.distributed import Client, LocalCluster, as_completed, wait")
-        if scheduler is None:
-            imports.add("import dask")
-            pattern = "Dask: LocalCluster, Client, client.map, client.gather"
-        else:
-            pattern = f"Dask on an existing cluster ({scheduler}): client.map, client.gather"
-        runner = _dask(ff, scheduler)
-    else:
-        raise ScriptError(f"{m} has no standalone script yet")
-    imports.update(extra_imports)
-    std = sorted(i for i in imports if i.startswith("import "))
-    frm = sorted(i for i in imports if i.startswith("from "))
-    timeout = "None" if spec.timeout_s is None else repr(spec.timeout_s)
-    server = spec.workload == "http"
-    # A custom function decides its own work: the spec's size means nothing for it.
-    size = "" if spec.workload == "custom" else f" × {spec.size_s * 1e3:g} ms"
-    header = f'''#!/usr/bin/env python3
-"""{m} · {spec.workload} · {spec.tasks} tasks{size} · {workers} workers · {spec.policy}
-
-Generated by TaskScope ("show code"); it runs without TaskScope, on Python 3.11+.
-Pattern: {pattern}. Work: {desc}.
-Timeouts: asyncio.timeout for coroutines; threads and processes cannot be interrupted from
-outside, so their work checks a deadline between chunks. Failures are reported, not raised:
-the script exits 0 and its last line is the wall time.
-"""
-
-from __future__ import annotations
-
-{chr(10).join(std + frm)}
-
-TASKS = {spec.tasks}
-WORKERS = {workers}
-TIMEOUT = {timeout}  # seconds per task, or None
-''' + (
-        f"SCHEDULER = {spec.options['scheduler']!r}\n" if spec.options.get("scheduler") else "")
-    main_call = "    start_server()\n    main()\n" if server else "    main()\n"
-    return (header + "\n" + code.strip("\n") + "\n\n" + _COMMON + _REPORT + runner
-            + '\n\nif __name__ == "__main__":  # required: worker processes re-import this file\n'
-            + main_call)
