@@ -15,12 +15,15 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .clock import NS_PER_S
 from .models import all_models, model_names
+from .samples import core_averages
 from .spec import SpecError, make_spec
 from .workloads import WORKLOADS
 
 if TYPE_CHECKING:
     from .api import SessionAPI
+    from .store import RunRecord
 
 
 class UsageError(Exception):
@@ -254,7 +257,6 @@ def run_document(session: SessionAPI, run_id: int) -> dict[str, Any]:
     tasks = session.store.tasks(run_id)
     spec = rec.spec
     from .pythons.identity import python_block  # which interpreter ran it (issue 14)
-    from .samples import run_samples  # sampler (issue 3)
 
     return {
         "python": python_block(),
@@ -446,3 +448,28 @@ def _fmt_s(s: float) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def run_samples(session: SessionAPI, rec: RunRecord) -> dict[str, Any]:
+    """The sampler's part of ``taskscope run --json``: per-core averages over the run and the
+    samples that overlap it (``Sample.as_dict()`` each).
+
+    If the run ended after the last sample, one more sample is taken at once so that the tail of
+    the run (and all of a run shorter than one tick) is covered.
+    """
+    sampler = session.sampler
+    end = rec.end_ns
+    if sampler is not None and sampler.running:
+        latest = sampler.latest
+        if end is None or latest is None or latest.t_ns < end:
+            sampler.sample_now()
+    samples, _ = session.store.read_samples(0)
+    start = rec.start_ns
+    hit = [s for s in samples
+           if s.t_ns > start and (end is None or s.t_ns - int(s.interval_s * NS_PER_S) < end)]
+    avg = core_averages(hit, start, end)
+    return {
+        "cores_avg": avg,
+        "cpu_total_avg": sum(avg) / len(avg) if avg else None,
+        "samples": [s.as_dict() for s in hit],
+    }

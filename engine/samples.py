@@ -3,20 +3,16 @@
 Samples share the events' clock (:mod:`engine.clock`) and live in the same
 :class:`~engine.store.EventStore`. The sampler (:mod:`engine.sampler`) produces them; the GUI,
 the CLI's ``--json`` and the trace exporter read them, averaged over a span of time with
-:func:`core_averages` (and, for a run, :func:`run_samples`).
+:func:`core_averages`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .clock import NS_PER_S
-
-if TYPE_CHECKING:
-    from .api import SessionAPI
-    from .store import RunRecord
 
 
 @dataclass(slots=True, frozen=True)
@@ -119,28 +115,3 @@ def core_averages(samples: Iterable[Sample], start_ns: int | None = None,
         weight += w
     # min(): a weighted mean of 100s can come out a rounding error above 100.
     return [min(100.0, x / weight) for x in sums] if weight > 0 else []
-
-
-def run_samples(session: SessionAPI, rec: RunRecord) -> dict[str, Any]:
-    """The sampler's part of ``taskscope run --json``: per-core averages over the run and the
-    samples that overlap it (``Sample.as_dict()`` each).
-
-    If the run ended after the last sample, one more sample is taken at once so that the tail of
-    the run (and all of a run shorter than one tick) is covered.
-    """
-    sampler = session.sampler
-    end = rec.end_ns
-    if sampler is not None and sampler.running:
-        latest = sampler.latest
-        if end is None or latest is None or latest.t_ns < end:
-            sampler.sample_now()
-    samples, _ = session.store.read_samples(0)
-    start = rec.start_ns
-    hit = [s for s in samples
-           if s.t_ns > start and (end is None or s.t_ns - int(s.interval_s * NS_PER_S) < end)]
-    avg = core_averages(hit, start, end)
-    return {
-        "cores_avg": avg,
-        "cpu_total_avg": sum(avg) / len(avg) if avg else None,
-        "samples": [s.as_dict() for s in hit],
-    }
