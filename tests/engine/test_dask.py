@@ -372,6 +372,21 @@ def test_an_unreachable_scheduler_starts_nothing(dsession: Session) -> None:
     assert dsession.store.runs() == []
 
 
+def test_a_port_that_is_no_dask_scheduler_fails_the_runs_tasks_in_one_line(
+        dsession: Session) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as srv:  # accepts, then never says a word
+        port = srv.getsockname()[1]
+        run = dsession.start(make_spec("dask", "cpu", tasks=2,
+                                       options={"scheduler": f"tcp://127.0.0.1:{port}"}))
+        assert run.wait(30)
+    recs = dsession.store.tasks(run.run_id)
+    assert all(r.state is State.FAILED for r in recs), recs
+    msg = recs[0].error["message"]
+    assert "cannot reach the Dask scheduler" in msg and "\n" not in msg, msg
+
+
 def test_without_distributed_the_model_says_how_to_get_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util

@@ -75,17 +75,16 @@ def check_scheduler(value: Any, field: str) -> str:
 
 
 def prepare(spec: SpecView, resources: Resources) -> None:
-    """Before a run is admitted: an existing scheduler must answer (a SpecError naming
-    ``options.scheduler`` within a few seconds if not; nothing starts). The connection is
-    kept for the run."""
+    """Before a run is admitted: an existing scheduler's port must answer (a SpecError naming
+    ``options.scheduler`` at once for a refused port, within ``CONNECT_S`` for a silent host;
+    nothing starts). Only a TCP connection: the caller (the window's Start, through the
+    engine process) waits for this, so Dask's own connect happens in the run's background
+    start, like a LocalCluster's start-up."""
     address = spec.options.get("scheduler")
-    if not address:
-        return
-    from .cluster import RESOURCE, Clusters, close_clusters
+    if address:
+        from .cluster import reachable
 
-    clusters: Clusters = resources.get(RESOURCE, Clusters, close_clusters)
-    cluster, _ = clusters.acquire(address, 0)
-    clusters.release(cluster)
+        reachable(address)
 
 
 def dask_runner(run: RunView, launch: Launch) -> Any:

@@ -40,8 +40,9 @@ from ...events import Event
 from ...samples import WorkerSample
 from . import worker as dask_worker
 
-#: Seconds to reach a scheduler: once for a plain TCP connection, once more for Dask's own
-#: handshake, so an unreachable one is refused within 4 s (the issue allows 5).
+#: Seconds to reach a scheduler: once for a plain TCP connection (before the run is admitted:
+#: an unreachable scheduler is refused within this, the issue allows 5 s), once more for
+#: Dask's own handshake (in the run's start; a port that is no Dask scheduler fails its tasks).
 CONNECT_S = 2.0
 #: A force-killed worker gets this long to stop on its own before its nanny SIGKILLs it
 #: (the nanny waits 80% of it).
@@ -412,11 +413,35 @@ def connect(address: str, field: str = "options.scheduler") -> Cluster:
     reachable(address, field)
     from distributed import Client
 
-    try:
-        client = Client(address, timeout=CONNECT_S, set_as_default=False)
-    except Exception as e:  # noqa: BLE001 - OSError, TimeoutError, a refused handshake...
-        raise SpecError(field, f"cannot reach the Dask scheduler at {address} "
-                        f"within {CONNECT_S:g} s ({_one_line(e)})") from None
+    # Client(timeout=) bounds the TCP connect, not Dask's handshake: against a port that
+    # accepts and never answers (no Dask scheduler there) it waited for ever. So it runs in a
+    # thread given CONNECT_S; one that gives up late closes what it made.
+    box: dict[str, Any] = {}
+    gave_up = threading.Event()
+
+    def make() -> None:
+        try:
+            c = Client(address, timeout=CONNECT_S, set_as_default=False)
+        except Exception as e:  # noqa: BLE001 - OSError, TimeoutError, a refused handshake...
+            box["error"] = e
+            return
+        if gave_up.is_set():
+            c.close(timeout=1)
+        else:
+            box["client"] = c
+
+    th = threading.Thread(target=make, name="taskscope-dask-connect", daemon=True)
+    th.start()
+    th.join(2 * CONNECT_S)
+    if th.is_alive():
+        gave_up.set()
+        th.join(0.1)
+    client = box.get("client")
+    if client is None:
+        e = box.get("error")
+        why = f" ({_one_line(e)})" if e is not None else ": no Dask scheduler answered there"
+        raise SpecError(field, f"cannot reach the Dask scheduler at {address} within "
+                        f"{2 * CONNECT_S:g} s{why}")
     try:
         return Cluster(client)
     except BaseException:
