@@ -446,9 +446,6 @@ def _fmt_s(s: float) -> str:
     return f"{s * 1e6:g}us"
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
 
 def run_samples(session: SessionAPI, rec: RunRecord) -> dict[str, Any]:
     """The sampler's part of ``taskscope run --json``: per-core averages over the run and the
@@ -473,3 +470,7 @@ def run_samples(session: SessionAPI, rec: RunRecord) -> dict[str, Any]:
         "cpu_total_avg": sum(avg) / len(avg) if avg else None,
         "samples": [s.as_dict() for s in hit],
     }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
