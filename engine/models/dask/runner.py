@@ -146,6 +146,13 @@ class DaskRunner(TaskQueue):
     # -- submitting ---------------------------------------------------------------------------
     def _submit_more(self) -> None:
         with self._submit_lock:
+            # Refill in batches of a quarter window: one message to the scheduler per batch,
+            # not per task (the scheduler still holds three quarters, so no worker waits).
+            with self._lock:
+                free = self._window - len(self._futures)
+                requeued = bool(self._requeue)
+            if self._futures and free < self._window // 4 and not requeued:
+                return
             items: list[tuple[int, TaskOrder]] = []
             while not self._closing and len(self._futures) + len(items) < self._window:
                 with self._lock:
