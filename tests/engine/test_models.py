@@ -171,8 +171,11 @@ def test_cpu_tasks_do_their_size_of_cpu_work_with_a_rate_cached_too_slow(
     durations = [t.duration_ns / 1e9 for t in tasks]
     assert all(t.state is engine.State.FINISHED and t.progress == 1.0 for t in tasks)
     assert min(durations) >= size, durations  # its own CPU clock said 60 ms
-    # 4 tasks share one GIL or loop at worst (asyncio: all four interleaved): about 4x.
-    assert max(durations) < 8 * size, durations
+    # And not run away (the loop must end once its own clock has the size). Its wall time is
+    # that CPU time plus every wait for the GIL, the loop and a core: 4 interleaved asyncio
+    # tasks take about 4x alone, and at load 8-12 on 2 cores they took 0.8-1.04 s (13-17x),
+    # so 8x failed on a busy machine. A runaway is bounded generously, not by the load.
+    assert max(durations) < 60 * size, durations
 
 
 # -- real worker identity ---------------------------------------------------------------------
