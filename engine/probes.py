@@ -387,6 +387,7 @@ class GilProbe:
         self._stop = threading.Event()
         self._burst = threading.Event()  # set by take(): end the rest, poll a burst
         self._resting = False  # between two bursts (under _span_lock)
+        self._parked = False  # paused, blocked until resume() (under _span_lock)
         # Engine-clock time from which the probe thread's current block counts as waiting (0:
         # not blocked in a measured wait). Under _span_lock.
         self._due_ns = 0
@@ -416,7 +417,13 @@ class GilProbe:
             self._run.clear()
 
     def resume(self) -> None:
-        """Poll again (from any thread; at once)."""
+        """Poll again (from any thread; at once). A parked probe's measuring starts now, not
+        when its thread gets the GIL back to begin (see :meth:`_rest`)."""
+        with self._span_lock:
+            if self._parked and not self._run_since_ns and not self._stop.is_set():
+                t = now_ns()
+                self._run_since_ns = t
+                self._due_ns = t + self.baseline_ns
         self._run.set()
 
     @property
@@ -451,7 +458,7 @@ class GilProbe:
         burst_start = now_ns()
         while not stop():
             if not running():
-                self._park()
+                self._park(switches)
                 burst_start = now_ns()
                 continue
             if every is not None and now_ns() - burst_start >= self.burst_ns:
@@ -511,14 +518,22 @@ class GilProbe:
                 self._run_since_ns = end
         self._end_wait(end, blocked)
 
-    def _park(self) -> None:
-        """Close the running span, block until resumed (or stopped), open a new span."""
+    def _park(self, switches: Callable[[], int] | None = None) -> None:
+        """Close the running span, block until resumed (or stopped), open a new span: at the
+        :meth:`resume`, which also starts the wait for the GIL that counts like a poll's."""
         with self._span_lock:
             self._ran_ns += now_ns() - self._run_since_ns
             self._run_since_ns = 0
+            self._parked = True
+        n0 = switches() if switches is not None else 0
         self._run.wait()
+        end = now_ns()
+        blocked = switches is None or switches() - n0 >= 2
         with self._span_lock:
-            self._run_since_ns = now_ns()
+            self._parked = False
+            if not self._run_since_ns:
+                self._run_since_ns = end
+        self._end_wait(end, blocked)
 
     def take(self) -> float | None:
         """Share of time (0..1) spent waiting for the GIL since the last call; None when the
@@ -541,7 +556,9 @@ class GilProbe:
             ran = self._ran_ns + (t - self._run_since_ns if self._run_since_ns else 0)
             t0, w0, r0 = self._last_take
             self._last_take = (t, wait, ran)
-            if self._resting and self._run.is_set():  # the next interval's burst starts now
+            if self._resting and self._run.is_set() and not self._run_since_ns:
+                # The next interval's burst starts now (unless one asked for by an earlier
+                # take() is still waiting for the GIL to begin: its span is open already).
                 self._run_since_ns = t
                 self._due_ns = t + self.baseline_ns
         self._burst.set()
