@@ -108,6 +108,12 @@ class ModelInfo:
     coroutines: bool = False
     #: How to get the model when it is not available ("" when it is, or there is no fix).
     fix: str = ""
+    #: The most workers a run may ask for (1: the model runs one task at a time).
+    max_workers: int = MAX_WORKERS
+    #: A front end may run it on a loop of its own (the window's "coroutines on the GUI loop").
+    caller_loop: bool = False
+    #: The reference a comparison's speed-ups are measured against.
+    baseline: bool = False
 
 
 def _py() -> str:
@@ -171,7 +177,8 @@ def info(name: str) -> ModelInfo:
     e = entry(name)
     a = e.available()
     return ModelInfo(e.name, a.ok, a.reason, e.description, e.isolated, e.can_force,
-                     e.cancel_note, e.coroutines, a.fix)
+                     e.cancel_note, e.coroutines, a.fix, e.max_workers, e.caller_loop,
+                     e.baseline)
 
 
 for _e in (

@@ -140,3 +140,14 @@ def test_every_entry_makes_a_runner_that_satisfies_the_protocol(name: str) -> No
         run = s.start(make_spec(name, "sleep", tasks=2, size="1ms"))
         assert isinstance(run.runner, Runner)
         assert run.wait(30)
+
+
+def test_a_front_end_learns_what_it_needs_from_model_info(tiny: ModelEntry) -> None:
+    """What the window asks of a model (one worker? its own loop? the baseline?) comes from
+    the entry, so a front end needs no model names."""
+    assert engine.model_info("tiny").max_workers == tiny.max_workers
+    for name in names():
+        e, i = entry(name), engine.model_info(name)
+        assert (i.max_workers, i.caller_loop, i.baseline, i.coroutines, i.isolated) == (
+            e.max_workers, e.caller_loop, e.baseline, e.coroutines, e.isolated)
+    assert [n for n in names() if engine.model_info(n).baseline] == ["sequential"]
