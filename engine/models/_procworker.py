@@ -6,7 +6,9 @@ into the forkserver), and a worker must never import Qt or pyqtgraph.
 Protocol on the worker's duplex connection (pickled tuples):
 
 * parent -> worker: ``(job_id, fn, args)`` to run ``fn(*args)``; ``None`` to exit.
-* worker -> parent: ``("ev", [Event, ...])`` a batch of task events;
+* worker -> parent: ``("hello", t_ns)`` once, when it is up and waiting for jobs (the pool's
+  start-up ends when every first worker has said it);
+  ``("ev", [Event, ...])`` a batch of task events;
   ``("done", job_id, ok, value, [Event, ...])`` the job's outcome plus the events still pending;
   ``value`` is the pickled result or exception, as bytes (the parent unpickles it apart).
 
@@ -150,6 +152,8 @@ def worker_main(conn: Any, flags: Any, slot: int, claim: Any = None) -> None:
     t = threading.Thread(target=w.flusher, name="taskscope-flusher", daemon=True)
     t.start()
     try:
+        with w.send_lock:
+            conn.send(("hello", time.monotonic_ns()))
         while True:
             try:
                 msg = conn.recv()

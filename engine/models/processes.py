@@ -50,9 +50,17 @@ class ProcessRunner(TaskQueue):
             with self._lock:
                 if self._closing or self._next >= self.run.n:
                     return  # everything was cancelled before the workers were needed
+            t0 = now_ns()
+
+            def ready(t_ns: int) -> None:
+                # Start-up is the pool's, not the first tasks': the run says how long it took
+                # (a comparison shows it on a line of its own).
+                self.sink.run_info(self.run.run_id, {"workers_ready_ns": t_ns,
+                                                     "startup_s": max(0, t_ns - t0) / 1e9})
+
             try:
                 pool = ProcPool(min(self.workers, self.run.n), self.sink.ingest,
-                                name=f"run{self.run.run_id}")
+                                name=f"run{self.run.run_id}", on_ready=ready)
             except Exception as e:  # noqa: BLE001 - e.g. no processes can be started here
                 self._end_all_queued(Kind.FAILED, error_info(e))
                 return

@@ -144,7 +144,10 @@ class ProcPool(Executor):
         n: int,
         on_events: Callable[[list[Event]], None],
         name: str = "taskscope",
+        on_ready: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_ready(t_ns)`` is called once, on the pool's reader thread, when every one of
+        the first ``n`` workers has started and said so (``t_ns``: the last one's clock)."""
         if n < 1:
             raise ValueError("a process pool needs at least one worker")
         self.name = name
@@ -162,6 +165,10 @@ class ProcPool(Executor):
         self.restarts = 0
         #: Messages from workers that could not be unpickled here (normally 0).
         self.lost_messages = 0
+        self._on_ready = on_ready
+        self._unready = set(range(n))  # slots whose first worker has not said hello yet
+        #: When the last of the first workers said hello (engine clock), None until then.
+        self.ready_ns: int | None = None
         self._slots: list[_Slot] = [self._spawn(i) for i in range(n)]
         self._reader = threading.Thread(target=self._read_loop, name=f"{name}-reader", daemon=True)
         self._reader.start()
@@ -410,6 +417,9 @@ class ProcPool(Executor):
                     self._on_events(msg[1])
                     self._note_started(slot, msg[1])
                     continue
+                if msg[0] == "hello":
+                    self._hello(slot, msg[1])
+                    continue
                 _, job_id, ok, blob, batch = msg
                 ok, value = _load_value(ok, blob)
                 if batch:
@@ -432,6 +442,19 @@ class ProcPool(Executor):
                 self._finish_job(job, ok, value)
         except (EOFError, OSError):
             pass  # the worker died; its sentinel fires and _on_death handles the job
+
+    def _hello(self, slot: _Slot, t_ns: int) -> None:
+        """A worker is up and waiting for jobs. Once every slot's worker has been (a worker
+        killed before it said so counts once its replacement does), the pool is ready."""
+        with self._lock:
+            if not self._unready:
+                return
+            self._unready.discard(slot.index)
+            if self._unready:
+                return
+            self.ready_ns = t_ns
+        if self._on_ready is not None:
+            self._on_ready(t_ns)
 
     def _finish_job(self, job: _Job, ok: bool, value: Any) -> None:
         if job.future.done():

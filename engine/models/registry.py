@@ -71,6 +71,11 @@ class ModelEntry:
     shares_gil: bool = False
     #: The reference the other models' speed-ups are measured against in a comparison.
     baseline: bool = False
+    #: What its workers are, plural, where starting them takes measurable time (a comparison
+    #: reads "0.29 s starting 2 worker processes"); "" where they are threads of the engine,
+    #: which start in microseconds: such a run's start-up is 0. A model with a noun reports
+    #: when its workers were ready (``RunSink.run_info``: ``workers_ready_ns``).
+    workers_noun: str = ""
     #: The caller may run it on a loop of its own (the window's "coroutines on the GUI loop").
     caller_loop: bool = False
     #: The shape of its standalone script (``engine.scriptgen``): "loop", "thread-pool",
@@ -196,12 +201,13 @@ for _e in (
                default_workers=lambda tasks: min(32, cpu_count() + 4)),
     ModelEntry("processes", "a pool of worker processes (forkserver/spawn)",
                "processes:processes", isolated=True, can_force=True, cancel_note=SHARED_FLAG,
-               max_workers=MAX_PROCESS_WORKERS, script="process-pool"),
+               max_workers=MAX_PROCESS_WORKERS, script="process-pool",
+               workers_noun="worker processes"),
     ModelEntry("asyncio-processes",
                "coroutines that hand work to worker processes via run_in_executor",
                "processes:asyncio_processes", isolated=True, can_force=True,
                cancel_note=SHARED_FLAG, max_workers=MAX_PROCESS_WORKERS,
-               script="coroutines+process-pool"),
+               script="coroutines+process-pool", workers_noun="worker processes"),
     ModelEntry("interpreters", "sub-interpreters via InterpreterPoolExecutor", _not_built,
                available=sub_interpreters),
     ModelEntry("free-threaded", "threads on a free-threaded build with the GIL off",
@@ -211,6 +217,7 @@ for _e in (
                "processes, or an existing one (--scheduler)", "dask:dask_runner",
                isolated=True, can_force=True, cancel_note=dask.CANCEL_NOTE,
                available=dask.available, max_workers=MAX_PROCESS_WORKERS, script="dask",
+               workers_noun="Dask workers",
                options={"scheduler": (None, dask.check_scheduler)}, prepare=dask.prepare),
 ):
     register(_e)
