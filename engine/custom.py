@@ -89,6 +89,35 @@ class FunctionInfo:
 
 
 # -- references --------------------------------------------------------------------------
+#: The longest :func:`call_text` (the arguments are cut with an ellipsis beyond it).
+CALL_TEXT_MAX = 60
+
+
+def call_text(params: Mapping[str, Any]) -> str:
+    """What a custom run calls, as a reader would write it: ``work.py:work(30, "x")``
+    (a file's directory left out; the arguments as JSON, keywords as ``name=value``)."""
+    ref = str(params.get("function") or "custom")
+    target, sep, name = ref.rpartition(":")
+    if sep and _is_path(target):
+        ref = f"{os.path.basename(target)}:{name}"
+    args = [_arg_text(a) for a in params.get("args") or []]
+    kwargs = params.get("kwargs") or {}
+    if isinstance(kwargs, Mapping):
+        args += [f"{k}={_arg_text(v)}" for k, v in kwargs.items()]
+    inner = ", ".join(args)
+    room = max(8, CALL_TEXT_MAX - len(ref) - 2)
+    if len(inner) > room:
+        inner = inner[: room - 1] + "…"
+    return f"{ref}({inner})"
+
+
+def _arg_text(v: Any) -> str:
+    try:
+        return json.dumps(v, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(v)
+
+
 def split_ref(ref: Any) -> tuple[str, str]:
     """``"a.b:fn"`` or ``"dir/f.py:fn"`` -> ``(target, function)``; SpecError if malformed."""
     if not isinstance(ref, str) or not ref.strip():

@@ -36,6 +36,7 @@ __all__ = [
     "make_spec",
     "parse_duration",
     "parse_int",
+    "workload_label",
 ]
 
 
@@ -60,6 +61,11 @@ class RunSpec:
 
         return self.workers if self.workers is not None else default_workers(self.model, self.tasks)
 
+    @property
+    def label(self) -> str:
+        """What the run runs, in a few words (see :func:`workload_label`)."""
+        return workload_label(self.workload, self.tasks, self.size_s, self.params)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -72,6 +78,19 @@ class RunSpec:
             "params": dict(self.params),
             **({"options": dict(self.options)} if self.options else {}),
         }
+
+
+def workload_label(workload: str, tasks: int, size_s: float, params: Mapping[str, Any]) -> str:
+    """What a run runs, in a few words, for every front end: ``cpu · 8 tasks × 500 ms``; a
+    custom run by its call, ``work.py:work(30) · 8 tasks`` (it ignores the size: the function
+    decides how much work a task is)."""
+    n = f"{tasks} task{'' if tasks == 1 else 's'}"
+    if workload == "custom":
+        from .custom import call_text
+
+        return f"{call_text(params)} · {n}"
+    size = f"{size_s:g} s" if size_s >= 1 else f"{size_s * 1e3:.4g} ms"
+    return f"{workload} · {n} × {size}"
 
 
 def make_spec(

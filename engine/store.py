@@ -120,6 +120,10 @@ _STATE_OF_KIND = {
 }
 
 
+#: Comparisons a store keeps (the oldest go first): a few kB each.
+MAX_COMPARISONS = 100
+
+
 class EventStore:
     """Thread-safe, bounded store of events, task records, runs and samples."""
 
@@ -144,6 +148,7 @@ class EventStore:
         self.duplicate_terminals = 0
         #: Events for tasks the store never registered.
         self.unknown_events = 0
+        self._comparisons: deque[Any] = deque(maxlen=MAX_COMPARISONS)
 
     # -- producers ---------------------------------------------------------------------
     def add_run(self, run_id: int, spec: Any, first_task_id: int, n_tasks: int, t_ns: int) -> None:
@@ -260,6 +265,17 @@ class EventStore:
             run = self._runs.get(run_id)
             if run is not None:
                 run.info = {**run.info, **info}
+
+    def add_comparison(self, result: Any) -> None:
+        """Keep a finished comparison (an ``engine.compare.CompareResult``) beside its runs,
+        so that a session trace carries it and a replay shows it again."""
+        with self._lock:
+            self._comparisons.append(result)
+
+    def comparisons(self) -> list[Any]:
+        """Every comparison kept, oldest first."""
+        with self._lock:
+            return list(self._comparisons)
 
     def end_run(self, run_id: int, t_ns: int) -> None:
         with self._lock:

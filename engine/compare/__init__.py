@@ -11,22 +11,31 @@ timeline band per model on one aligned time scale (offsets from :attr:`CompareRe
 Figures per model (:class:`ModelResult`), and how each is defined:
 
 ``wall_s``
-    First task queued to last task ended (the store's run wall time).
-``speedup`` / ``speedup_basis``
-    ``baseline wall / this wall``. The baseline is ``sequential`` when it is in the set and
-    completed; otherwise the *slowest* completed run (``speedup_basis`` says which, e.g.
-    ``"slowest (threads)"``), so the figures still rank the models. None for a run that did
-    not complete, or when no run completed.
+    First task queued to last task ended (the store's run wall time). It includes start-up.
+``startup_s``
+    Seconds from the run's start until its workers were ready, as the model reports it
+    (``RunRecord.info["workers_ready_ns"]``: worker processes, a Dask cluster, interpreters),
+    at most ``wall_s``; 0 for a model whose workers are engine threads (its registry entry
+    names no ``workers_noun``); None when the workers never became ready (the run ended first).
+``speedup`` / ``speedup_basis`` / ``speedup_without_startup``
+    ``baseline wall / this wall``. The baseline is the registry's baseline model
+    (``sequential``) when it is in the set and completed; otherwise the *slowest* complete run
+    (``speedup_basis`` says which, e.g. ``"slowest (threads)"``) when at least two completed,
+    so the figures still rank the models. A partial run is never the basis and has no
+    speed-up; neither has any run when nothing it could be measured against completed.
+    ``speedup_without_startup`` is the same ratio with each side's ``startup_s`` taken off.
 ``busy_cores``
-    Machine-wide average busy cores over the model's window (sum over cores of the busy share;
-    busy = everything but idle and iowait). From the sampler's per-core samples when the session
-    has a sampler writing :class:`~engine.samples.Sample` objects into the store, else from
-    ``psutil.cpu_times(percpu=True)`` deltas that compare takes itself at the window's start and
-    end. It includes any other load on the machine; see ``baseline_cores``.
-``own_cores``
-    CPU seconds used by this process plus the run's worker processes, divided by the window:
-    how many cores *this work* kept busy, whatever else runs on the machine. Measured by
-    compare's own psutil monitor (``Process.cpu_times``). The reading sentence uses this one.
+    The cores this run kept busy: CPU seconds used by this process plus the run's worker
+    processes, divided by the run's window (compare's own psutil monitor,
+    ``Process.cpu_times``), whatever else runs on the machine. The table, the charts, the CLI
+    and the reading all show this figure under this name.
+``machine_cores`` / ``machine_source``
+    Machine-wide average busy cores over the window (sum over cores of the busy share; busy =
+    everything but idle and iowait): every program's, this run's included. From the sampler's
+    per-core samples when the session has a sampler (``"sampler"``), else from
+    ``psutil.cpu_times(percpu=True)`` deltas at the window's start and end (``"psutil"``).
+    ``machine_cores - busy_cores`` is other programs' load; ``baseline_cores`` is the machine's
+    during the settle pause just before the run.
 ``peak_rss_bytes``
     Peak resident memory of this process plus the worker processes during the window: the
     larger of the sampler's samples (``self_rss + workers[pid].rss``) and compare's own psutil
@@ -38,26 +47,34 @@ Figures per model (:class:`ModelResult`), and how each is defined:
 ``gui_lag_p99_ms`` / ``engine_lag_p99_ms``
     99th percentile (nearest rank) of the per-sample loop lateness the sampler's probes report
     (``Sample.lag_ms["gui"]`` / ``["engine"]``) within the window. None when there is no such
-    probe: headless runs have no GUI loop, so the CLI always shows "n/a" there.
+    probe: headless runs have no GUI loop, so the CLI always shows "n/a" there. The GUI figure
+    is the *window's* lag while the model ran, not a property of the model: a comparison runs
+    in the engine process, never on the window's loop, so no reading blames a model for it.
 ``tasks_per_s``
     Tasks that ran to an end of their own (finished or failed) divided by ``wall_s``.
 ``overhead_per_task_s``
-    ``(wall_s - ideal_s) / tasks``: time lost per task against a perfect run of the same work
-    on this machine. ``ideal_s = max(ceil(tasks / lanes) * size, tasks * size * cpu_share /
-    min(lanes, cores))`` with ``lanes = min(workers, tasks)`` (for asyncio ``workers`` is the
-    concurrency limit) and ``cpu_share`` the share of a task spent computing (1 for cpu and
-    numpy, 0.5 for mixed, 0 for sleep, http and fail; for ``file`` and custom functions it is
-    estimated from the sequential run's ``own_cores`` when sequential is in the set, else taken
-    as 0). ``size`` is the spec's size, except for custom functions (which ignore it): there it
-    is the median task duration of the sequential run, or the smallest per-model median when
-    sequential is absent. So it counts start-up, scheduling, pickling *and* lost parallelism
-    (GIL, one loop thread). Negative values mean the run beat the calibrated estimate.
+    ``(wall_s - startup_s - ideal_s) / tasks`` for a complete run (None for a partial one):
+    time the model lost per task against a perfect run of the same work on this machine, its
+    workers' start-up apart (that has its own figure). ``ideal_s = max(ceil(tasks / lanes) *
+    size, tasks * size * cpu_share / min(lanes, cores))`` with ``lanes = min(workers, tasks)``
+    (for asyncio ``workers`` is the concurrency limit) and ``cpu_share`` the share of a task
+    spent computing (1 for cpu and numpy, 0.5 for mixed, 0 for sleep, http and fail; for
+    ``file`` and custom functions it is estimated from the sequential run's ``busy_cores``
+    when sequential is in the set, else taken as 0). ``size`` is the spec's size (a task of
+    size S takes S: see the README's "What a size means"), except for custom functions (which
+    ignore it): there it is the median task duration of the sequential run, or the smallest
+    per-model median when sequential is absent. So it counts scheduling, pickling and lost
+    parallelism (GIL, one loop thread). Negative values mean the run beat the estimate.
 ``winner``
-    The lowest ``wall_s`` among *complete* runs: every task ended on its own (finished or
-    failed), none cancelled or timed out.
+    The lowest ``wall_s`` among *complete* runs (every task ended on its own, finished or
+    failed: none cancelled or timed out), when at least two completed.
 ``reading``
     One sentence derived from the figures by :func:`reading` (branches on speedup, cores busy
-    against workers, CPU share and lag; never a canned line per model name).
+    against workers, CPU share and start-up; never a canned line per model name). A partial
+    run's reading says it is partial and how its tasks ended.
+
+A finished comparison is also kept in ``session.store`` (:meth:`EventStore.add_comparison`),
+beside the runs it measured: a session trace saves it and a replay shows it again.
 
 API for front ends:
 
@@ -75,14 +92,27 @@ from .figures import CPU_SHARE
 from .measure import p99
 from .readings import GUI_LAG_BAD_MS, Figures, reading
 from .request import CompareRequest, parse_models, plan
-from .results import COLUMNS, CompareProgress, CompareResult, ModelResult, format_table, row, rows
+from .results import (
+    COLUMNS,
+    CORES_FMT,
+    SPEEDUP_FMT,
+    CompareProgress,
+    CompareResult,
+    ModelResult,
+    format_table,
+    no_winner_why,
+    row,
+    rows,
+)
 from .run import CANCEL_GRACE_S, CompareJob, compare, start_compare
 
 __all__ = [
     "CANCEL_GRACE_S",
     "COLUMNS",
+    "CORES_FMT",
     "CPU_SHARE",
     "GUI_LAG_BAD_MS",
+    "SPEEDUP_FMT",
     "CompareJob",
     "CompareProgress",
     "CompareRequest",
@@ -91,6 +121,7 @@ __all__ = [
     "ModelResult",
     "compare",
     "format_table",
+    "no_winner_why",
     "p99",
     "parse_models",
     "plan",

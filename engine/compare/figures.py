@@ -47,40 +47,69 @@ def _structure(model: str, spec: RunSpec) -> dict[str, bool]:
     return {"shares_gil": e.shares_gil, "one_thread": e.max_workers == 1}
 
 
-def finish(session: SessionAPI, specs: list[RunSpec], results: list[ModelResult],
-           cores: int) -> None:
-    """Cross-model figures: speedup, ideal time and overhead, winner, readings."""
-    spec0 = specs[0]
+def _basis(results: list[ModelResult]) -> tuple[ModelResult | None, str | None]:
+    """The run every speed-up is measured against, and how the figures name it: the baseline
+    model's run when it completed, else the slowest complete run when at least two completed.
+    A partial run is never a basis, and a run is never measured against itself alone."""
     complete = [r for r in results if r.complete and r.wall_s]
     seq = next((r for r in complete if registry.entry(r.model).baseline), None)
-    base: ModelResult | None = seq or (max(complete, key=lambda r: r.wall_s or 0.0)
-                                       if complete else None)
-    basis = None if base is None else (base.model if base is seq else f"slowest ({base.model})")
+    if seq is not None:
+        return seq, seq.model
+    if len(complete) < 2:
+        return None, None
+    slowest = max(complete, key=lambda r: r.wall_s or 0.0)
+    return slowest, f"slowest ({slowest.model})"
 
+
+def _cpu_share(spec0: RunSpec, results: list[ModelResult]) -> float:
     share = CPU_SHARE.get(spec0.workload)
     if spec0.workload == "blocking":
         share = 1.0 if spec0.params.get("mode") == "cpu" else 0.0
-    if share is None:  # file, custom: estimate from the sequential run, one task at a time
-        share = min(1.0, max(0.0, seq.own_cores or 0.0)) if seq is not None else 0.0
-    size = spec0.size_s
-    if spec0.workload == "custom":
-        med = _median_task_s(session, seq.run_id) if seq is not None else None
-        if med is None:
-            meds = [m for m in (_median_task_s(session, r.run_id) for r in complete) if m]
-            med = min(meds) if meds else 0.0
-        size = med
+    if share is None:  # file, custom: estimate from the baseline's run, one task at a time
+        seq = next((r for r in results if r.complete and registry.entry(r.model).baseline),
+                   None)
+        share = min(1.0, max(0.0, seq.busy_cores or 0.0)) if seq is not None else 0.0
+    return share
 
-    winner = min(complete, key=lambda r: r.wall_s or math.inf) if complete else None
+
+def _task_size(session: SessionAPI, spec0: RunSpec, results: list[ModelResult]) -> float:
+    if spec0.workload != "custom":
+        return spec0.size_s
+    complete = [r for r in results if r.complete and r.wall_s]
+    seq = next((r for r in complete if registry.entry(r.model).baseline), None)
+    med = _median_task_s(session, seq.run_id) if seq is not None else None
+    if med is None:
+        meds = [m for m in (_median_task_s(session, r.run_id) for r in complete) if m]
+        med = min(meds) if meds else 0.0
+    return med
+
+
+def finish(session: SessionAPI, specs: list[RunSpec], results: list[ModelResult],
+           cores: int) -> None:
+    """Cross-model figures: speed-ups (with and without start-up), ideal time and overhead,
+    the winner, readings. Only complete runs are ranked: a partial run gets no speed-up, no
+    overhead and no star, and is never the basis of another run's speed-up."""
+    spec0 = specs[0]
+    base, basis = _basis(results)
+    share = _cpu_share(spec0, results)
+    size = _task_size(session, spec0, results)
+    complete = [r for r in results if r.complete and r.wall_s]
+    winner = min(complete, key=lambda r: r.wall_s or math.inf) if len(complete) >= 2 else None
     for r in results:
-        if r.wall_s and r.complete and base is not None and base.wall_s:
+        if r.complete and r.wall_s and base is not None and base.wall_s:
             r.speedup = base.wall_s / r.wall_s
             r.speedup_basis = basis
+            if r.startup_s is not None and base.startup_s is not None:
+                mine, theirs = r.wall_s - r.startup_s, base.wall_s - base.startup_s
+                if mine > 0 and theirs > 0:
+                    r.speedup_without_startup = theirs / mine
         lanes = max(1, min(r.workers, r.tasks))
         ideal = max(math.ceil(r.tasks / lanes) * size,
                     r.tasks * size * share / min(lanes, cores))
         r.ideal_s = ideal
-        if r.wall_s is not None and r.tasks:
-            r.overhead_per_task_s = (r.wall_s - ideal) / r.tasks
+        if r.complete and r.wall_s is not None and r.tasks:
+            # What the model itself lost: its workers' start-up has a figure of its own.
+            r.overhead_per_task_s = (r.wall_s - (r.startup_s or 0.0) - ideal) / r.tasks
         r.winner = r is winner
         if r.status in ("skipped", "error"):
             r.reading = f"{r.model}: {'not run (compare cancelled)' if r.status == 'skipped' else r.error}"
@@ -93,8 +122,8 @@ def finish(session: SessionAPI, specs: list[RunSpec], results: list[ModelResult]
             tasks_ok=ok,
             wall_s=r.wall_s,
             speedup=r.speedup,
-            is_baseline=r is base and base is seq,
-            cores_busy=r.own_cores,
+            is_baseline=r is base and basis == r.model,
+            cores_busy=r.busy_cores,
             workers=r.workers,
             cores=cores,
             cpu_share=share,
@@ -102,5 +131,10 @@ def finish(session: SessionAPI, specs: list[RunSpec], results: list[ModelResult]
             overhead_per_task_s=r.overhead_per_task_s,
             gui_lag_p99_ms=r.gui_lag_p99_ms,
             baseline_cores=r.baseline_cores,
+            machine_cores=r.machine_cores,
+            startup_s=r.startup_s,
+            workers_noun=r.workers_noun,
+            speedup_without_startup=r.speedup_without_startup,
+            counts=dict(r.counts),
             **_structure(r.model, spec0),
         ))

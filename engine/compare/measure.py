@@ -1,4 +1,4 @@
-"""How compare measures a model's window: busy cores, its own CPU and memory, loop lag.
+"""How compare measures a model's window: its own CPU and memory, the machine's, loop lag.
 
 Compare keeps a light psutil monitor of its own (this process and the session's workers) and
 reads the sampler's samples where the session has a sampler; the package docstring defines
@@ -142,8 +142,8 @@ def _apply_samples(session: SessionAPI, r: ModelResult, cursor: int) -> None:
     # figure for "this process plus workers": the peak comes from compare's own readings.
     own_only = sampler is None or not sampler.counts_own_pids
     got = _from_samples(_samples_in(samples, r.start_ns, r.end_ns), rss=own_only)
-    if "busy_cores" in got:
-        r.busy_cores, r.busy_source = got["busy_cores"], "sampler"
+    if "machine_cores" in got:
+        r.machine_cores, r.machine_source = got["machine_cores"], "sampler"
     if "peak_rss" in got:
         r.peak_rss_bytes = max(r.peak_rss_bytes or 0, got["peak_rss"])
     r.gui_lag_p99_ms = got.get("gui_lag")
@@ -151,12 +151,13 @@ def _apply_samples(session: SessionAPI, r: ModelResult, cursor: int) -> None:
 
 
 def _from_samples(samples: list[Any], rss: bool = True) -> dict[str, Any]:
-    """Figures from sampler samples, where present: busy cores, peak RSS, loop lag p99s.
+    """Figures from sampler samples, where present: the machine's busy cores (every program's),
+    peak RSS, loop lag p99s.
     ``rss`` False: no peak RSS (the samples' ``self_rss`` is not this process alone)."""
     out: dict[str, Any] = {}
     cores = [sum(s.cores) / 100.0 for s in samples if getattr(s, "cores", None)]
     if cores:
-        out["busy_cores"] = statistics.fmean(cores)
+        out["machine_cores"] = statistics.fmean(cores)
     if rss:
         peaks = [
             int(getattr(s, "self_rss", 0) or 0)

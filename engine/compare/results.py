@@ -6,13 +6,14 @@ them and prints them (the CLI's table, flat rows for CSV and front ends).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 
 @dataclass
 class ModelResult:
-    """One model's run within a comparison, and its figures (see the module docstring)."""
+    """One model's run within a comparison, and its figures (see the package docstring)."""
 
     model: str
     #: "complete", "incomplete" (some tasks cancelled or timed out), "cancelled" (the compare
@@ -27,9 +28,13 @@ class ModelResult:
     counts: dict[str, int] = field(default_factory=dict)
     speedup: float | None = None
     speedup_basis: str | None = None
+    startup_s: float | None = None
+    speedup_without_startup: float | None = None
+    #: What its workers are, for "starting 2 worker processes" ("" for none worth naming).
+    workers_noun: str = ""
     busy_cores: float | None = None
-    busy_source: str = ""
-    own_cores: float | None = None
+    machine_cores: float | None = None
+    machine_source: str = ""
     baseline_cores: float | None = None
     peak_rss_bytes: int | None = None
     gui_lag_p99_ms: float | None = None
@@ -45,10 +50,21 @@ class ModelResult:
     def complete(self) -> bool:
         return self.status == "complete"
 
+    @property
+    def partial(self) -> bool:
+        """It ran but not every task ended on its own: its figures describe part of a run."""
+        return self.status in ("incomplete", "cancelled")
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["complete"] = self.complete
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelResult:
+        """The result :meth:`as_dict` wrote (a saved comparison). Raises ValueError naming a
+        field it does not know or one that is missing; a field added later is optional."""
+        return cls(**_fields_of(cls, d, derived=("complete",)))
 
 
 @dataclass
@@ -66,6 +82,8 @@ class CompareResult:
     end_ns: int
     cancelled: bool = False
     winner: str | None = None
+    #: What ran, in a few words: "cpu · 8 tasks × 500 ms", "work.py:work(30) · 8 tasks".
+    label: str = ""
     #: Where a front end should look for the figures' caveats (e.g. "no GUI loop: lag n/a").
     notes: list[str] = field(default_factory=list)
 
@@ -87,9 +105,42 @@ class CompareResult:
             "end_ns": self.end_ns,
             "cancelled": self.cancelled,
             "winner": self.winner,
+            "label": self.label,
             "notes": list(self.notes),
             "results": [r.as_dict() for r in self.results],
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CompareResult:
+        """The comparison :meth:`as_dict` wrote (ValueError, naming the field, if it is not
+        one): how a saved trace brings a comparison back."""
+        kw = _fields_of(cls, d)
+        results = kw["results"]
+        if not isinstance(results, list) or not all(isinstance(x, Mapping) for x in results):
+            raise ValueError("results: expected a list of objects")
+        kw["results"] = []
+        for i, x in enumerate(results):
+            try:
+                kw["results"].append(ModelResult.from_dict(x))
+            except ValueError as e:
+                raise ValueError(f"results[{i}].{e}") from None
+        return cls(**kw)
+
+
+def _fields_of(cls: type, d: Mapping[str, Any], derived: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``d``'s entries as keyword arguments of the dataclass ``cls``: every field without a
+    default must be there, nothing unknown may be (``derived``: keys written for readers, not
+    fields, and ignored)."""
+    if not isinstance(d, Mapping):
+        raise ValueError(f"expected an object, got {type(d).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    for k in d:
+        if k not in known and k not in derived:
+            raise ValueError(f"{k}: unknown field")
+    for name, f in known.items():
+        if name not in d and f.default is MISSING and f.default_factory is MISSING:
+            raise ValueError(f"{name}: missing")
+    return {k: v for k, v in d.items() if k in known}
 
 
 @dataclass(frozen=True)
@@ -112,21 +163,26 @@ class CompareProgress:
     result: ModelResult | None = None
 
 
-COLUMNS = ("model", "wall_s", "speedup", "busy_cores", "own_cores", "peak_mb", "gui_lag_p99_ms",
-           "tasks_per_s", "overhead_ms", "winner", "reading")
+COLUMNS = ("model", "wall_s", "startup_s", "speedup", "speedup_without_startup", "busy_cores",
+           "machine_cores", "peak_mb", "gui_lag_p99_ms", "tasks_per_s", "overhead_ms", "winner",
+           "reading")
 
 
 def row(r: ModelResult) -> dict[str, Any]:
     """One model's figures as a flat row (for CSV and tables). Speed-up, winner and reading
-    are filled in once the whole comparison is done; before that they are None / False / ""."""
+    are filled in once the whole comparison is done; before that they are None / False / "".
+    ``partial``: it ran but did not complete (its figures describe part of a run)."""
     return {
         "model": r.model,
         "status": r.status,
+        "partial": r.partial,
         "wall_s": r.wall_s,
+        "startup_s": r.startup_s,
         "speedup": r.speedup,
+        "speedup_without_startup": r.speedup_without_startup,
         "speedup_basis": r.speedup_basis,
         "busy_cores": r.busy_cores,
-        "own_cores": r.own_cores,
+        "machine_cores": r.machine_cores,
         "baseline_cores": r.baseline_cores,
         "peak_mb": None if r.peak_rss_bytes is None else r.peak_rss_bytes / 2**20,
         "gui_lag_p99_ms": r.gui_lag_p99_ms,
@@ -147,13 +203,20 @@ def _f(v: Any, fmt: str, na: str = "n/a") -> str:
     return na if v is None else format(v, fmt)
 
 
+#: How the figures a reading quotes are printed, here and in every table: one figure, one text.
+CORES_FMT = ".2f"
+SPEEDUP_FMT = ".2f"
+
+
 def format_table(res: CompareResult) -> str:
     """The results table the CLI prints: one row per model, the winner starred, then each
-    model's reading."""
-    head = (f"compare · {res.workload} · {res.tasks} tasks × {res.size_s * 1e3:g} ms · "
-            f"{res.cores} cores{' · CANCELLED' if res.cancelled else ''}")
-    cols = ["", "model", "workers", "wall s", "speedup", "busy cores", "ours", "peak MB",
-            "gui lag p99", "tasks/s", "overhead/task", "status"]
+    model's reading. "busy cores" is the run's own (as in its reading); "machine" is every
+    program's, this one's included."""
+    what = res.label or f"{res.workload} · {res.tasks} tasks × {res.size_s * 1e3:g} ms"
+    head = f"compare · {what} · {res.cores} cores{' · CANCELLED' if res.cancelled else ''}"
+    cols = ["", "model", "workers", "wall s", "start-up s", "speedup", "w/o start-up",
+            "busy cores", "machine", "peak MB", "gui lag p99", "tasks/s", "overhead/task",
+            "status"]
     body = []
     for r in res.results:
         body.append([
@@ -161,13 +224,15 @@ def format_table(res: CompareResult) -> str:
             r.model,
             str(r.workers),
             _f(r.wall_s, ".3f", "-"),
-            "-" if r.speedup is None else f"{r.speedup:.2f}x",
-            _f(r.busy_cores, ".2f"),
-            _f(r.own_cores, ".2f"),
+            _f(r.startup_s, ".3f", "-"),
+            "-" if r.speedup is None else f"{r.speedup:{SPEEDUP_FMT}}x",
+            "-" if r.speedup_without_startup is None else f"{r.speedup_without_startup:{SPEEDUP_FMT}}x",
+            _f(r.busy_cores, CORES_FMT),
+            _f(r.machine_cores, CORES_FMT),
             "n/a" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / 2**20:.0f}",
             "n/a" if r.gui_lag_p99_ms is None else f"{r.gui_lag_p99_ms:.1f} ms",
             _f(r.tasks_per_s, ".1f", "-"),
-            "-" if r.overhead_per_task_s is None else f"{r.overhead_per_task_s * 1e3:.1f} ms",
+            "n/a" if r.overhead_per_task_s is None else f"{r.overhead_per_task_s * 1e3:.1f} ms",
             r.status,
         ])
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
@@ -179,7 +244,15 @@ def format_table(res: CompareResult) -> str:
     out.extend(r.reading for r in res.results)
     basis = next((r.speedup_basis for r in res.results if r.speedup_basis), None)
     out.append("")
-    out.append(f"* winner: {res.winner or 'none (no run completed)'}"
+    out.append(f"* winner: {res.winner or 'none (' + no_winner_why(res) + ')'}"
                + (f" · speedup relative to {basis}" if basis else ""))
     out.extend(res.notes)
     return "\n".join(out)
+
+
+def no_winner_why(res: CompareResult) -> str:
+    """Why a comparison has no winner, in a few words."""
+    done = sum(r.complete for r in res.results)
+    if done == 0:
+        return "no run completed"
+    return "only one run completed: nothing to rank it against"

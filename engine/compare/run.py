@@ -18,6 +18,7 @@ from ..clock import now_ns
 from ..events import State
 from ..models import registry
 from ..spec import RunSpec
+from ..store import RunRecord
 from .figures import finish
 from .measure import _apply_samples, _busy_cores, _ensure_forkserver, _Monitor, _settle
 from .request import CompareRequest, plan
@@ -108,16 +109,23 @@ def compare(
         end_ns=now_ns(),
         cancelled=cancel.is_set(),
         winner=next((r.model for r in results if r.winner), None),
+        label=specs[0].label,
     )
     if all(r.gui_lag_p99_ms is None for r in results):
         res.notes.append("GUI-loop lag: n/a (no GUI loop was probed; headless runs have none)")
-    if not any(registry.entry(n).baseline for n in names):
-        base = next((n for n in registry.names() if registry.entry(n).baseline), "baseline")
-        res.notes.append(f"speedup is relative to the slowest complete run (no {base} run)")
+    base = next((n for n in registry.names() if registry.entry(n).baseline), "baseline")
+    if any(r.speedup_basis and r.speedup_basis != base for r in results):
+        res.notes.append(f"speedup is relative to the slowest complete run (no complete {base} "
+                         "run)")
+    if any(r.partial for r in results):
+        res.notes.append("partial runs (cancelled, timed out) are shown but not ranked: no "
+                         "speedup, no overhead, never the winner or the basis")
     if specs[0].workload == "custom" and not specs[0].params.get("takes_ctx"):
         from ..custom import NO_CTX_NOTE
 
         res.notes.append(NO_CTX_NOTE)
+    # Kept with the runs it measured: a session trace saves it, a replay shows it again.
+    session.store.add_comparison(res)
     emit("cancelled" if res.cancelled else "done", None, len(specs), 0, None)
     return res
 
@@ -164,12 +172,16 @@ def _run_one(session: SessionAPI, spec: RunSpec, cancel: threading.Event, monito
     r.counts = {k: v for k, v in rec.counts.items() if v and k not in ("queued", "running")}
     r.wall_s = (r.end_ns - r.start_ns) / 1e9 if rec.end_ns is not None else None
     window_s = max(1e-9, (end - start) / 1e9)
-    r.busy_cores = _busy_cores(cpu_a, cpu_b)
-    r.busy_source = "psutil"
-    r.own_cores = own_cpu / window_s
+    r.busy_cores = own_cpu / window_s
+    r.machine_cores = _busy_cores(cpu_a, cpu_b)
+    r.machine_source = "psutil"
     r.peak_rss_bytes = peak or None
+    r.workers_noun = registry.entry(spec.model).workers_noun
+    r.startup_s = _startup_s(rec, r)
     ok = r.counts.get(State.FINISHED.value, 0) + r.counts.get(State.FAILED.value, 0)
-    if cancelled_at is not None:
+    # (A front end's Esc may cancel the run's tasks and the comparison at once: the run can
+    # end before the loop above sees the comparison's cancel. It was still cancelled.)
+    if cancelled_at is not None or (cancel.is_set() and ok < spec.tasks):
         r.status = "cancelled"
     elif ok == spec.tasks:
         r.status = "complete"
@@ -178,6 +190,23 @@ def _run_one(session: SessionAPI, spec: RunSpec, cancel: threading.Event, monito
     if r.wall_s:
         r.tasks_per_s = ok / r.wall_s
     return r
+
+
+def _startup_s(rec: RunRecord, r: ModelResult) -> float | None:
+    """Seconds from the run's start until its workers were ready, as its model reported them
+    (``workers_ready_ns``, else ``startup_s`` in the run's info), at most its wall. 0 for a
+    model whose workers are engine threads (no ``workers_noun``); None when a model that starts
+    workers never said they were ready (the run ended first)."""
+    info = rec.info or {}
+    ready = info.get("workers_ready_ns")
+    s: float | None
+    if isinstance(ready, int) and r.start_ns is not None:
+        s = max(0.0, (ready - r.start_ns) / 1e9)
+    elif isinstance(info.get("startup_s"), (int, float)):
+        s = max(0.0, float(info["startup_s"]))
+    else:
+        return None if r.workers_noun else 0.0
+    return s if r.wall_s is None else min(s, r.wall_s)
 
 
 class CompareJob:

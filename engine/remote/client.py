@@ -175,6 +175,8 @@ class RemoteCompareJob:
                 self._cb(item.progress)
         else:
             self.result = item.result
+            if item.result is not None:  # the mirror keeps it with its runs, as the engine does
+                self._session.store.add_comparison(item.result)
             if item.error is not None:
                 self.error = RemoteError(*item.error)
             self.done = True
