@@ -66,7 +66,7 @@ from typing import Any
 
 from ..events import State
 from ..spec import RunSpec
-from ..store import EventStore, TaskRecord
+from ..store import EventStore, RunRecord, TaskRecord
 from .errors import TraceError
 from .files import write_bytes_atomic
 from .records import (
@@ -363,8 +363,17 @@ def build_trace(
             "clock": "CLOCK_MONOTONIC (time.monotonic_ns); ts = (t_ns - origin_ns) / 1000",
             "exported_at": exported_at,
         },
-        "taskscope": encode_section(scope, origin, exported_at, runs, tasks, samples),
+        "taskscope": encode_section(scope, origin, exported_at, runs, tasks, samples,
+                                    _comparisons_of(store, runs)),
     }
+
+
+def _comparisons_of(store: EventStore, runs: list[RunRecord]) -> list[Any]:
+    """The store's comparisons that measured one of these runs (a replay shows them again;
+    a run that is not in the file keeps its figures, without its band)."""
+    ids = {r.run_id for r in runs}
+    return [c for c in store.comparisons()
+            if any(m.run_id in ids for m in c.results if m.run_id is not None)]
 
 
 def _isolated(model: str) -> bool | None:

@@ -21,7 +21,11 @@ load, with the field's default:
   :func:`encode_run`, and to :func:`decode_run` with its default (the replay sets every field of
   the decoded RunRecord on the store's record);
 * a sample field: likewise, in :data:`SAMPLE_SCHEMA`, :func:`encode_sample`,
-  :func:`decode_sample`.
+  :func:`decode_sample`;
+* a comparison's field (``engine.compare``'s ``CompareResult`` / ``ModelResult``): nothing to
+  do here. Like task entries, their schemas come from the dataclasses, and a field with a
+  default is optional. The section's ``comparisons`` list is itself optional (traces without
+  a comparison, and those written before, have none).
 
 :data:`FORMAT_VERSION` stays for such additions: an older TaskScope refuses the new field by
 name ("unknown field"). Bump it only for a change older readers would misread.
@@ -37,8 +41,9 @@ import platform
 import sys
 import types
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Union, get_args, get_origin
+from typing import Any, NamedTuple, Union, get_args, get_origin, get_type_hints
 
+from ..compare import CompareResult, ModelResult
 from ..samples import Sample, WorkerSample
 from ..spec import RunSpec
 from ..store import TASK_FIELD_TYPES, TASK_FIELDS, EventStore, RunRecord, TaskRecord
@@ -99,8 +104,8 @@ class Schema:
 SECTION_SCHEMA = Schema({
     "version": (int,), "scope": (str,), "origin_ns": (int,), "exported_at": (str,),
     "python": (str,), "platform": (str,), "runs": (list,), "tasks": (list,),
-    "samples": (list,),
-})
+    "samples": (list,), "comparisons": (list,),
+}, optional=("comparisons",))  # written only when the runs were compared
 
 #: A run (see :func:`encode_run`, :func:`decode_run`).
 RUN_SCHEMA = Schema({
@@ -196,8 +201,11 @@ def encode_section(
     runs: Iterable[RunRecord],
     tasks: Iterable[TaskRecord],
     samples: Iterable[Sample],
+    comparisons: Iterable[CompareResult] = (),
 ) -> dict[str, Any]:
-    """The ``"taskscope"`` section: every run, task record and sample, exactly."""
+    """The ``"taskscope"`` section: every run, task record and sample, exactly; and the
+    comparisons those runs were part of."""
+    compared = [encode_comparison(c) for c in comparisons]
     return {
         "version": FORMAT_VERSION,
         "scope": scope,
@@ -208,6 +216,7 @@ def encode_section(
         "runs": [encode_run(r) for r in runs],
         "tasks": [encode_task(t) for t in tasks],
         "samples": [encode_sample(s) for s in samples],
+        **({"comparisons": compared} if compared else {}),
     }
 
 
@@ -383,6 +392,60 @@ def decode_sample(s: Any, where: str) -> Sample:
 SAMPLE_FIELDS = tuple(SAMPLE_SCHEMA.types)
 
 
+# -- comparisons: their fields and types come from engine.compare's dataclasses ----------------
+def _dataclass_schema(cls: type, own: dict[str, tuple[type, ...]] | None = None
+                      ) -> tuple[Schema, dict[str, FieldCodec]]:
+    """A schema and codecs derived from a dataclass's annotations (as for task records): a
+    field with a default is optional, so a field the class gains later is read from older
+    traces with its default. ``own``: fields whose JSON types are given here instead."""
+    hints = get_type_hints(cls)
+    codecs: dict[str, FieldCodec] = {}
+    types_: dict[str, tuple[type, ...]] = {}
+    optional = []
+    for f in dataclasses.fields(cls):
+        if own and f.name in own:
+            types_[f.name] = own[f.name]
+        else:
+            codecs[f.name] = field_codec(f.name, hints[f.name], cls.__name__)
+            types_[f.name] = codecs[f.name].types
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            optional.append(f.name)
+    return Schema(types_, optional=optional), codecs
+
+
+def _decode_fields(obj: dict[str, Any], codecs: dict[str, FieldCodec], where: str
+                   ) -> dict[str, Any]:
+    out = dict(obj)
+    for name, c in codecs.items():
+        if c.decode is not None and name in out:
+            try:
+                out[name] = c.decode(out[name])
+            except ValueError as e:
+                raise BadTrace(f"{where}.{name}: {e}") from None
+    return out
+
+
+def encode_comparison(res: CompareResult) -> dict[str, Any]:
+    """A comparison, field for field (``CompareResult``, each ``ModelResult``), JSON-safe."""
+    d = res.as_dict()
+    for r in d["results"]:
+        r.pop("complete", None)  # derived from the status, not a field
+    return jsonable(d)
+
+
+def decode_comparison(obj: Any, where: str) -> CompareResult:
+    """The comparison an entry encodes, after checking every field (raises BadTrace)."""
+    _COMPARE_SCHEMA.check(obj, where)
+    kw = _decode_fields(obj, _COMPARE_CODECS, where)
+    results = []
+    for i, r in enumerate(obj["results"]):
+        w = f"{where}.results[{i}]"
+        _MODEL_RESULT_SCHEMA.check(r, w)
+        results.append(ModelResult(**_decode_fields(r, _MODEL_RESULT_CODECS, w)))
+    kw["results"] = results
+    return CompareResult(**kw)
+
+
 # -- task records: the fields and their types come from TaskRecord itself ----------------------
 
 
@@ -398,8 +461,8 @@ class FieldCodec(NamedTuple):
     decode: Callable[[Any], Any] | None
 
 
-def field_codec(name: str, hint: Any) -> FieldCodec:
-    """The codec of a TaskRecord field whose annotation is ``hint``.
+def field_codec(name: str, hint: Any, owner: str = "TaskRecord") -> FieldCodec:
+    """The codec of a field of ``owner`` (a TaskRecord's by default) annotated ``hint``.
 
     Raises TypeError, at import, for a type the section has no encoding for: a new TaskRecord
     field of a new kind fails here (and so in every test), never goes missing from traces.
@@ -407,7 +470,7 @@ def field_codec(name: str, hint: Any) -> FieldCodec:
     union = isinstance(hint, types.UnionType) or get_origin(hint) is Union
     members = get_args(hint) if union else (hint,)
     if sum(m is not type(None) for m in members) != 1:  # int | str: which one did JSON hold?
-        raise TypeError(f"TaskRecord.{name}: the trace cannot tell apart the members of {hint}")
+        raise TypeError(f"{owner}.{name}: the trace cannot tell apart the members of {hint}")
     json_types: list[type] = []
     enc: Callable[[Any], Any] | None = None
     dec: Callable[[Any], Any] | None = None
@@ -418,7 +481,7 @@ def field_codec(name: str, hint: Any) -> FieldCodec:
         elif isinstance(m, type) and issubclass(m, enum.Enum):
             value_type = next((t for t in (str, int) if issubclass(m, t)), None)
             if value_type is None:
-                raise TypeError(f"TaskRecord.{name}: enum {m.__name__} has no JSON value type")
+                raise TypeError(f"{owner}.{name}: enum {m.__name__} has no JSON value type")
             json_types.append(value_type)
             enc, dec = operator.attrgetter("value"), _enum_decoder(name, m)
         elif m is float:  # non-finite values travel as strings (see enc_float)
@@ -430,7 +493,7 @@ def field_codec(name: str, hint: Any) -> FieldCodec:
             json_types.append(origin)
             enc = jsonable  # a JSON-safe copy out (it passes None through); in, the parsed value
         else:
-            raise TypeError(f"TaskRecord.{name}: the trace has no JSON encoding for {hint}")
+            raise TypeError(f"{owner}.{name}: the trace has no JSON encoding for {hint}")
     if type(None) in json_types:
         if enc is not None and enc is not jsonable:  # jsonable passes None through itself
             enc = _or_none(enc)
@@ -510,3 +573,7 @@ def _task_encoder() -> Callable[[TaskRecord], dict[str, Any]]:
 
 
 encode_task: Callable[[TaskRecord], dict[str, Any]] = _task_encoder()
+
+
+_MODEL_RESULT_SCHEMA, _MODEL_RESULT_CODECS = _dataclass_schema(ModelResult)
+_COMPARE_SCHEMA, _COMPARE_CODECS = _dataclass_schema(CompareResult, {"results": (list,)})

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..compare import CompareResult
 from ..events import Event, Kind, State
 from ..samples import Sample
 from ..store import TASK_FIELDS, EventStore, RunRecord, TaskRecord
@@ -32,6 +33,7 @@ from .errors import BadTrace, TraceError
 from .records import (
     FORMAT_VERSION,
     SECTION_SCHEMA,
+    decode_comparison,
     decode_run,
     decode_sample,
     decode_task,
@@ -65,6 +67,8 @@ class Replay:
     #: Task records the synthetic events did not reproduce exactly and that were set from the
     #: file directly (0 for any trace this version wrote).
     patched: int = 0
+    #: The comparisons the runs were part of (also kept in ``store``), oldest first.
+    comparisons: list[CompareResult] = field(default_factory=list)
 
 
 def load_trace(path: str | os.PathLike[str]) -> Replay:
@@ -198,6 +202,12 @@ def _build_replay(p: Path, doc: Any) -> Replay:
                    f"{started} started tasks (edited or mixed files?)")
 
     samples = [decode_sample(s, f"taskscope.samples[{i}]") for i, s in enumerate(samples_raw)]
+    comparisons = [decode_comparison(c, f"taskscope.comparisons[{i}]")
+                   for i, c in enumerate(sec.get("comparisons", []))]
+    for i, c in enumerate(comparisons):
+        for m in c.results:
+            if m.run_id is not None and m.run_id not in by_run and sec["scope"] == "session":
+                raise BadTrace(f"taskscope.comparisons[{i}]: run {m.run_id} is not in the file")
 
     # -- build a fresh store through the producer API, in time order --------------------------
     n_events = len(tasks) * 5 + 16
@@ -215,6 +225,8 @@ def _build_replay(p: Path, doc: Any) -> Replay:
         if r.end_ns is not None:
             store.end_run(r.run_id, r.end_ns)
     store.add_samples(samples)
+    for c in comparisons:
+        store.add_comparison(c)
 
     # -- reconcile: the store now holds exactly the file's records --------------------------
     patched = 0
@@ -243,6 +255,7 @@ def _build_replay(p: Path, doc: Any) -> Replay:
         scope=sec["scope"],
         meta=meta,
         patched=patched,
+        comparisons=comparisons,
     )
 
 
