@@ -19,6 +19,7 @@ from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 
 from engine import TaskRecord
 
+from .compare_charts import PARTIAL_BRUSH
 from .theme import model_color
 from .timeline import TimelineItem
 from .timeline_data import TimelineData
@@ -40,6 +41,8 @@ class BandData(TimelineData):
         self.run_model: dict[int, str] = {}
         self.aligned = True
         self.spans: dict[int, tuple[int, int]] = {}  # run -> (first row, rows)
+        #: Runs that did not complete (cancelled, tasks timed out): their bands are hatched.
+        self.partial: set[int] = set()
 
     def _place(self, w: Any, slot: int) -> int:
         if len(w.subs) >= BAND_SUBLANES:
@@ -72,9 +75,9 @@ class BandData(TimelineData):
         self.row[:n] = base[self.worker[:n]] + self.sub[:n]
 
     def clear(self) -> None:
-        keep = (self.run_t0, self.run_model, self.aligned)
+        keep = (self.run_t0, self.run_model, self.aligned, self.partial)
         super().clear()
-        self.run_t0, self.run_model, self.aligned = keep
+        self.run_t0, self.run_model, self.aligned, self.partial = keep
 
     def origin(self, run_id: int) -> int:
         return self.run_t0.get(run_id, self.t0_ns) if self.aligned else self.t0_ns
@@ -95,7 +98,8 @@ class BandData(TimelineData):
 
 
 class BandBackground(pg.GraphicsObject):
-    """Tints each model's band in its colour and rules a line between bands (a few rects)."""
+    """Tints each model's band in its colour and rules a line between bands (a few rects); a
+    partial run's band is hatched as well, as its bars in the charts are."""
 
     def __init__(self, data: BandData) -> None:
         super().__init__()
@@ -125,6 +129,16 @@ class BandBackground(pg.GraphicsObject):
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QBrush(c))
             p.drawRect(QRectF(x0, lo, x1 - x0, n))
+            if rid in self.data.partial:
+                hatch = QColor(model_color(self.data.run_model.get(rid, "")))
+                hatch.setAlpha(70)
+                p.setBrush(QBrush(hatch, PARTIAL_BRUSH))
+                # The pattern is in device pixels: draw it through an identity transform.
+                p.save()
+                rect = p.transform().mapRect(QRectF(x0, lo, x1 - x0, n))
+                p.resetTransform()
+                p.drawRect(rect)
+                p.restore()
             line = QColor(model_color(self.data.run_model.get(rid, "")))
             pen = QPen(line)
             pen.setCosmetic(True)

@@ -21,10 +21,10 @@ from typing import Any
 
 from engine import CompareJobAPI, RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
 from engine.clock import now_ns
-from engine.compare import CompareProgress, CompareRequest, ModelResult
+from engine.compare import CompareProgress, CompareRequest, CompareResult, ModelResult
 from engine.remote import RemoteError
 
-from .compare_view import CompareView
+from .compare_view import IDLE_LIVE, IDLE_REPLAY, CompareView
 from .controls import Controls
 from .hosts import CompareHost
 
@@ -37,7 +37,8 @@ class CompareMode:
         self.host = host
         self.session = session
         self.form = form
-        self.view = CompareView(host.describe_task)
+        self.view = CompareView(host.describe_task,
+                                IDLE_LIVE if session is not None else IDLE_REPLAY)
         self.view.records_of = host.run_tasks
         self.view.cancelRequested.connect(self.cancel)
         self.job: CompareJobAPI | None = None
@@ -90,8 +91,7 @@ class CompareMode:
         self.job = job
         self.models = [s.model for s in specs]
         self.runs = set()
-        size = "" if s0.workload == "custom" else f" × {s0.size_s * 1e3:g} ms"
-        self.view.begin(self.models, f"{s0.workload} · {s0.tasks} tasks{size}")
+        self.view.begin(self.models, s0.label)
         form.say(f"Comparing {', '.join(self.models)}: one after another, never at once. Esc "
                  "or Cancel compare stops it.")
         self.host.show_compare_tab()
@@ -153,6 +153,16 @@ class CompareMode:
             self.form.say("Comparison cancelled.")
         else:
             self.form.say(f"Comparison done: winner {res.winner or 'none'}. See the Compare tab.")
+
+    def show_saved(self, res: CompareResult) -> None:
+        """Show a comparison that ended before (a replay's): its runs' bands, table, charts
+        and readings, from the trace."""
+        recs: list[TaskRecord] = []
+        for r in res.results:
+            if r.run_id is not None:
+                recs.extend(self.host.run_tasks(r.run_id))
+        self.models = list(res.models)
+        self.view.show_saved(res, recs)
 
     def shutdown(self, timeout: float = 0.0) -> None:
         """Stop the comparison (closing the window); wait up to ``timeout`` for its thread."""

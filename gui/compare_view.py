@@ -38,7 +38,14 @@ from PySide6.QtWidgets import (
 
 from engine import TaskRecord
 from engine.clock import now_ns
-from engine.compare import CompareProgress, CompareResult, ModelResult
+from engine.compare import (
+    CORES_FMT,
+    SPEEDUP_FMT,
+    CompareProgress,
+    CompareResult,
+    ModelResult,
+    no_winner_why,
+)
 from engine.compare import row as figures
 from engine.compare import rows as result_rows
 
@@ -47,19 +54,47 @@ from .compare_bands import BandData, BandsView
 from .compare_charts import CompareCharts
 from .theme import model_color
 
-TABLE_COLS = ("", "model", "wall", "speedup", "busy cores", "peak MB", "GUI lag p99",
-              "tasks/s", "overhead")
+TABLE_COLS = ("", "model", "wall", "start-up", "speedup", "w/o start-up", "busy cores",
+              "machine", "peak MB", "window lag p99", "tasks/s", "overhead")
 #: The table's figure columns (after the star and the model): (key in engine.compare.row(),
-#: format, unit, what a missing figure reads).
+#: format, unit, what a missing figure reads). Busy cores and speed-ups are printed as the
+#: readings print them, so the two never disagree.
 TABLE_FIGURES: tuple[tuple[str, str, str, str], ...] = (
     ("wall_s", ".3f", " s", "-"),
-    ("speedup", ".2f", "×", "-"),
-    ("busy_cores", ".2f", "", "n/a"),
+    ("startup_s", ".3f", " s", "n/a"),
+    ("speedup", SPEEDUP_FMT, "×", "n/a"),
+    ("speedup_without_startup", SPEEDUP_FMT, "×", "n/a"),
+    ("busy_cores", CORES_FMT, "", "n/a"),
+    ("machine_cores", CORES_FMT, "", "n/a"),
     ("peak_mb", ".0f", "", "n/a"),
     ("gui_lag_p99_ms", ".1f", " ms", "n/a"),
     ("tasks_per_s", ".1f", "", "-"),
-    ("overhead_ms", ".1f", " ms", "-"),
+    ("overhead_ms", ".1f", " ms", "n/a"),
 )
+TABLE_WIDTHS = (18, 132, 62, 62, 58, 82, 70, 62, 58, 96, 56, 70)
+TABLE_TIPS = (
+    "★ marks the winner: the lowest wall time among complete runs (at least two must complete)",
+    "the model (and its status when it did not complete: a partial run is not ranked)",
+    "first task queued to last task ended, start-up included",
+    "from the run's start until its workers were ready (worker processes, a Dask cluster, "
+    "interpreters); 0 where the workers are threads of the engine",
+    "baseline wall time / this wall time (baseline: sequential, else the slowest complete run); "
+    "none for a partial run",
+    "the speed-up with each run's start-up taken off its wall time",
+    "the cores this run kept busy: the engine process's and its workers' CPU time over the "
+    "run (the figure the reading quotes)",
+    "every program's busy cores while it ran, this run's included (other load shows here)",
+    "peak resident memory of the engine process plus the worker processes (not the "
+    "window: it is the same for every model)",
+    "this window's own event-loop lag (p99) while the model ran. The model runs in the engine "
+    "process, not on this loop: this is the window's figure, not the model's",
+    "tasks that ended on their own, per second of wall time",
+    "(wall time - start-up - ideal time) / tasks: what the model lost per task (scheduling, "
+    "pickling, lost parallelism); n/a for a partial run",
+)
+#: What the Compare tab says before any comparison, live and in a replay.
+IDLE_LIVE = "Tick two or more models and press Start to compare them."
+IDLE_REPLAY = "No comparison in this trace: its runs were started one at a time."
 
 
 def _fmt(v: Any, fmt: str, unit: str = "", na: str = "n/a") -> str:
@@ -71,7 +106,7 @@ class CompareView(QWidget):
 
     cancelRequested = Signal()
 
-    def __init__(self, describe: Callable[[int], str]) -> None:
+    def __init__(self, describe: Callable[[int], str], idle_text: str = IDLE_LIVE) -> None:
         super().__init__()
         self.describe = describe
         self.t0_ns = now_ns()
@@ -91,7 +126,7 @@ class CompareView(QWidget):
         title = QLabel("Compare · models run one after another")
         title.setObjectName("paneTitle")
         head.addWidget(title)
-        self.status = QLabel("Tick two or more models and press Start to compare them.")
+        self.status = QLabel(idle_text)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         head.addWidget(self.status, 1)
         self.bar = QProgressBar()
@@ -141,22 +176,9 @@ class CompareView(QWidget):
         # Fixed widths: measuring every cell on each update costs a frame.
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         fm = self.table.horizontalHeader().fontMetrics()
-        for col, w in enumerate((18, 132, 68, 62, 70, 60, 80, 56, 70)):
+        for col, w in enumerate(TABLE_WIDTHS):
             self.table.setColumnWidth(col, max(w, fm.horizontalAdvance(TABLE_COLS[col]) + 18))
-        tips = (
-            "★ marks the winner: the lowest wall time among complete runs",
-            "the model (and its status when it did not complete)",
-            "first task queued to last task ended",
-            "baseline wall time / this wall time (baseline: sequential, else the slowest)",
-            "machine-wide average busy cores during the run (includes other load; the reading "
-            "uses the cores this run itself kept busy)",
-            "peak resident memory of the engine process plus the worker processes (not the "
-            "window: it is the same for every model)",
-            "99th percentile of this window's event-loop lateness during the run",
-            "tasks that ended on their own, per second of wall time",
-            "(wall time - ideal time) / tasks: start-up, scheduling, pickling, lost parallelism",
-        )
-        for col, tip in enumerate(tips):
+        for col, tip in enumerate(TABLE_TIPS):
             self.table.horizontalHeaderItem(col).setToolTip(tip)
         hh.setStretchLastSection(True)
         self.readings = QTextBrowser()  # scrolls when the sentences outgrow the pane
@@ -202,7 +224,8 @@ class CompareView(QWidget):
         model = self.data.run_model.get(run_id, "?")
         r = self.results.get(model)
         star = "★ " if r is not None and r.winner else ""
-        return f"{star}{model}"
+        partial = f" · partial ({r.status})" if r is not None and r.partial else ""
+        return f"{star}{model}{partial}"
 
     # -- feeding ---------------------------------------------------------------------------------
     def begin(self, models: Iterable[str], what: str) -> None:
@@ -218,6 +241,7 @@ class CompareView(QWidget):
         self.data.t0_ns = self.t0_ns
         self.data.run_t0.clear()
         self.data.run_model.clear()
+        self.data.partial.clear()
         self.data.clear()
         self.bands.auto = True
         self.what = what
@@ -279,6 +303,7 @@ class CompareView(QWidget):
     def model_done(self, r: ModelResult) -> None:
         """One model's raw figures (speedups and readings come with the final result)."""
         self.results[r.model] = r
+        self._mark_partial(r)
         self._fill_table()
         # The charts fill in as models finish (speedup and overhead come with the end).
         self.charts.set_rows([figures(self.results[m]) for m in self.models
@@ -300,8 +325,9 @@ class CompareView(QWidget):
         for r in res.results:  # the engine's own window for each run, for the aligned clock
             if r.run_id is not None and r.start_ns is not None:
                 self.data.run_t0.setdefault(r.run_id, r.start_ns)
+            self._mark_partial(r)
         cancelled = " · CANCELLED" if res.cancelled else ""
-        win = f"winner: ★ {res.winner}" if res.winner else "no winner (no run completed)"
+        win = f"winner: ★ {res.winner}" if res.winner else f"no winner ({no_winner_why(res)})"
         self.status.setText(f"{self.what}{cancelled} · {win}")
         self._fill_table()
         rows = [r for r in result_rows(res) if r["status"] not in ("skipped",)]
@@ -316,10 +342,13 @@ class CompareView(QWidget):
             else:
                 lines.append(f"<span style='color:{colour}'>●</span> {text}")
         self.readings.setHtml("<br>".join(lines))
+        partial = any(r["partial"] for r in rows)
         self.legend.setText("bars, left to right: " + "  ".join(
-            f"<span style='color:{model_color(r['model'])}'>■</span> {r['model']}"
-            + (" ★" if r["winner"] else "") for r in rows)
-            + "  · the winner's bars are outlined")
+            f"<span style='color:{model_color(r['model'])}'>{'▨' if r['partial'] else '■'}"
+            f"</span> {r['model']}" + (" ★" if r["winner"] else "")
+            + (" (partial)" if r["partial"] else "") for r in rows)
+            + "  · the winner's bars are outlined"
+            + ("; hatched: a partial run, not ranked" if partial else ""))
         notes = list(res.notes)
         if basis and not any(n.startswith("speedup") for n in notes):
             notes.insert(0, f"speedup relative to {basis}")
@@ -328,6 +357,23 @@ class CompareView(QWidget):
 
     def tick(self) -> None:
         self.bands.tick()
+
+    def _mark_partial(self, r: ModelResult) -> None:
+        if r.run_id is not None and r.partial:
+            self.data.partial.add(r.run_id)
+            self.bands.fit()
+
+    def show_saved(self, res: CompareResult, recs: Iterable[TaskRecord]) -> None:
+        """A comparison that ended earlier (a replay): its bands from the runs' task records,
+        then its table, charts and readings, as they were when it finished."""
+        self.begin(res.models, res.label or f"{res.workload} · {res.tasks} tasks")
+        self.t0_ns = self.data.t0_ns = res.t0_ns
+        for r in res.results:
+            if r.run_id is not None and r.start_ns is not None:
+                self.adopt_run(r.run_id, r.model, r.start_ns)
+        self.live_run = None
+        self.update_tasks(recs)
+        self.set_result(res)
 
     # -- table ---------------------------------------------------------------------------------------
     def _fill_table(self) -> None:
@@ -352,7 +398,9 @@ class CompareView(QWidget):
                     else "settling"
             else:
                 status = "waiting" if self.running else "-"
-            cells = [star, m if status == "complete" else f"{m} · {status}"]
+            partial = r is not None and r.partial
+            cells = [star, m if status == "complete" else
+                     f"{m} · partial ({status})" if partial else f"{m} · {status}"]
             if r is None:
                 cells += [""] * (len(TABLE_COLS) - 2)
             else:
@@ -371,8 +419,13 @@ class CompareView(QWidget):
                                           | Qt.AlignmentFlag.AlignVCenter)
                 if c in (0, 1):
                     item.setForeground(QColor(model_color(m)))
+                elif partial:  # its figures describe part of a run: dimmed, as in the charts
+                    item.setForeground(QColor(theme.DIM))
+                else:
+                    item.setData(Qt.ItemDataRole.ForegroundRole, None)
                 font = item.font()
                 font.setBold(bool(star))
+                font.setItalic(partial)
                 item.setFont(font)
             tip = r.reading if r is not None else ""
             for c in range(len(TABLE_COLS)):

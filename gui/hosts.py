@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
     from PySide6.QtWidgets import QMenu, QWidget
 
+    from engine.compare import CompareResult
+
     from .replay_load import PreparedReplay
 
 
@@ -114,6 +116,11 @@ class ReplayHost(RunRegistry, Protocol):
 
     def show_recorded_samples(self) -> None:
         """Draw every CPU sample of the window's store at once, on the trace's time axis."""
+        ...
+
+    def show_comparison(self, result: CompareResult) -> None:
+        """Show a saved comparison in the Compare tab:
+        its bands, table, charts and readings, as when it finished."""
         ...
 
     def show_whole_trace(self) -> None:

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 import engine
 from engine import Pumped, RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
 from engine.clock import now_ns
+from engine.compare import CompareResult
 from engine.trace import Replay
 
 from .compare_mode import CompareMode
@@ -285,6 +286,10 @@ class MainWindow(QMainWindow):
             self.cpu.add_samples(samples)
             self.last_sample = samples[-1]
             self.cpu.redraw(self.clock_ns())
+
+    def show_comparison(self, result: CompareResult) -> None:
+        """A saved comparison in the Compare tab (a replay): see gui.hosts.ReplayHost."""
+        self.compare.show_saved(result)
 
     def show_whole_trace(self) -> None:
         """Time stands still at the trace's end: the timeline shows all of it, and the CPU

@@ -49,5 +49,7 @@ def enter_replay_mode(win: ReplayHost, replay: Replay) -> None:
     for r in sorted(replay.store.runs(), key=lambda r: r.run_id):
         win.show_run(r)
     win.show_recorded_samples()
+    if replay.comparisons:  # the trace's last comparison, as the live window last showed it
+        win.show_comparison(replay.comparisons[-1])
     win.show_whole_trace()
     win.refresh_status()

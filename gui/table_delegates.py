@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEvent, QRect, Qt, Signal
-from PySide6.QtGui import QMouseEvent, QPainter, QPixmap
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -105,6 +105,10 @@ def style_table(v: QTableView) -> None:
 class ProgressDelegate(QStyledItemDelegate):
     """A progress bar in a cell (painted, not a widget; cached as pixmaps, see _PixmapCache).
 
+    CELL_ROLE gives ``(fraction, text)``, or ``(segments, text)`` with ``segments`` a tuple of
+    ``(fraction, colour)``: a bar of several parts side by side (a run's tasks that finished,
+    failed, timed out, were cancelled), each in its colour.
+
     Pixmaps are keyed by the bar's exact value (per mille, what the bar is drawn from) and
     text, so the cache never changes a bar's look. Finished, queued and stalled rows hit the
     cache; a running bar that moved is drawn once more. 500 pixmaps of a 110x24 cell: ~5 MB.
@@ -119,34 +123,56 @@ class ProgressDelegate(QStyledItemDelegate):
 
     def paint(self, p: QPainter, opt: QStyleOptionViewItem, index: Index) -> None:
         frac, text = index.data(CELL_ROLE) or (index.data(PROGRESS_ROLE), index.data())
-        frac = frac or 0.0
-        text = text or f"{frac * 100:.0f}%"
-        permille = int(frac * 1000)
+        if isinstance(frac, tuple):
+            segs = tuple((int(f * 1000), c) for f, c in frac)
+            permille = sum(f for f, _ in segs)
+            text = text or f"{permille / 10:.0f}%"
+        else:
+            frac = frac or 0.0
+            text = text or f"{frac * 100:.0f}%"
+            permille = int(frac * 1000)
+            segs = ()
         cell = opt.rect
         widget = opt.widget
         style = widget.style() if widget else QApplication.style()
         if not self.cache_enabled:
-            self._draw(p, cell, style, widget, permille, text)
+            self._draw(p, cell, style, widget, permille, text, segs)
             return
         w, h = cell.width(), cell.height()
-        key = (permille, text, w, h)
+        key = (permille, text, w, h, segs)
         pm = self.cache.get(p, style, widget, key)
         if pm is None:
             pm = self.cache.render(p, key, w, h, lambda q, r: self._draw(
-                q, r, style, widget, permille, text))
+                q, r, style, widget, permille, text, segs))
         p.drawPixmap(cell.topLeft(), pm)
 
     @staticmethod
     def _draw(p: QPainter, cell: QRect, style: QStyle, widget: QWidget | None, permille: int,
-              text: str) -> None:
+              text: str, segs: tuple[tuple[int, str], ...] = ()) -> None:
         bar = QStyleOptionProgressBar()
         bar.rect = cell.adjusted(3, 3, -3, -3)
         bar.minimum, bar.maximum = 0, 1000
-        bar.progress = permille
+        bar.progress = 0 if segs else permille
         bar.text = text
         bar.textVisible = True
         bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
+        if not segs:
+            style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, p, widget)
+            return
+        # The empty groove, each part in its colour, then the text over them.
+        bar.textVisible = False
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, p, widget)
+        inner = bar.rect.adjusted(1, 1, -1, -1)
+        x, acc = inner.left(), 0
+        for f, colour in segs:
+            acc += f
+            right = inner.left() + round(inner.width() * min(acc, 1000) / 1000)
+            if right > x:
+                p.fillRect(QRect(x, inner.top(), right - x, inner.height()), QColor(colour))
+            x = right
+        p.setPen(widget.palette().color(QPalette.ColorRole.Text) if widget is not None
+                 else QApplication.palette().color(QPalette.ColorRole.Text))
+        p.drawText(bar.rect, int(Qt.AlignmentFlag.AlignCenter), text)
 
 
 class ButtonDelegate(QStyledItemDelegate):

@@ -22,7 +22,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor
 
-from engine import RunRecord, TaskRecord
+from engine import RunRecord, State, TaskRecord
 
 from . import theme
 from .task_text import fmt_s, worker_text
@@ -379,6 +379,11 @@ class TaskTableModel(_RecordTableModel):
         return None
 
 
+#: How a run's tasks can end, in the order its progress bar shows them.
+ENDINGS = ("finished", "failed", "timed_out", "cancelled")
+_ENDING_COLOURS = {k: theme.STATE_COLORS[State(k)] for k in ENDINGS}
+
+
 class RunTableModel(_RecordTableModel):
     """One row per run: what it is, its progress, its counts, and Cancel run."""
 
@@ -410,7 +415,25 @@ class RunTableModel(_RecordTableModel):
     @staticmethod
     def ended(run: RunRecord) -> int:
         c = run.counts
-        return sum(c.get(k, 0) for k in ("finished", "failed", "cancelled", "timed_out"))
+        return sum(c.get(k, 0) for k in ENDINGS)
+
+    @staticmethod
+    def progress(run: RunRecord) -> tuple[tuple[tuple[float, str], ...], str]:
+        """The run's progress cell: one segment per way its tasks ended, ``(fraction of the
+        run, colour)`` in :data:`ENDINGS` order, and the text, which counts finished tasks
+        only: "8 cancelled" is an empty "0/8" bar, all grey, never a full "8/8"."""
+        n = len(run.task_ids)
+        c = run.counts
+        segs = tuple((c.get(k, 0) / n, _ENDING_COLOURS[k]) for k in ENDINGS
+                     if n and c.get(k, 0) > 0)
+        return segs, f"{c.get('finished', 0)}/{n}"
+
+    @staticmethod
+    def progress_tip(run: RunRecord) -> str:
+        c = run.counts
+        parts = [f"{c.get(k, 0)} {k.replace('_', ' ')}" for k in ENDINGS if c.get(k, 0) > 0]
+        return (f"{', '.join(parts) or 'none ended'} of {len(run.task_ids)} tasks"
+                " (the bar: green finished, red failed, purple timed out, grey cancelled)")
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -424,10 +447,10 @@ class RunTableModel(_RecordTableModel):
                 return f"run {run.run_id}"
             if c == 1:
                 return spec.model + (" (GUI loop)" if self.on_gui_loop(run.run_id) else "")
-            if c == 2:
-                return f"{spec.workload} · {spec.tasks} × {fmt_s(spec.size_s)}"
+            if c == 2:  # a custom run by its call: the size means nothing to it
+                return spec.label
             if c == self.C_PROG:
-                return f"{self.ended(run)}/{n}"
+                return self.progress(run)[1]
             if c == 4:
                 order = ("running", "finished", "failed", "cancelled", "timed_out", "queued")
                 parts = [f"{run.counts.get(k, 0)} {k.replace('_', ' ')}" for k in order
@@ -443,7 +466,7 @@ class RunTableModel(_RecordTableModel):
             return None
         if role == CELL_ROLE:
             if c == self.C_PROG:
-                return (self.ended(run) / n if n else 1.0, f"{self.ended(run)}/{n}")
+                return self.progress(run)
             if c == self.C_CANCEL:
                 return ("Cancel run", not run.done)
             if c == self.C_FORCE:
@@ -452,13 +475,17 @@ class RunTableModel(_RecordTableModel):
             return None
         if role == ID_ROLE:
             return run.run_id
-        if role == PROGRESS_ROLE:
-            return self.ended(run) / n if n else 1.0
+        if role == PROGRESS_ROLE:  # the share that finished
+            return run.counts.get("finished", 0) / n if n else 1.0
         if role == ENABLED_ROLE:
             if c == self.C_FORCE:
                 return not run.done and self.can_force(run.run_id)
             return not run.done
         if role == Qt.ItemDataRole.ToolTipRole:
+            if c == self.C_PROG:
+                return self.progress_tip(run)
+            if c == 2:
+                return spec.label
             if c == self.C_CANCEL:
                 return "Cancel every task of this run that has not ended"
             if c == self.C_FORCE:

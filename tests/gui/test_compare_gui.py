@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 
 from engine import State
+from gui.compare_view import TABLE_COLS
 
 from .helpers import fill
 
@@ -69,8 +70,9 @@ def test_two_models_run_one_after_another_with_bands_results_and_readings(
     for r in res.results:
         assert r.gui_lag_p99_ms is not None, r
         assert r.wall_s is not None and r.tasks_per_s is not None
-    assert rows["threads"][6].endswith(" ms") and rows["threads"][6] != "n/a"
-    assert rows["sequential"][3] == "1.00×"
+    lag = TABLE_COLS.index("window lag p99")
+    assert rows["threads"][lag].endswith(" ms") and rows["threads"][lag] != "n/a"
+    assert rows["sequential"][TABLE_COLS.index("speedup")] == "1.00×"
     # The readings are the engine's sentences.
     text = view.readings.toPlainText()
     for r in res.results:
@@ -79,6 +81,7 @@ def test_two_models_run_one_after_another_with_bands_results_and_readings(
     wall = view.charts.charts[0]
     assert list(wall.bars.opts["height"]) == [r.wall_s for r in res.results]
     assert len(view.charts.charts) == 7
+    assert view.charts.titles()[1] == "speedup over sequential"
     # Toggling to the compare clock redraws the same bars on one clock.
     view.align.setChecked(False)
     assert view.data.n == 8

@@ -128,6 +128,10 @@ def test_a_custom_function_runs_under_each_ticked_model(window: Any, qtbot: Any,
         assert all(t.state is State.FINISHED for t in window.store.tasks(r.run_id))
     assert res.winner in ("threads", "processes")
     assert all(r.reading for r in res.results)
+    # Labelled by what it runs, not "custom · 2 × 100.0 ms" (the size means nothing to it).
+    what = f"{user_file.name}:crunch(200000) · 2 tasks"
+    assert [window.runs.index(i, 2).data() for i in range(2)] == [what, what]
+    assert window.compare.view.status.text().startswith(what)
 
 
 def test_show_code_dialog_has_one_tab_per_model_with_the_generated_script(
