@@ -153,7 +153,7 @@ class BandAxis(pg.AxisItem):
         super().__init__("left")
         self.data = data
         self.label_of = label
-        self.setWidth(130)
+        self.setWidth(160)  # pyqtgraph drops a label wider than its axis
         self.setStyle(tickLength=0, autoExpandTextSpace=False)
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:

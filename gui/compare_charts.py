@@ -26,9 +26,9 @@ from .theme import model_color
 METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("wall_s", "wall time (s) · dark: start-up", ".2f", "low"),
     ("speedup", "speedup", SPEEDUP_FMT, "high"),
-    ("busy_cores", "busy cores (the run's own)", CORES_FMT, ""),
+    ("busy_cores", "busy cores (its own)", CORES_FMT, ""),
     ("peak_mb", "peak memory (MB)", ".0f", "low"),
-    ("gui_lag_p99_ms", "window lag p99 while it ran (ms)", ".1f", "low"),
+    ("gui_lag_p99_ms", "window lag p99 (ms)", ".1f", "low"),
     ("tasks_per_s", "tasks per second", ".1f", "high"),
     ("overhead_ms", "overhead per task (ms)", ".1f", "low"),
 )

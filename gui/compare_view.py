@@ -71,7 +71,7 @@ TABLE_FIGURES: tuple[tuple[str, str, str, str], ...] = (
     ("tasks_per_s", ".1f", "", "-"),
     ("overhead_ms", ".1f", " ms", "n/a"),
 )
-TABLE_WIDTHS = (18, 132, 62, 62, 58, 82, 70, 62, 58, 96, 56, 70)
+TABLE_WIDTHS = (18, 190, 76, 70, 64, 84, 76, 66, 62, 100, 62, 80)
 TABLE_TIPS = (
     "★ marks the winner: the lowest wall time among complete runs (at least two must complete)",
     "the model (and its status when it did not complete: a partial run is not ranked)",
@@ -189,25 +189,28 @@ class CompareView(QWidget):
         self.notes.setObjectName("hint")
         self.notes.setWordWrap(True)
 
-        bottom = QWidget()
-        bl = QHBoxLayout(bottom)
-        bl.setContentsMargins(0, 0, 0, 0)
-        left = QVBoxLayout()
-        left.setSpacing(2)
-        left.addWidget(self.table, 1)
-        bl.addLayout(left, 5)
-        right = QVBoxLayout()
-        right.setSpacing(2)
-        right.addWidget(self.readings, 1)
-        right.addWidget(self.notes)
-        bl.addLayout(right, 3)
+        # The table and the readings each get the tab's whole width (a row of twelve figures
+        # beside the sentences needed a horizontal scroll bar even at 1600 px).
+        words = QWidget()
+        wl = QVBoxLayout(words)
+        wl.setContentsMargins(0, 0, 0, 0)
+        wl.setSpacing(2)
+        wl.addWidget(self.readings, 1)
+        wl.addWidget(self.notes)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.bands)
         split.addWidget(charts_box)
-        split.addWidget(bottom)
-        split.setSizes([270, 125, 175])
+        split.addWidget(self.table)
+        split.addWidget(words)
+        split.setSizes([250, 120, 96, 110])
         split.setChildrenCollapsible(False)
+        # Short of room, the bands give way last: they are what the tab is about.
+        for i, stretch in enumerate((4, 2, 1, 1)):
+            split.setStretchFactor(i, stretch)
+        self.bands.setMinimumHeight(90)
+        self.table.setMinimumHeight(60)
+        self.readings.setMinimumHeight(40)
         lay.addWidget(split, 1)
 
     # -- clocks and labels -----------------------------------------------------------------------
@@ -224,7 +227,7 @@ class CompareView(QWidget):
         model = self.data.run_model.get(run_id, "?")
         r = self.results.get(model)
         star = "★ " if r is not None and r.winner else ""
-        partial = f" · partial ({r.status})" if r is not None and r.partial else ""
+        partial = " · partial" if r is not None and r.partial else ""
         return f"{star}{model}{partial}"
 
     # -- feeding ---------------------------------------------------------------------------------

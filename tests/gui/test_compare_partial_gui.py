@@ -66,7 +66,7 @@ def test_a_cancelled_run_is_partial_everywhere_and_never_ranked(window: Any, qtb
     assert not rows["threads"][""] and not rows["asyncio"][""]
     # The band is hatched and labelled.
     assert thr.run_id in view.data.partial and aio.run_id not in view.data.partial
-    assert view.band_label(thr.run_id) == "threads · partial (cancelled)"
+    assert view.band_label(thr.run_id) == "threads · partial"
     # The charts: its bars hatched, its values labelled partial, no negative overhead.
     wall = view.charts.chart("wall_s")
     styles = [b.style() for b in wall.bars.opts["brushes"]]
