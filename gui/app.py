@@ -70,10 +70,31 @@ def platform_problem(env: dict[str, str] | None = None) -> str | None:
     return None
 
 
+def subcommands_help() -> str:
+    """The headless subcommands, one a line, for ``taskscope --help``: the engine's own (from
+    its parser) and ``bench``, which lives with the GUI."""
+    from engine.cli import build_parser
+
+    lines = ["subcommands (headless; `taskscope COMMAND --help` for each):"]
+    for action in build_parser()._subparsers._group_actions:  # type: ignore[union-attr]
+        for choice in action._choices_actions:  # type: ignore[attr-defined]
+            lines.append(f"  {choice.dest:<10} {choice.help}")
+    lines.append("  bench      measure speed and responsiveness against the targets "
+                 "(opens windows offscreen)")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="taskscope", description=(
-        "Open the TaskScope window. Subcommands (run, compare, bench, models, workloads) "
-        "run headless instead."))
+    argv = list(argv)
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    ap = argparse.ArgumentParser(
+        prog="taskscope",
+        usage="taskscope [--preset N] [--start] [--replay PATH] [--quit-after SECONDS]\n"
+              "       taskscope {run,compare,bench,models,workloads,pythons} ...",
+        description="See Python concurrency as it happens. With no subcommand, open the "
+                    "TaskScope window.",
+        epilog=subcommands_help() if wants_help else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
                     help="close the window after this many seconds (for demos and smoke tests)")
     ap.add_argument("--preset", type=int, default=None, metavar="N",
@@ -83,7 +104,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--replay", default=None, metavar="PATH",
                     help="open a saved trace (taskscope run ... --trace PATH, or File > Export) "
                          "in a read-only replay window at start")
-    return ap.parse_args(list(argv))
+    return ap.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,26 +128,25 @@ def run(args: argparse.Namespace, on_shown: Callable[[MainWindow], None] | None 
     session = make_session()  # the engine process starts (spawned, Qt-free) while Qt loads
 
     import qasync
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from . import theme
     from .main_window import MainWindow
+    from .settings import APPLICATION, ORGANIZATION
 
     app = QApplication.instance() or QApplication(["taskscope"])
     assert isinstance(app, QApplication)
-    app.setApplicationName("TaskScope")
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
     app.setQuitOnLastWindowClosed(False)  # the window's close handler ends the loop itself
     theme.apply(app)
 
     code = 0
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
         loop = runner.get_loop()
-        win = MainWindow(session, loop)
-        screen = app.primaryScreen()
-        if screen is not None:
-            avail = screen.availableGeometry()
-            win.resize(min(1600, avail.width()), min(1000, avail.height()))
+        # It remembers its form, size and pane sizes (QSettings, under the names above).
+        win = MainWindow(session, loop, settings=QSettings())
         win.show()
         win.raise_()
         win.activateWindow()  # without a window manager nothing else gives it keyboard focus

@@ -6,13 +6,16 @@ and the form shows its message under that field (red border, one line), before a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QLabel,
     QLineEdit,
@@ -26,6 +29,7 @@ import engine
 from engine import RunSpec, SpecError
 
 from .custom_panel import CustomPanel
+from .settings import restore_each
 
 #: Bounds for "Coroutines on the GUI loop": a lesson, not a way to run big jobs on the UI.
 GUI_LOOP_MAX_TASKS = 50
@@ -33,11 +37,14 @@ GUI_LOOP_MAX_SIZE_S = 1.0
 #: Tasks x size: a blocking coroutine freezes the window for its whole size, one after another.
 GUI_LOOP_MAX_TOTAL_S = 5.0
 
+CUSTOM_TEXT = ("Your own function, run once per task: name it below (a module's function, or "
+               "a .py file's) and give its arguments.")
+
 PARAM_HINTS = {
     "http": "delay=20ms  (latency per request)",
     "blocking": "mode=sleep  or  mode=cpu",
-    "fail": "every=3  (every 3rd task fails)",
-    "crash": "every=3  (every 3rd task's worker dies)",
+    "fail": "every=3  (tasks #0, #3, #6… fail)",
+    "crash": "every=3  (tasks #0, #3, #6… crash their worker)",
 }
 
 
@@ -61,8 +68,10 @@ PRESETS: tuple[Preset, ...] = (
            "threads and coroutines wait together.",
            ("sequential", "threads", "asyncio"), "sleep", 20, "300ms", "10"),
     Preset("CPU-bound: threads vs processes",
-           "Pure-Python arithmetic holds the GIL: 4 threads take turns on one core at a time, "
-           "4 processes use every core.",
+           "Pure-Python arithmetic holds the GIL: only one of the 4 threads runs at a time, "
+           "so together they get about one core's worth of work done. The OS moves the GIL "
+           "holder between cores, so the per-core plot shows every core partly busy, adding "
+           "up to about one. 4 processes, each with its own GIL, keep every core busy.",
            ("threads", "processes"), "cpu", 8, "500ms", "4"),
     Preset("NumPy releasing the GIL",
            "NumPy's C loops release the GIL, so threads do run in parallel here.",
@@ -72,8 +81,9 @@ PRESETS: tuple[Preset, ...] = (
            "Tick 'Coroutines on the GUI loop' to feel it in this window.",
            ("asyncio",), "blocking", 10, "300ms", "", "", "collect", "mode=sleep"),
     Preset("A crash in a worker",
-           "Every 3rd task's worker process dies mid-task. The pool replaces it; the other "
-           "tasks carry on and the crashed ones are reported as failed.",
+           "Tasks #0, #3 and #6 (every=3: one task in 3, counting from the first) kill their "
+           "worker process mid-task. The pool replaces it; the other tasks carry on and the "
+           "crashed ones are reported as failed.",
            ("processes",), "crash", 9, "600ms", "2", "", "collect", "every=3"),
 )
 
@@ -120,9 +130,13 @@ class Controls(QWidget):
 
     startRequested = Signal(list, bool)  # list[RunSpec], on the GUI loop
     showCodeRequested = Signal()
+    #: A field now shows an error: the window scrolls the form to it.
+    fieldShown = Signal(QWidget)
 
     def __init__(self) -> None:
         super().__init__()
+        self.extra_state = {}
+        self._refusal = "Not started"
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 4, 8, 8)
@@ -142,22 +156,29 @@ class Controls(QWidget):
         pl.addWidget(self.story)
         outer.addWidget(pbox)
 
-        # Models
+        # Models, in two columns (one took the Start button off a laptop's screen): the
+        # available ones first, then those this interpreter lacks (greyed, the reason in the
+        # tooltip).
         mbox = QGroupBox("Concurrency models (several: one after another)")
         ml = QVBoxLayout(mbox)
         ml.setSpacing(2)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(2)
         self.model_boxes: dict[str, QCheckBox] = {}
-        for info in engine.all_models():
+        infos = sorted(engine.all_models(), key=lambda i: not i.available)  # stable
+        for k, info in enumerate(infos):
             cb = QCheckBox(info.name)
             tip = f"{info.description}\nCancel: {info.cancel_note}"
             if not info.available:
                 cb.setEnabled(False)
-                cb.setText(f"{info.name}  (unavailable)")
+                cb.setText(f"{info.name} (n/a)")
                 tip = f"Not available here: {info.reason}\n\n{tip}"
             cb.setToolTip(tip)
             cb.toggled.connect(self._models_changed)
             self.model_boxes[info.name] = cb
-            ml.addWidget(cb)
+            grid.addWidget(cb, k // 2, k % 2)
+        ml.addLayout(grid)
         self.models_field = Field(QLabel(""))
         self.models_field.editor.hide()
         ml.addWidget(self.models_field)
@@ -230,20 +251,27 @@ class Controls(QWidget):
         form.addRow("On failure", self.fields["policy"])
         outer.addWidget(wbox)
 
+        outer.addStretch(1)
+        # Start, Show code and the line about what was last done: the form's footer, which
+        # the window keeps in view under the scrolling form (:attr:`footer`).
+        self.footer = QWidget(self)
+        fl = QVBoxLayout(self.footer)
+        fl.setContentsMargins(8, 4, 8, 4)
+        fl.setSpacing(4)
         self.start_btn = QPushButton("Start  (Ctrl+R)")
         self.start_btn.setObjectName("start")
         self.start_btn.clicked.connect(self.request_start)
-        outer.addWidget(self.start_btn)
+        fl.addWidget(self.start_btn)
         self.code_btn = QPushButton("Show code  (Ctrl+Shift+C)")
         self.code_btn.setToolTip("The standalone Python script for this configuration, one per "
                                  "model: runs without TaskScope")
         self.code_btn.clicked.connect(self.showCodeRequested)
-        outer.addWidget(self.code_btn)
+        fl.addWidget(self.code_btn)
         self.summary = QLabel("")
         self.summary.setObjectName("hint")
         self.summary.setWordWrap(True)
-        outer.addWidget(self.summary)
-        outer.addStretch(1)
+        fl.addWidget(self.summary)
+        outer.addWidget(self.footer)
 
         self.model_boxes["threads"].setChecked(True)
         self.set_workload("cpu")
@@ -253,7 +281,9 @@ class Controls(QWidget):
     # -- reactions ----------------------------------------------------------------------------
     def _workload_changed(self, name: str) -> None:
         wl = engine.WORKLOADS.get(name)
-        self.wl_desc.setText(wl.description if wl else "")
+        # The engine's descriptions speak the CLI ("params function=mod:fn"); the form's own
+        # fields say it for "custom".
+        self.wl_desc.setText(CUSTOM_TEXT if name == "custom" else wl.description if wl else "")
         hint = PARAM_HINTS.get(name, "")
         self.params.setPlaceholderText(hint or "none for this workload")
         self.params.setEnabled(bool(hint))
@@ -309,6 +339,90 @@ class Controls(QWidget):
         self.story.setText(p.story)
         self.clear_errors()
 
+    # -- remembered between launches (gui.settings) -----------------------------------------------
+    #: More values to remember, by key: (read it, set it). A widget added to the form later
+    #: (the interpreter selector) registers itself with :meth:`persist`.
+    extra_state: dict[str, tuple[Callable[[], Any], Callable[[Any], object]]]
+
+    def persist(self, key: str, get: Callable[[], Any], put: Callable[[Any], object]) -> None:
+        """Remember ``get()`` under ``key`` between launches; ``put(value)`` brings it back
+        (a value it refuses with TypeError, ValueError or KeyError is skipped)."""
+        self.extra_state[key] = (get, put)
+
+    def state(self) -> dict[str, Any]:
+        """The form's values (JSON-ready): what the window saves on close."""
+        out: dict[str, Any] = {
+            "preset": self.preset.currentIndex(),
+            "models": self.selected_models(),
+            "workload": self.workload_name(),
+            "gui_loop": self.gui_loop.isChecked(),
+            "policy": self.policy.currentText(),
+            "function": self.custom.function.text(),
+            "args": self.custom.args.text(),
+        }
+        for name in ("tasks", "size", "workers", "timeout", "params"):
+            out[name] = self.fields[name].editor.text()  # type: ignore[attr-defined]
+        for key, (get, _put) in self.extra_state.items():
+            out[key] = get()
+        return out
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Bring back values saved by :meth:`state`. Unknown models, workloads or keys and
+        values of the wrong type are skipped: a stale or damaged file never stops the form."""
+
+        def text(value: Any) -> str:
+            if not isinstance(value, str) or len(value) > 2000:
+                raise TypeError
+            return value
+
+        def preset(i: Any) -> None:
+            if not isinstance(i, int) or not 1 <= i <= len(PRESETS):
+                raise ValueError
+            self.preset.blockSignals(True)  # the saved fields follow; not the preset's own
+            self.preset.setCurrentIndex(i)
+            self.preset.blockSignals(False)
+            self.story.setText(PRESETS[i - 1].story)
+
+        def models(names: Any) -> None:
+            if not isinstance(names, list):
+                raise TypeError
+            known = [n for n in names if isinstance(n, str) and n in self.model_boxes
+                     and self.model_boxes[n].isEnabled()]
+            if not known:
+                raise ValueError
+            for n, cb in self.model_boxes.items():
+                cb.setChecked(n in known)
+
+        def workload(name: Any) -> None:
+            if text(name) not in engine.WORKLOADS:
+                raise KeyError(name)
+            self.set_workload(name)
+
+        def policy(name: Any) -> None:
+            if text(name) not in engine.spec.POLICIES:
+                raise KeyError(name)
+            self.policy.setCurrentText(name)
+
+        def line(name: str) -> Callable[[Any], object]:
+            return lambda v: self.fields[name].editor.setText(text(v))  # type: ignore[attr-defined]
+
+        def gui_loop(on: Any) -> None:
+            if not isinstance(on, bool):
+                raise TypeError
+            self.gui_loop.setChecked(on and self.gui_loop.isEnabled())
+
+        setters: dict[str, Callable[[Any], object]] = {
+            "preset": preset, "models": models, "workload": workload, "policy": policy,
+            **{n: line(n) for n in ("tasks", "size", "workers", "timeout")},
+            "params": lambda v: self.params.setText(text(v)) if self.params.isEnabled() else None,
+            "function": lambda v: self.custom.function.setText(text(v)),
+            "args": lambda v: self.custom.args.setText(text(v)),
+            "gui_loop": gui_loop,
+            **{k: put for k, (_get, put) in self.extra_state.items()},
+        }
+        restore_each(state, setters)
+        self.clear_errors()
+
     # -- validation -------------------------------------------------------------------------------
     def workload_name(self) -> str:
         return str(self.workload.currentData() or self.workload.currentText())
@@ -328,10 +442,20 @@ class Controls(QWidget):
 
     def say(self, text: str) -> None:
         """One line under the form about what was last done (started, comparing, done...)."""
+        if self.summary.property("error"):
+            self.summary.setProperty("error", False)
+            self.summary.style().unpolish(self.summary)
+            self.summary.style().polish(self.summary)
         self.summary.setText(text)
 
     def show_error(self, err: SpecError) -> None:
+        """The error under its field (the field scrolled into view and focused), and a line
+        under Start saying nothing started, and why: Ctrl+R on a form whose error was
+        already showing changed nothing visible (issue 16)."""
+        self._say_not_started(err)
         if self.workload_name() == "custom" and self.custom.show_spec_error(err):
+            self.fieldShown.emit(self.custom.function if err.field not in (
+                "params.args", "params.kwargs") else self.custom.args)
             return
         name = err.field.split(".", 1)[0]
         target = {"model": self.models_field, "loop": self.gui_loop_field}.get(name) \
@@ -340,13 +464,25 @@ class Controls(QWidget):
         target.set_error(msg)
         if isinstance(target.editor, QLineEdit):
             target.editor.setFocus()
+        self.fieldShown.emit(target)
 
-    def build_specs(self) -> list[RunSpec] | None:
-        """Validate the form: the specs, or None after showing every error at its field."""
+    def _say_not_started(self, err: SpecError) -> None:
+        name = err.field.split(".", 1)[-1] if err.field.startswith("params.") else err.field
+        label = {"model": "models", "loop": "Coroutines on the GUI loop", "size": "size / task",
+                 "root": "function", "kwargs": "args"}.get(name, name)
+        self.say(f"{self._refusal}: {label}: {err.message}")
+        self.summary.setProperty("error", True)
+        self.summary.style().unpolish(self.summary)
+        self.summary.style().polish(self.summary)
+
+    def build_specs(self, refusal: str = "Not started") -> list[RunSpec] | None:
+        """Validate the form: the specs, or None after showing every error at its field (and
+        ``refusal``, with the error, under Start)."""
+        self._refusal = refusal
         self.clear_errors()
         models = self.selected_models()
         if not models:
-            self.models_field.set_error("choose at least one model")
+            self.show_error(SpecError("model", "choose at least one model"))
             return None
         specs: list[RunSpec] = []
         try:

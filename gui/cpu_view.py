@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFontMetricsF, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsPathItem,
@@ -44,6 +44,8 @@ GAP = 18.0  # space between bands
 TOTAL_C = "#d7dce2"
 APP_C = "#ff7b72"
 WORKERS_C = "#e3b341"
+#: The time axis' ticks, live: seconds before now (the plots' title says "last 60 s").
+SECONDS_AGO = [[(-v, f"{v} s ago" if v == 60 else str(v)) for v in (60, 50, 40, 30, 20, 10, 0)]]
 
 
 class Trace:
@@ -110,15 +112,59 @@ class Bands:
             r.setRect(QRectF(x0 - w, lo, 3 * w, hi - lo))
 
 
+class CoreScale(pg.AxisItem):
+    """Each core band's scale, at the right: "100%" at its top and "50%" at its middle, and
+    "0%" at the foot of the lowest band (a band's foot sits just above the next band's top,
+    so labelling both would overlap). Only what the band's height on screen has room for:
+    down to "100%" alone, then nothing (many cores on a short pane; the totals plot beside
+    keeps its own scale)."""
+
+    def __init__(self, ncores: int) -> None:
+        super().__init__("right")
+        self.ncores = ncores
+        self.setStyle(tickLength=3, hideOverlappingLabels=False)
+        # Room for "100%" after the tick and its offset: a label that does not fit whole is
+        # not drawn at all.
+        self.setWidth(int(QFontMetricsF(self.font()).horizontalAdvance("100%")) + 16)
+
+    def line_px(self) -> float:
+        return QFontMetricsF(self.style.get("tickFont") or self.font()).height() + 2
+
+    def labels(self, band_px: float) -> dict[float, str]:
+        """Where each label goes (y in the plot) for bands ``band_px`` pixels tall."""
+        line = self.line_px()
+        out: dict[float, str] = {}
+        if band_px < line:
+            return out
+        for c in range(self.ncores):
+            base = (self.ncores - 1 - c) * (BAND + GAP)
+            out[base + BAND] = "100%"
+            if band_px >= 2 * line:
+                out[base + BAND / 2] = "50%"
+        if band_px >= 2 * line:
+            out[0.0] = "0%"
+        return out
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        band_px = size * BAND / max(1e-9, abs(maxVal - minVal))
+        self._labels = self.labels(band_px)
+        return [(1.0, sorted(self._labels))]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        labels = getattr(self, "_labels", {})
+        return [labels.get(v, "") for v in values]
+
+
 def cache_axes(plot: pg.PlotWidget) -> None:
     """Keep the plot's axes (labels and grid) as pixmaps, redrawn only when they change."""
-    for name in ("left", "bottom"):
+    for name in ("left", "bottom", "right"):
         plot.getPlotItem().getAxis(name).setCacheMode(
             QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 class CpuView(QWidget):
-    """Per-core bands on top, total / this app / worker processes below."""
+    """Per-core bands on the left; beside them the whole machine's total, TaskScope's own
+    processes (window and engine) and the worker processes, each as a share of the machine."""
 
     def __init__(self, ncores: int, capacity: int = 4096) -> None:
         super().__init__()
@@ -136,9 +182,13 @@ class CpuView(QWidget):
         self.origin_ns: int | None = None
         self._labels_at = -math.inf  # when the readout and legend texts were last set
 
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
+        # Per core on the left, the machine's totals on the right, side by side: stacked,
+        # the two plots and their axes took a third of a laptop screen's height (issue 16).
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 6, 0)  # a margin for the right-edge labels
+        lay.setSpacing(8)
+        left_col = QVBoxLayout()
+        left_col.setSpacing(0)
         head = QHBoxLayout()
         title = self.title = QLabel("CPU per core · last 60 s")
         title.setObjectName("paneTitle")
@@ -154,7 +204,7 @@ class CpuView(QWidget):
         # Opaque (it changes twice a second): a transparent label has the widgets under it,
         # up to the window's splitters, repainted with it.
         self.readout.setAutoFillBackground(True)
-        lay.addLayout(head)
+        left_col.addLayout(head)
 
         self.cores_plot = pg.PlotWidget()
         self.cores_plot.setAntialiasing(False)
@@ -166,28 +216,37 @@ class CpuView(QWidget):
         span = self.ncores * (BAND + GAP) - GAP
         pi.setYRange(-4, span + 4, padding=0)
         pi.setXRange(-WINDOW_S, 0, padding=0)
-        pi.getAxis("bottom").setStyle(showValues=False)
+        pi.getAxis("bottom").setTicks(SECONDS_AGO)
         left = pi.getAxis("left")
-        left.setWidth(64)
-        # Core 0 at the top, like `top` and `htop` list them.
+        left.setWidth(52)
+        # Core 0 at the top, like `top` and `htop` list them; each band's scale on the right.
         ticks = []
         for c in range(self.ncores):
             base = (self.ncores - 1 - c) * (BAND + GAP)
             ticks.append((base + BAND / 2, f"cpu{c}"))
-        minor = []
-        if self.ncores <= 8:
-            for c in range(self.ncores):
-                base = (self.ncores - 1 - c) * (BAND + GAP)
-                minor += [(base, "0%"), (base + BAND, "100%")]
         step = max(1, self.ncores // 16)
-        left.setTicks([ticks[::step], minor])
+        left.setTicks([ticks[::step]])
+        self.scale_axis = CoreScale(self.ncores)
+        pi.setAxisItems({"right": self.scale_axis})
+        pi.showAxis("right")
         self.bands = Bands(pi, [((self.ncores - 1 - c) * (BAND + GAP),
                                  (self.ncores - 1 - c) * (BAND + GAP) + BAND)
                                 for c in range(self.ncores)])
         self.core_curve = Trace(pi, theme.ACCENT)
         cache_axes(self.cores_plot)
-        lay.addWidget(self.cores_plot, 3)
+        self.cores_plot.setMinimumHeight(90)
+        left_col.addWidget(self.cores_plot, 1)
+        lay.addLayout(left_col, 3)
 
+        right_col = QVBoxLayout()
+        right_col.setSpacing(0)
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.legend.setAutoFillBackground(True)  # see the readout
+        self.legend.setToolTip("Shares of the whole machine's CPU: the total; TaskScope's own "
+                               "processes (this window and the engine); the worker processes")
+        right_col.addWidget(self.legend)
         self.total_plot = pg.PlotWidget()
         self.total_plot.setAntialiasing(False)
         tp = self.total_plot.getPlotItem()
@@ -195,27 +254,28 @@ class CpuView(QWidget):
         tp.hideButtons()
         tp.setMouseEnabled(x=False, y=False)
         tp.showGrid(x=True, y=True, alpha=0.12)
-        tp.setYRange(-4, 106, padding=0)
+        tp.setYRange(-9, 109, padding=0)  # room for the 0% and 100% labels
         tp.setXRange(-WINDOW_S, 0, padding=0)
-        tp.setLabel("bottom", "seconds ago")
         tl = tp.getAxis("left")
-        tl.setWidth(64)
+        tl.setWidth(52)
         tl.setTicks([[(0, "0%"), (50, "50%"), (100, "100%")]])
-        self.total_plot.getPlotItem().getAxis("bottom").setTicks(
-            [[(-v, str(v)) for v in (60, 50, 40, 30, 20, 10, 0)]])
+        tl.setStyle(hideOverlappingLabels=False)  # 0% and 100% sit at the plot's edges
+        tp.getAxis("bottom").setTicks(SECONDS_AGO)
         self.total_plot.setXLink(self.cores_plot)
         self.total_curve = Trace(tp, TOTAL_C)
         self.workers_curve = Trace(tp, WORKERS_C)
         self.app_curve = Trace(tp, APP_C)
         cache_axes(self.total_plot)
-        self.total_plot.setMinimumHeight(80)
-        lay.addWidget(self.total_plot, 2)
-        self.legend = QLabel()
-        self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.legend.setAutoFillBackground(True)  # see the readout
-        lay.addWidget(self.legend)
+        self.total_plot.setMinimumHeight(90)
+        right_col.addWidget(self.total_plot, 1)
+        lay.addLayout(right_col, 2)
         self._legend(None)
+
+    def band_px(self) -> float:
+        """A core's band height on screen, in pixels (readable: 0% and 100% both labelled)."""
+        vb = self.cores_plot.getPlotItem().getViewBox()
+        y0, y1 = vb.viewRange()[1]
+        return vb.height() * BAND / max(1e-9, y1 - y0)
 
     def set_replay(self, origin_ns: int, n_samples: int) -> None:
         """Show a recorded trace: every sample, on seconds since ``origin_ns`` (the replay
@@ -233,9 +293,8 @@ class CpuView(QWidget):
         for plot in (self.cores_plot, self.total_plot):
             pi = plot.getPlotItem()
             pi.setMouseEnabled(x=True, y=False)
-        tp = self.total_plot.getPlotItem()
-        tp.getAxis("bottom").setTicks(None)
-        tp.setLabel("bottom", "time since the trace starts", units="s")
+        for plot in (self.cores_plot, self.total_plot):
+            plot.getPlotItem().getAxis("bottom").setTicks(None)  # seconds since the start
         self.readout.setText("no CPU samples in this trace" if n_samples == 0 else "")
 
     # -- data ---------------------------------------------------------------------------
@@ -290,8 +349,8 @@ class CpuView(QWidget):
             per = "  ".join(f"cpu{i} {c:.0f}%" for i, c in enumerate(s.cores[:8]))
             more = " …" if len(s.cores) > 8 else ""
             when = "at the end" if self.origin_ns is not None else "now"
-            self.readout.setText(f"{when}: {per}{more}  ·  sampled every "
-                                 f"{s.interval_s * 1e3:.0f} ms, unsmoothed")
+            self.readout.setText(f"{when}: {per}{more}")
+            self.readout.setToolTip(f"Sampled every {s.interval_s * 1e3:.0f} ms, unsmoothed")
             self._legend(s)
 
     def _legend(self, s: Any) -> None:
@@ -303,8 +362,8 @@ class CpuView(QWidget):
         app = f" {s.self_cpu / self.ncores:.0f}%" if s else ""
         wk = f" {sum(w.cpu for w in s.workers.values()) / self.ncores:.0f}%" if s else ""
         self.legend.setText(
-            f"<span style='color:{theme.DIM}'>Share of the whole machine:&nbsp;&nbsp; "
-            + "&nbsp;&nbsp;&nbsp;".join([
+            f"<span style='color:{theme.DIM}'>"
+            + "&nbsp;&nbsp;".join([
                 item(TOTAL_C, "total", total),
-                item(APP_C, "TaskScope (window + engine processes)", app),
-                item(WORKERS_C, "worker processes", wk)]) + "</span>")
+                item(APP_C, "TaskScope", app),
+                item(WORKERS_C, "workers", wk)]) + "</span>")

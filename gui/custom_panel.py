@@ -107,7 +107,7 @@ class CustomPanel(QWidget):
         row.setSpacing(4)
         self.function = QLineEdit()
         self.function.setObjectName("field_function")
-        self.function.setPlaceholderText("package.module:function or path/to/file.py:function")
+        self.function.setPlaceholderText("module:function or file.py:function")
         self.function.setToolTip(
             "The function to run once per task, by reference:\n"
             "  package.module:function   (importable from here)\n"
@@ -128,7 +128,7 @@ class CustomPanel(QWidget):
         lay.addWidget(self.function_error)
         self.args = QLineEdit()
         self.args.setObjectName("field_args")
-        self.args.setPlaceholderText('arguments as a JSON list, e.g. [100000, "x"]')
+        self.args.setPlaceholderText("arguments, a JSON list: [100000]")
         self.args.setToolTip("Positional arguments for every task, as a JSON list")
         lay.addWidget(self.args)
         self.args_error = QLabel()

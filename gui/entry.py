@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = {"run", "compare", "bench", "models", "workloads", "pythons", "-h", "--help"}
+SUBCOMMANDS = {"run", "compare", "bench", "models", "workloads", "pythons"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

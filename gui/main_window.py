@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -45,10 +46,18 @@ from .replay import enter_replay_mode
 from .replay_load import PreparedReplay, build_timeline, replay_end_ns
 from .run_toolbar import RunToolbar
 from .sampling import attach, detach
+from .settings import WindowSettings
 from .status_readouts import StatusReadouts
-from .task_text import describe_task
+from .task_text import describe_task, describe_task_line
 from .timeline_data import TimelineData
 
+#: The Compare tab's content never gets smaller than this: it scrolls instead.
+COMPARE_MIN_W, COMPARE_MIN_H = 600, 400
+#: The Timeline/Compare tabs never get shorter than this (the default layout and the splitter
+#: keep the timeline readable at 1100x700).
+VIEWS_MIN_H = 180
+#: The CPU plots never get shorter than this (two cores' bands keep their scale readable).
+CPU_MIN_H = 130
 IDLE_STATUS_S = 0.5  # see MainWindow.frame: the status bar's figures while idle
 TABLE_TICK_FRAMES = 6  # see MainWindow.frame: durations in the task table move at 5 Hz
 TABLE_OFFSET_MS = FRAME_MS // 2  # see MainWindow._table_paint
@@ -68,7 +77,8 @@ class MainWindow(QMainWindow):
     closed = Signal()
 
     def __init__(self, session: SessionAPI | None, loop: asyncio.AbstractEventLoop | None = None,
-                 *, replay: Replay | None = None, timeline: TimelineData | None = None) -> None:
+                 *, replay: Replay | None = None, timeline: TimelineData | None = None,
+                 settings: QSettings | None = None) -> None:
         super().__init__()
         if (session is None) == (replay is None):
             raise ValueError("MainWindow needs a session (live) or a replay, not both")
@@ -84,7 +94,9 @@ class MainWindow(QMainWindow):
             # A replay's bars, laid out off the GUI thread (gui.replay_load), or here if not.
             timeline = timeline or build_timeline(replay)
         self.setWindowTitle("TaskScope: Python concurrency, live")
-        self.resize(1500, 940)
+        #: What the window remembers between launches (None: nothing; a replay never does).
+        self.settings = WindowSettings(settings) if settings is not None and replay is None \
+            else None
 
         self.run_model: dict[int, str] = {}
         self.run_force: dict[int, bool] = {}
@@ -103,6 +115,15 @@ class MainWindow(QMainWindow):
 
         self._build(timeline or TimelineData(self.t0_ns))
         self.files = FileMenu(self, self.store, read_only=replay is not None)
+        self._build_view_menu()
+        #: Runs or a comparison were active on the last frame (see frame: follow stops after).
+        self._was_live = False
+        #: A status-bar message about runs that goes when they have all ended (see frame).
+        self._run_message: str | None = None
+        #: Runs started by hand, to say in the form how they ended (see _say_ended).
+        self._started: set[int] = set()
+        self._laid_out = False
+        self._restore()
         self.sampler = attach(session, loop) if loop is not None and session is not None else None
         self.pacer = FramePacer(self, self.frame, self._probe_idle)
         self.frame_timer = self.pacer.timer
@@ -128,17 +149,26 @@ class MainWindow(QMainWindow):
         scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(330)
-        scroll.setMaximumWidth(420)
-        self.controls_pane = scroll
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        # The form scrolls; its footer (Start, Show code, what was last done) stays in view.
+        left = QWidget()
+        left.setMinimumWidth(330)
+        left.setMaximumWidth(440)
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.setSpacing(0)
+        ll.addWidget(scroll, 1)
+        ll.addWidget(self.controls.footer)
+        self.controls_pane = left
+        self.controls.fieldShown.connect(lambda w: scroll.ensureWidgetVisible(w, 10, 30))
 
         self.cpu = CpuView(len(self._cores()))
 
         self.tl_data = tl_data
-        self.tl_pane = TimelinePane(tl_data, self.now_s, self.describe_task)
+        self.tl_pane = TimelinePane(tl_data, self.now_s, self.describe_task,
+                                    self.describe_task_line)
         self.timeline = self.tl_pane.timeline
         self.timeline.sigTaskClicked.connect(self.select_task)
-        self.tl_hint = self.tl_pane.hint
 
         self.tables = TablesPane(self.clock_ns, lambda r: self.run_model.get(r, ""),
                                  self.can_force, lambda r: self.run_gui_loop.get(r, False))
@@ -152,23 +182,37 @@ class MainWindow(QMainWindow):
         self.filter_state, self.filter_text = self.tables.filter_state, self.tables.filter_text
 
         # Compare mode (issue 5): several models run one after another; its view is a tab.
+        # The tab scrolls: on a laptop's screen the bands, charts and table keep readable
+        # sizes, and the tab's content never makes the window grow (issue 16).
         self.compare = CompareMode(self, self.session, self.controls)
+        self.compare.view.setMinimumSize(COMPARE_MIN_W, COMPARE_MIN_H)
+        self.compare_scroll = QScrollArea()
+        self.compare_scroll.setWidget(self.compare.view)
+        self.compare_scroll.setWidgetResizable(True)
+        self.compare_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.views = QTabWidget()
         self.views.setDocumentMode(True)
         self.views.addTab(self.tl_pane, "Timeline")
-        self.views.addTab(self.compare.view, "Compare")
+        self.views.addTab(self.compare_scroll, "Compare")
+        # The timeline's legend and tools sit in the tab bar's corner (a row of height saved).
+        self.views.setCornerWidget(self.tl_pane.tools, Qt.Corner.TopRightCorner)
+        self.views.currentChanged.connect(
+            lambda i: self.tl_pane.tools.setVisible(self.views.widget(i) is self.tl_pane))
+        self.views.setMinimumHeight(VIEWS_MIN_H)
         right = self.right_split = QSplitter(Qt.Orientation.Vertical)
+        right.setObjectName("rightSplit")
         right.addWidget(self.cpu)
         right.addWidget(self.views)
         right.addWidget(self.tables)
-        right.setSizes([250, 330, 360])
         right.setChildrenCollapsible(False)
+        right.setStretchFactor(1, 1)  # a taller window goes to the timeline first
 
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split = self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        split.setObjectName("mainSplit")
+        split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([350, 1150])
         split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
         self.setCentralWidget(split)
         self._build_toolbar()
         self.readouts = StatusReadouts(self.statusBar())
@@ -183,6 +227,7 @@ class MainWindow(QMainWindow):
         tb.act_cancel_all.triggered.connect(self.cancel_all)
         tb.act_kill_all.triggered.connect(lambda: self.cancel_all(force=True))
         tb.act_follow.toggled.connect(self.timeline.set_follow)
+        self.timeline.sigFollowChanged.connect(tb.act_follow.setChecked)
         tb.act_clear.triggered.connect(self.clear_finished)
         tb.act_code.triggered.connect(self.show_code)
         self.controls.showCodeRequested.connect(self.show_code)
@@ -191,6 +236,104 @@ class MainWindow(QMainWindow):
         self.act_start, self.act_cancel_all, self.act_kill_all = (
             tb.act_start, tb.act_cancel_all, tb.act_kill_all)
         self.act_follow, self.act_clear, self.act_code = tb.act_follow, tb.act_clear, tb.act_code
+
+    def _build_view_menu(self) -> None:
+        menu = self.view_menu = self.menuBar().addMenu("&View")
+        self.act_reset_layout = QAction("Reset layout", self)
+        self.act_reset_layout.setShortcut(QKeySequence("Ctrl+Shift+L"))
+        self.act_reset_layout.setToolTip("The window's default size and pane sizes "
+                                         "(Ctrl+Shift+L); the form keeps its values")
+        self.act_reset_layout.triggered.connect(self.reset_layout)
+        menu.addAction(self.act_reset_layout)
+        self.addAction(self.act_reset_layout)
+
+    # -- size and layout --------------------------------------------------------------------------
+    def default_size(self) -> QSize:
+        """1600x1000, or the screen's available area if that is smaller."""
+        size = QSize(1600, 1000)
+        screen = self.screen()
+        if screen is not None:
+            size = size.boundedTo(screen.availableGeometry().size())
+        return size
+
+    def _restore(self) -> None:
+        """The remembered form, size and pane sizes, where they are sound (else defaults)."""
+        saved = self.settings.layout() if self.settings is not None else {}
+        if self.settings is not None:
+            self.controls.restore_state(self.settings.form())
+        geometry = saved.get("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(self.default_size())
+        else:  # never larger than the screen it opens on
+            self.resize(self.size().boundedTo(self._screen_size()))
+        restored = all(name in saved and split.restoreState(saved[name])
+                       for name, split in self._splits().items())
+        # Splitter states that do not fit these panes (sizes summing to another window) are
+        # redone for this window's size on show.
+        self._laid_out = restored
+
+    def _screen_size(self) -> QSize:
+        screen = self.screen()
+        return screen.availableGeometry().size() if screen is not None else QSize(1600, 1000)
+
+    def _splits(self) -> dict[str, QSplitter]:
+        return {"mainSplit": self.main_split, "rightSplit": self.right_split,
+                "tablesSplit": self.tables.split}
+
+    def layout_state(self) -> dict[str, QByteArray]:
+        """The window's geometry and splitter states, to remember."""
+        out = {name: split.saveState() for name, split in self._splits().items()}
+        out["geometry"] = self.saveGeometry()
+        return out
+
+    def save_settings(self) -> None:
+        if self.settings is None:
+            return
+        self.settings.save_form(self.controls.state())
+        self.settings.save_layout(self.layout_state())
+        self.settings.sync()
+
+    def default_layout(self) -> None:
+        """Pane sizes for this window's size: the form at its width; on the right, the CPU
+        plots readable (about 40 px a core, with their scale), the Tasks table with 8 rows
+        and the Runs table with 3 when they fit, the timeline the rest (at least
+        VIEWS_MIN_H). At 1366x768 that is all of them; below, the tables give rows first."""
+        self.centralWidget().layout() and self.centralWidget().layout().activate()
+        width = max(1, self.main_split.width())
+        form_w = min(400, max(330, self.controls.sizeHint().width() + 24))
+        self.main_split.setSizes([form_w, max(1, width - form_w)])
+        total = sum(self.right_split.sizes()) or self.right_split.height()
+        handles = 2 * self.right_split.handleWidth()
+        avail = max(1, total - handles)
+        cpu = int(min(260, max(CPU_MIN_H, avail * 0.2)))
+        for runs, tasks in ((3, 8), (2, 8), (2, 6), (2, 5), (2, 4), (2, 3)):
+            tables = self.tables.height_for(runs, tasks)
+            if avail - cpu - tables >= VIEWS_MIN_H:
+                break
+        extra = avail - cpu - tables - VIEWS_MIN_H
+        if extra > 0 and tables < 0.36 * avail:  # a tall window: the tables grow a little too
+            tables += int(min(extra / 3, 0.36 * avail - tables))
+        views = max(VIEWS_MIN_H, avail - cpu - tables)
+        self.right_split.setSizes([cpu, views, tables])
+        self.tables.split.setSizes([self.tables.rows_height(self.runs_view, runs),
+                                    max(1, tables - self.tables.rows_height(self.runs_view, runs)
+                                        - self.tables.split.handleWidth())])
+        self._laid_out = True
+
+    def reset_layout(self) -> None:
+        """View > Reset layout: the default size (to fit the screen) and pane sizes."""
+        if self.isMaximized() or self.isFullScreen():
+            self.showNormal()
+        self.resize(self.default_size())
+        if self.settings is not None:
+            self.settings.forget_layout()
+        self.default_layout()
+        self.status_message("Layout reset to the default", 3000)
+
+    def showEvent(self, ev: QShowEvent) -> None:
+        super().showEvent(ev)
+        if not self._laid_out:
+            self.default_layout()
 
     def _cores(self) -> list[float]:
         if self.replay is not None:  # the traced machine's cores, not this one's
@@ -216,6 +359,13 @@ class MainWindow(QMainWindow):
         if r is None:
             return f"task {task_id}"
         return describe_task(r, self.run_model.get(r.run_id, ""), self.t0_ns, self.clock_ns())
+
+    def describe_task_line(self, task_id: int) -> str:
+        r = self.store.task(task_id)
+        if r is None:
+            return f"task {task_id}"
+        return describe_task_line(r, self.run_model.get(r.run_id, ""), self.t0_ns,
+                                  self.clock_ns())
 
     def register_run(self, run_id: int, model: str, *, can_force: bool | None = None,
                      gui_loop: bool = False) -> None:
@@ -296,17 +446,14 @@ class MainWindow(QMainWindow):
         plots follow its time axis (the same one: seconds since the trace starts)."""
         tl = self.timeline
         tl.stand_still("end", "time since the trace starts")
-        self.tl_hint.setText(REPLAY_HINT)
+        self.tl_pane.set_hint(REPLAY_HINT)
         self.cpu.cores_plot.setXLink(tl)
         tl.show_span(max(self.now_s(), 1e-3))
 
     def show_compare_tab(self) -> None:
-        """Bring the Compare tab up, with room for its bands, charts and table."""
-        self.views.setCurrentWidget(self.compare.view)
-        sizes = self.right_split.sizes()
-        total = sum(sizes)
-        if total > 0 and sizes[1] < 0.55 * total:
-            self.right_split.setSizes([int(total * 0.16), int(total * 0.64), int(total * 0.2)])
+        """Bring the Compare tab up. The panes keep the sizes the user gave them (the tab
+        scrolls where it needs more room): the Tasks table, with its Cancel buttons, stays."""
+        self.views.setCurrentWidget(self.compare_scroll)
 
     # -- commands -----------------------------------------------------------------------------------
     def start_runs(self, specs: list[RunSpec], on_gui_loop: bool = False) -> list[int]:
@@ -342,6 +489,7 @@ class MainWindow(QMainWindow):
             self.register_run(run.run_id, spec.model, gui_loop=loop is not None)
             ids.append(run.run_id)
         if ids:
+            self._started.update(ids)
             self.controls.say(
                 f"Started run{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}.")
             self.act_follow.setChecked(True)
@@ -365,16 +513,25 @@ class MainWindow(QMainWindow):
             return None
 
     def cancel_all(self, force: bool = False) -> int:
-        self.compare.cancel()  # a comparison must not go on to its next model
+        comparing = self.compare.cancel()  # a comparison must not go on to its next model
         n = self.command("cancel_all", force) or 0
-        self.status_message(
-            f"Cancel requested for {n} run{'s' if n != 1 else ''}"
-            + (" (process workers killed)" if force else ""), 4000)
+        if n or comparing:
+            what = "the comparison" if comparing else f"{n} run{'s' if n != 1 else ''}"
+            self.run_status(f"Cancel requested for {what}"
+                            + (" (process workers killed)" if force else ""))
+        else:
+            self.status_message("Nothing to cancel: no run is active", 3000)
         return n
+
+    def run_status(self, text: str) -> None:
+        """A status-bar message about the active runs: it goes once they have all ended
+        (issue 16: "Cancel requested for 1 run" stayed after the comparison had ended)."""
+        self._run_message = text
+        self.status_message(text)
 
     def show_code(self) -> None:
         """Show code: the standalone script for the form's configuration, one tab per model."""
-        specs = self.controls.build_specs()
+        specs = self.controls.build_specs("No code to show")
         if specs is None:
             return  # the form shows what is wrong
         from .code_dialog import CodeDialog  # on first use: it brings the script generator
@@ -489,6 +646,12 @@ class MainWindow(QMainWindow):
             self.cpu.redraw(self.clock_ns())
         self.timeline.tick()
         self.compare.tick()
+        live = live or self.compare.active
+        if self._was_live and not live:
+            self._all_ended()
+        self._was_live = live
+        if self._started:
+            self._say_ended()
         # The status bar's figures (lags, frame time) change on nearly every frame, and each
         # changed rich-text label is laid out and repainted with the bar under it: while idle
         # they are refreshed twice a second, at full rate while anything runs.
@@ -496,6 +659,34 @@ class MainWindow(QMainWindow):
             self._status_at = now
             self.refresh_status()
         self.frame_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def _all_ended(self) -> None:
+        """Every run (and comparison) has ended: the timeline stops following the clock, so
+        the bars stay where they are (they slid off the left edge), and messages about the
+        runs go."""
+        if self.act_follow.isChecked():
+            self.act_follow.setChecked(False)
+        if self._run_message is not None:
+            if self.statusBar().currentMessage() == self._run_message:
+                self.statusBar().clearMessage()
+            self._run_message = None
+
+    def _say_ended(self) -> None:
+        """Once the runs started by hand have ended, the form's line says how, instead of
+        "Started run 1." (issue 16)."""
+        runs = [self.store.run(rid) for rid in sorted(self._started)]
+        if any(r is not None and r.end_ns is None for r in runs):
+            return
+        done = [r for r in runs if r is not None]
+        self._started.clear()
+        if not done:
+            return
+        parts = []
+        for r in done:
+            counts = ", ".join(f"{n} {state}" for state, n in r.counts.items() if n)
+            wall = ((r.end_ns or r.start_ns) - r.start_ns) / 1e9
+            parts.append(f"Run {r.run_id} ended after {wall:.2f} s: {counts or 'no tasks'}.")
+        self.controls.say(" ".join(parts))
 
     def _table_paint(self) -> None:
         """Mark the task table's changed rows (and, at 5 Hz, its running durations) for a
@@ -547,6 +738,8 @@ class MainWindow(QMainWindow):
         if self._closed:
             ev.accept()
             return
+        if not self._closing:
+            self.save_settings()
         if self.session is None:  # a replay: nothing runs behind it
             self.files.shutdown()
             self.frame_timer.stop()

@@ -1,4 +1,4 @@
-"""The window's two working panes: the timeline with its legend, and the run and task tables.
+"""The window's two working panes: the timeline with its tools, and the run and task tables.
 
 Each pane builds its views and says what happens in it through signals (a Cancel or Kill
 clicked, a task selected); the window decides what that means. The window reads the views
@@ -18,7 +18,11 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -32,37 +36,79 @@ from .task_table import ID_ROLE, RunTableModel, TaskTableModel
 from .timeline import TimelineView
 from .timeline_data import TimelineData
 
-LIVE_HINT = "wheel: zoom · drag: pan · click: select · F: follow now"
-REPLAY_HINT = "wheel: zoom · drag: pan · click: select"
+LIVE_HINT = "wheel: zoom time · Ctrl+wheel: lanes · drag: pan · click: select · F: follow now"
+REPLAY_HINT = "wheel: zoom time · Ctrl+wheel: lanes · drag: pan · click: select"
+EMPTY_TEXT = ("Nothing has run yet.\nPick a preset on the left, then Start (Ctrl+R):\n"
+              "each task appears here as a bar, on the lane of the worker that runs it.")
 
 
 class TimelinePane(QWidget):
-    """The timeline under a title line: the state legend and how to move around."""
+    """The timeline over an info line and the state legend, with its tools (:attr:`tools`:
+    Fit, lane height) for the tab bar's corner.
+
+    The info line tells what the bar under the mouse is, or else how to move around: a
+    tooltip does that too, but tooltips never show on an X display without a window manager.
+    """
 
     def __init__(self, data: TimelineData, now_s: Callable[[], float],
-                 describe: Callable[[int], str]) -> None:
+                 describe: Callable[[int], str], describe_line: Callable[[int], str]) -> None:
         super().__init__()
         self.timeline = TimelineView(data, now_s, describe)
+        self.timeline.set_empty_text(EMPTY_TEXT)
+        self.describe_line = describe_line
+        self.hint_text = LIVE_HINT
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-        head = QHBoxLayout()
-        title = QLabel("Timeline · one lane per real worker")
-        title.setObjectName("paneTitle")
-        head.addWidget(title)
-        head.addSpacing(12)
-        for st in theme.STATE_ORDER:
-            if st is engine.State.QUEUED:
-                continue
-            sw = QLabel(f"<span style='color:{theme.STATE_COLORS[st]}'>■</span> "
-                        f"{theme.STATE_LABELS[st]}")
-            head.addWidget(sw)
-        head.addStretch(1)
-        self.hint = QLabel(LIVE_HINT)
-        self.hint.setObjectName("hint")
-        head.addWidget(self.hint)
-        lay.addLayout(head)
+        lay.setSpacing(0)
         lay.addWidget(self.timeline, 1)
+        foot = QHBoxLayout()
+        foot.setContentsMargins(6, 1, 8, 1)
+        self.info = QLabel()
+        self.info.setObjectName("hint")
+        self.info.setTextFormat(Qt.TextFormat.PlainText)
+        # Never wider than the pane: a long line is cut at the right, never widens the window.
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        foot.addWidget(self.info, 1)
+        self.legend = QLabel("&nbsp;&nbsp;".join(
+            f"<span style='color:{theme.STATE_COLORS[st]}'>■</span>&nbsp;"
+            f"{theme.STATE_LABELS[st].replace(' ', '&nbsp;')}"
+            for st in theme.STATE_ORDER if st is not engine.State.QUEUED))
+        foot.addWidget(self.legend)
+        lay.addLayout(foot)
+        self.timeline.item.sigHovered.connect(self.show_hovered)
+        self.show_hovered(-1)
+
+        self.tools = QWidget()
+        tl = QHBoxLayout(self.tools)
+        tl.setContentsMargins(0, 0, 6, 0)
+        tl.setSpacing(4)
+        self.fit_btn = QPushButton("Fit")
+        self.fit_btn.setToolTip("Zoom to the runs: every bar and every lane (stops following)")
+        self.fit_btn.clicked.connect(self.timeline.fit)
+        tl.addWidget(self.fit_btn)
+        tl.addSpacing(8)
+        tl.addWidget(QLabel("lanes"))
+        self.lanes_less = QToolButton()
+        self.lanes_less.setText("−")
+        self.lanes_less.setToolTip("Fewer, taller lanes (or Ctrl+wheel over the timeline)")
+        self.lanes_less.clicked.connect(lambda: self.timeline.zoom_lanes(1 / 1.5))
+        self.lanes_more = QToolButton()
+        self.lanes_more.setText("+")
+        self.lanes_more.setToolTip("More, thinner lanes, up to all of them (or Ctrl+wheel)")
+        self.lanes_more.clicked.connect(lambda: self.timeline.zoom_lanes(1.5))
+        tl.addWidget(self.lanes_less)
+        tl.addWidget(self.lanes_more)
+
+    def set_hint(self, text: str) -> None:
+        """How to move around, on the info line while no bar is under the mouse."""
+        self.hint_text = text
+        self.show_hovered(-1)
+
+    def show_hovered(self, task_id: int) -> None:
+        if task_id < 0:
+            self.info.setText(f"{self.timeline.axis_title} · {self.hint_text}")
+        else:
+            self.info.setText(self.describe_line(task_id))
 
 
 class TablesPane(QWidget):
@@ -100,7 +146,8 @@ class TablesPane(QWidget):
         # One run can be selected (click its row): File > Export selected run trace uses it.
         self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.runs_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.runs_view.setMinimumHeight(24 * 4 + 26)
+        # Two runs at least, above the tasks (a splitter between them moves it).
+        self.runs_view.setMinimumHeight(self.rows_height(self.runs_view, 2))
 
         # Tasks table
         self.tasks = TaskTableModel(now_ns, model_of, can_force)
@@ -136,14 +183,13 @@ class TablesPane(QWidget):
         self.count = QLabel("")
         self.count.setObjectName("hint")
 
-        tlay = QVBoxLayout(self)
-        tlay.setContentsMargins(0, 0, 0, 0)
-        tlay.setSpacing(3)
-        t1 = QLabel("Runs")
-        t1.setObjectName("paneTitle")
-        tlay.addWidget(t1)
-        tlay.addWidget(self.runs_view, 2)
+        self.tasks_view.setMinimumHeight(self.rows_height(self.tasks_view, 3))
+        tasks_box = QWidget()
+        tlay = QVBoxLayout(tasks_box)
+        tlay.setContentsMargins(0, 2, 0, 0)
+        tlay.setSpacing(2)
         frow = QHBoxLayout()
+        frow.setContentsMargins(0, 0, 6, 0)  # a margin for the count at the right edge
         t2 = QLabel("Tasks")
         t2.setObjectName("paneTitle")
         frow.addWidget(t2)
@@ -151,7 +197,37 @@ class TablesPane(QWidget):
         frow.addWidget(self.filter_text, 1)
         frow.addWidget(self.count)
         tlay.addLayout(frow)
-        tlay.addWidget(self.tasks_view, 5)
+        tlay.addWidget(self.tasks_view, 1)
+        self.filter_row_h = frow.sizeHint().height() + 4
+
+        # The Runs table over the Tasks table, a splitter between them.
+        self.split = QSplitter(Qt.Orientation.Vertical)
+        self.split.setObjectName("tablesSplit")
+        self.split.addWidget(self.runs_view)
+        self.split.addWidget(tasks_box)
+        self.split.setChildrenCollapsible(False)
+        self.split.setStretchFactor(1, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.split)
+
+    @staticmethod
+    def rows_height(view: QTableView, rows: int) -> int:
+        """The height a table view needs to show its header and ``rows`` rows whole."""
+        return (view.horizontalHeader().sizeHint().height()
+                + rows * view.verticalHeader().defaultSectionSize() + 2 * view.frameWidth())
+
+    def height_for(self, runs: int, tasks: int) -> int:
+        """This pane's height with ``runs`` rows of runs and ``tasks`` rows of tasks shown."""
+        return (self.rows_height(self.runs_view, runs) + self.split.handleWidth()
+                + self.filter_row_h + self.rows_height(self.tasks_view, tasks))
+
+    def set_rows(self, runs: int) -> None:
+        """Give the Runs table ``runs`` rows; the Tasks table gets the rest."""
+        total = sum(self.split.sizes())
+        top = self.rows_height(self.runs_view, runs)
+        if total > top:
+            self.split.setSizes([top, total - top])
 
     def hide_cancel_columns(self) -> None:
         """A read-only window: no Cancel or Kill buttons in either table."""

@@ -1,7 +1,10 @@
 """The status bar's readouts: loop lags, GIL wait, events a second, frame time, tasks running.
 
 The window hands them its latest figures (:meth:`StatusReadouts.show`); each label is opaque
-and only set when asked, so a refresh repaints the labels alone.
+and only set when asked, so a refresh repaints the labels alone. Each has a fixed width (so a
+changing figure never lays the bar out again) that is as narrow as its text: the bar's left
+part shows the window's messages, and while one shows, the two least needed readouts (events
+and frame time) step aside for it, so "Saved ...: PATH" is read whole on a laptop's screen.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from PySide6.QtWidgets import QLabel, QStatusBar
 from . import theme
 
 TIPS = {
-    "gui": "Worst lateness of a timer on this window's event loop over the last second (every "
+    "tasks": "Runs not yet ended, and their tasks running now",
+    "gui": "GUI-loop lag: worst lateness of a timer on this window's event loop over the last second (every "
            "20 ms while anything runs, every 250 ms while idle). Over ~50 ms the window feels "
            "sluggish.",
-    "engine": "Worst lateness of a timer on the engine's own asyncio loop (where coroutine "
+    "engine": "Engine-loop lag: worst lateness of a timer on the engine's own asyncio loop (where coroutine "
               "workloads run), in the engine process.",
     "gil": "Share of time a probe thread in the engine process waited for the GIL: how much "
            "that process's CPU-bound Python threads (the threads model) contend. The window has "
@@ -41,28 +45,38 @@ class StatusReadouts:
     ``frame``, ``tasks``), in that order."""
 
     def __init__(self, bar: QStatusBar) -> None:
-        self.gui = QLabel("GUI loop lag –")
-        self.engine = QLabel("engine loop lag –")
+        self.gui = QLabel("GUI lag –")
+        self.engine = QLabel("engine lag –")
         self.gil = QLabel("GIL wait –")
         self.events = QLabel("0 events/s")
         self.frame = QLabel("frame –")
         self.tasks = QLabel("")
         labels = {"gui": self.gui, "engine": self.engine, "gil": self.gil,
                   "events": self.events, "frame": self.frame, "tasks": self.tasks}
+        # The widest text each shows in practice, for its fixed width.
+        widest = {"gui": "GUI lag 9999 ms", "engine": "engine lag 9999 ms",
+                  "gil": "GIL wait – (idle)", "events": "99,999 events/s",
+                  "frame": "frame 99.9 ms (max 999)", "tasks": "99 active runs · 999 running"}
         for key, w in labels.items():
             w.setToolTip(TIPS.get(key, ""))
-            w.setMinimumWidth(110)
+            fm = w.fontMetrics()
+            w.setFixedWidth(fm.horizontalAdvance(widest[key]) + 18)  # + the style's padding
             # Opaque, like the CPU pane's readouts: nothing under a label is repainted with it.
             w.setAutoFillBackground(True)
             bar.addPermanentWidget(w)
-        self.gui.setMinimumWidth(180)
-        self.engine.setMinimumWidth(195)
-        self.frame.setMinimumWidth(190)
-        self.events.setMinimumWidth(120)
-        self.tasks.setMinimumWidth(190)
+        bar.messageChanged.connect(self._message)
+
+    def _message(self, text: str) -> None:
+        """A message shows: the events and frame readouts make room for it, until it goes."""
+        for w in (self.events, self.frame):
+            if not self.recorded:
+                w.setVisible(not text)
+
+    recorded = False  # a replay: see set_recorded
 
     def set_recorded(self) -> None:
         """A replay: no live events or frames to count; the rest is as the trace recorded."""
+        self.recorded = True
         for w in (self.events, self.frame):
             w.hide()
         self.tasks.setToolTip("As recorded when the trace was exported")
@@ -74,14 +88,14 @@ class StatusReadouts:
         (else the sample's); ``frame_ms``: the last frames' times; ``active`` runs with
         ``running`` tasks."""
         s = sample
-        self.events.setText(f"{events:,} events/s" + (f" · {dropped:,} dropped"
-                                                      if dropped else ""))
+        self.events.setText(f"{events:,} event{'s' if events != 1 else ''}/s"
+                            + (f" · {dropped:,} dropped" if dropped else ""))
         if gui_lag is not None:  # measured in this process, over the last second
-            self.gui.setText(lag_text("GUI loop lag", gui_lag["max"]))
+            self.gui.setText(lag_text("GUI lag", gui_lag["max"]))
         elif s is not None:
-            self.gui.setText(lag_text("GUI loop lag", s.lag_ms.get("gui")))
+            self.gui.setText(lag_text("GUI lag", s.lag_ms.get("gui")))
         if s is not None:
-            self.engine.setText(lag_text("engine loop lag", s.lag_ms.get("engine")))
+            self.engine.setText(lag_text("engine lag", s.lag_ms.get("engine")))
             if s.gil_disabled:
                 self.gil.setText("GIL: disabled")
             elif s.gil is None:
@@ -94,4 +108,4 @@ class StatusReadouts:
         if fm:
             self.frame.setText(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
         self.tasks.setText(f"{active} active run{'s' if active != 1 else ''} · "
-                           f"{running} task{'s' if running != 1 else ''} running")
+                           f"{running} running")

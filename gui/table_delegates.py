@@ -91,10 +91,14 @@ class _PixmapCache:
         return pm
 
 
+#: A table row's height: a line of text and a cell's button (8 task rows fit a laptop's screen).
+ROW_H = 22
+
+
 def style_table(v: QTableView) -> None:
     """The look the window's task and run tables share."""
     v.verticalHeader().hide()
-    v.verticalHeader().setDefaultSectionSize(24)
+    v.verticalHeader().setDefaultSectionSize(ROW_H)
     v.setAlternatingRowColors(True)
     v.setShowGrid(False)
     v.setWordWrap(False)

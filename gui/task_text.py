@@ -1,4 +1,4 @@
-"""A task in words: its duration, its worker, and the whole story its tooltip tells.
+"""A task in words: its duration, its worker, its story (a tooltip) and its one line.
 
 The task table's cells and the timeline's hover text read a task the same way from here.
 """
@@ -63,3 +63,22 @@ def describe_task(r: TaskRecord, model: str, t0_ns: int, now_ns: int) -> str:
         lines.append(f"<span style='color:{theme.ERROR}'>{r.error.get('type', 'error')}: "
                      f"{msg}</span>")
     return "<br>".join(lines)
+
+
+def describe_task_line(r: TaskRecord, model: str, t0_ns: int, now_ns: int) -> str:
+    """The task in one plain line (the timeline's info line): who, what state, where, when."""
+    parts = [f"task {r.task_id}", f"run {r.run_id} #{r.index}", theme.STATE_LABELS[r.state]]
+    worker = worker_text(r, model)
+    if worker:
+        parts.append(worker)
+    if r.core >= 0:
+        parts.append(f"core {r.core}")
+    if r.start_ns is not None:
+        parts.append(f"started {(r.start_ns - t0_ns) / 1e9:.3f} s")
+        parts.append(f"ran {fmt_s(((r.end_ns or now_ns) - r.start_ns) / 1e9)}")
+        parts.append(f"progress {r.progress * 100:.0f}%")
+    if r.reason:
+        parts.append(f"reason: {r.reason}")
+    if r.error:
+        parts.append(f"{r.error.get('type', 'error')}: {str(r.error.get('message', ''))[:120]}")
+    return " · ".join(parts)

@@ -116,6 +116,7 @@ QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 4px; color:
 QLineEdit[invalid="true"] {{ border: 1px solid {ERROR}; }}
 QLabel#fieldError {{ color: {ERROR}; }}
 QLabel#hint {{ color: {DIM}; }}
+QLabel#hint[error="true"] {{ color: {ERROR}; }}
 QLabel#paneTitle {{ color: {DIM}; font-weight: bold; padding: 2px 4px; }}
 QPushButton#start {{ background: #2f6fb0; color: white; font-weight: bold; padding: 6px; }}
 QPushButton#start:hover {{ background: #3a82cc; }}

@@ -9,17 +9,19 @@ coarser level of detail: per lane and per pixel column, which states occupy it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QTransform
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsLineItem,
     QGraphicsSimpleTextItem,
+    QGraphicsTextItem,
     QToolTip,
 )
 
@@ -71,6 +73,9 @@ class TimelineItem(pg.GraphicsObject):
     """Paints every bar of a :class:`TimelineData`: one drawRects per state colour."""
 
     sigTaskClicked = Signal(int)
+    #: The task under the mouse, or -1 when it leaves the bars: the pane's info line shows it
+    #: (tooltips never show on an X display without a window manager).
+    sigHovered = Signal(int)
 
     def __init__(self, data: TimelineData, now_s: Callable[[], float],
                  describe: Callable[[int], str]) -> None:
@@ -248,7 +253,7 @@ class TimelineItem(pg.GraphicsObject):
     def hoverEvent(self, ev: object) -> None:
         """pyqtgraph's hover protocol (its scene delivers these, with item coordinates)."""
         if ev.isExit():  # type: ignore[attr-defined]
-            self.hovered = None
+            self._hover(None)
             QToolTip.hideText()
             return
         pos = ev.pos()  # type: ignore[attr-defined]
@@ -256,11 +261,16 @@ class TimelineItem(pg.GraphicsObject):
         if slot is None:
             if self.hovered is not None:
                 QToolTip.hideText()
-            self.hovered = None
+            self._hover(None)
             return
         tid = int(self.data.task_id[slot])
-        self.hovered = tid
+        self._hover(tid)
         QToolTip.showText(ev.screenPos().toPoint(), self.describe(tid))  # type: ignore[attr-defined]
+
+    def _hover(self, tid: int | None) -> None:
+        if tid != self.hovered:
+            self.hovered = tid
+            self.sigHovered.emit(-1 if tid is None else tid)
 
     def mouseClickEvent(self, ev: object) -> None:
         if ev.button() != Qt.MouseButton.LeftButton:  # type: ignore[attr-defined]
@@ -298,22 +308,33 @@ class LaneAxis(pg.AxisItem):
         self.setStyle(tickLength=0, autoExpandTextSpace=False)
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        """The rows to label: never two closer than a line of text. Workers' names first
+        (in lane order), then coroutine slots in the gaps left between them."""
         labels = self.data.row_labels()
         if not labels:
             return []
         lo, hi = sorted((minVal, maxVal))  # an inverted view hands them over reversed
         px_per_row = size / max(1e-9, hi - lo)
-        rows = [r for r in labels if lo - 1 <= r <= hi]
-        if px_per_row < 13:
-            rows = [r for r in rows if labels[r][1]]
-            # Still too dense: thin out the worker labels.
-            step = max(1, int(math.ceil(13 / max(px_per_row, 1e-9) / max(1, self._mean_rows()))))
-            rows = rows[::step]
-        return [(1.0, [r + 0.5 for r in sorted(rows)])]
+        line = self.line_px()
+        rows = sorted(r for r in labels if lo - 1 <= r <= hi)
+        if px_per_row >= line:
+            return [(1.0, [r + 0.5 for r in rows])]
+        min_rows = line / max(px_per_row, 1e-9)  # rows between two labels, at least
+        taken: list[int] = []
+        for first in (True, False):
+            for r in rows:
+                if labels[r][1] != first:
+                    continue
+                i = bisect.bisect_left(taken, r)
+                if (i == 0 or r - taken[i - 1] >= min_rows) and (
+                        i == len(taken) or taken[i] - r >= min_rows):
+                    taken.insert(i, r)
+        return [(1.0, [r + 0.5 for r in taken])]
 
-    def _mean_rows(self) -> float:
-        ws = self.data.workers
-        return max(1.0, self.data.rows / max(1, len(ws)))
+    def line_px(self) -> float:
+        """The height of one label, in pixels, with a little air."""
+        font = self.style.get("tickFont") or self.font()
+        return QFontMetricsF(font).height() + 2
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         labels = self.data.row_labels()
@@ -331,8 +352,11 @@ class TimeAxis(pg.AxisItem):
     * the finest tick level is not drawn (on the default 15 s view: 60 of 76 ticks, the 0.2 s
       marks; the 1 s and 2 s levels, their labels and the grid stay, and zooming in brings
       finer levels as usual). That was about a fifth of an idle frame's timeline cost;
-    * the title (``time since TaskScope started (s)``) is set as HTML again on every range
-      change, to update an SI prefix; here only when its text actually changes.
+    * an axis title is set as HTML again on every range change, to update an SI prefix;
+      here only when its text actually changes.
+
+    It has no title (its height went to the lanes on a laptop's screen): each tick says "s",
+    and the pane's info line says what the time counts from.
     """
 
     _label_html: str | None = None  # a class default: AxisItem.__init__ already calls the hook
@@ -349,6 +373,9 @@ class TimeAxis(pg.AxisItem):
         else:  # what _updateLabel does besides the label: redraw the ticks
             self.picture = None
             self.update()
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [f"{t} s" for t in super().tickStrings(values, scale, spacing)]
 
 
 class NowLine:
@@ -402,24 +429,49 @@ class NowLine:
         self.label.setPos(x, max(y0, y1) if self.vb.yInverted() else min(y0, y1))
 
 
+class LaneViewBox(pg.ViewBox):
+    """The timeline's view box: the wheel zooms time only; Ctrl+wheel zooms the lanes.
+
+    pyqtgraph's own wheel zooms both axes at once, so zooming in on a moment left three giant
+    lanes and zooming out left half the plot empty (issue 16). Dragging still pans both ways."""
+
+    sigLanesZoomed = Signal()
+
+    def wheelEvent(self, ev: object, axis: int | None = None) -> None:
+        lanes = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)  # type: ignore[attr-defined]
+        super().wheelEvent(ev, axis=1 if lanes else 0)
+        if lanes:
+            self.sigLanesZoomed.emit()
+
+
 class TimelineView(pg.PlotWidget):
     """The plot that hosts the timeline: time axis in seconds, live 'now' line, follow mode."""
 
     sigTaskClicked = Signal(int)
+    #: Following stopped or started (the view was moved by hand, or fitted): the toolbar's
+    #: "Follow now" shows it.
+    sigFollowChanged = Signal(bool)
+
+    #: The tallest a lane gets when all of them are shown: a few lanes do not stretch into
+    #: giant bars over the whole height (the rest of the view stays empty below them).
+    MAX_LANE_PX = 26
 
     def __init__(self, data: TimelineData, now_s: Callable[[], float],
                  describe: Callable[[int], str]) -> None:
         self.data = data
         self.lane_axis = LaneAxis(data)
         self.time_axis = TimeAxis()
-        super().__init__(axisItems={"left": self.lane_axis, "bottom": self.time_axis})
+        vb = LaneViewBox()
+        super().__init__(viewBox=vb,
+                         axisItems={"left": self.lane_axis, "bottom": self.time_axis})
         self.setAntialiasing(False)
         self.now_s = now_s
+        #: What the time axis counts (the pane's info line says it).
+        self.axis_title = "time since TaskScope started"
         self.item = TimelineItem(data, now_s, describe)
         self.item.sigTaskClicked.connect(self.sigTaskClicked)
         pi = self.getPlotItem()
         pi.addItem(self.item)
-        pi.setLabel("bottom", "time since TaskScope started", units="s")
         self.item.grid_axis = pi.getAxis("bottom")  # the grid: see TimelineItem.grid_axis
         for name in ("top", "right"):
             # Hidden, but linked to the view: the top axis followed every scroll, re-setting
@@ -427,20 +479,66 @@ class TimelineView(pg.PlotWidget):
             pi.getAxis(name).unlinkFromView()
         pi.setMenuEnabled(False)
         pi.hideButtons()
-        vb = pi.getViewBox()
         vb.invertY(True)
         vb.setMouseEnabled(x=True, y=True)
         vb.setLimits(yMin=-1, xMin=-1)
         self.now_line = NowLine(vb, "#ff9f43", "now")
         self.follow = True
         self.span_s = 15.0
+        #: Lanes the view shows at once, as set with Ctrl+wheel or the lane buttons; None:
+        #: every lane (see all_rows).
+        self.rows_shown: float | None = None
         self._tick_version = -1
         self._tick_at = -math.inf
         vb.sigRangeChangedManually.connect(self._manual)
+        vb.sigLanesZoomed.connect(self._lanes_zoomed)
         vb.setRange(xRange=(-self.span_s * 0.9, self.span_s * 0.1), yRange=(0, 8), padding=0)
+        # What to do first, over an empty timeline (issue 16: a first launch showed only the
+        # "now" line). A plain Qt text item in the view, centred on each range change while
+        # shown; hidden once a bar is drawn.
+        self.empty = QGraphicsTextItem()
+        self.empty.setDefaultTextColor(QColor(theme.DIM))
+        self.empty.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.empty.setZValue(20)
+        self.empty.hide()
+        vb.addItem(self.empty, ignoreBounds=True)
+        vb.sigRangeChanged.connect(self._place_empty)
+
+    def set_empty_text(self, text: str) -> None:
+        """What the empty timeline says (nothing: say nothing)."""
+        self.empty.setPlainText(text)
+        opt = self.empty.document().defaultTextOption()
+        opt.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.empty.document().setDefaultTextOption(opt)
+        self._place_empty()
+
+    def empty_text(self) -> str:
+        """What the timeline says now that it is empty ("" once it has bars)."""
+        return self.empty.toPlainText() if self.empty.isVisible() else ""
+
+    def _place_empty(self, *args: object) -> None:
+        show = bool(self.empty.toPlainText()) and self.data.n == 0
+        if show:
+            vb = self.getPlotItem().getViewBox()
+            (x0, x1), (y0, y1) = vb.viewRange()
+            br = self.empty.boundingRect()
+            # Centred: the item ignores the view's scale, so its size is in pixels; its
+            # position is in data coordinates (top-left, the y axis pointing down).
+            px = (x1 - x0) / max(1.0, vb.width())
+            py = (y1 - y0) / max(1.0, vb.height())
+            self.empty.setPos((x0 + x1) / 2 - br.width() / 2 * px,
+                              (y0 + y1) / 2 - br.height() / 2 * py)
+        if show != self.empty.isVisible():
+            self.empty.setVisible(show)
 
     def _manual(self, *args: object) -> None:
-        self.follow = False
+        if self.follow:
+            self.follow = False
+            self.sigFollowChanged.emit(False)
+
+    def _lanes_zoomed(self) -> None:
+        y0, y1 = self.getPlotItem().getViewBox().viewRange()[1]
+        self.rows_shown = max(1.0, abs(y1 - y0))
 
     def _px_per_s(self) -> float:
         """Screen pixels per second of the time axis, as the view stands."""
@@ -454,19 +552,64 @@ class TimelineView(pg.PlotWidget):
             xr = self.getPlotItem().getViewBox().viewRange()[0]
             self.span_s = max(1.0, min(600.0, xr[1] - xr[0]))
 
+    def all_rows(self) -> float:
+        """Rows that show every lane, each at most MAX_LANE_PX tall."""
+        h = self.getPlotItem().getViewBox().height()
+        fill = h / self.MAX_LANE_PX if h > 0 else 8.0
+        return max(float(self.data.rows), fill, 1.0)
+
+    def _rows_range(self) -> tuple[float, float]:
+        """The lanes to show: all of them, or rows_shown lanes from the current top."""
+        rows = self.all_rows()
+        if self.rows_shown is None or self.rows_shown >= rows:
+            return 0.0, float(rows)
+        top = min(self.getPlotItem().getViewBox().viewRange()[1])
+        top = min(max(0.0, top), rows - self.rows_shown)
+        return top, top + self.rows_shown
+
+    def zoom_lanes(self, factor: float) -> None:
+        """Show ``factor`` times as many lanes (below 1: taller lanes), from the same top."""
+        vb = self.getPlotItem().getViewBox()
+        y0, y1 = sorted(vb.viewRange()[1])
+        rows = self.all_rows()
+        n = min(rows, max(1.0, (y1 - y0) * factor))
+        self.rows_shown = None if n >= rows else n
+        top = min(max(0.0, y0), rows - n)
+        vb.setYRange(top, top + n, padding=0)
+
+    def fit(self) -> None:
+        """Zoom to the runs: every bar from the first start to the last end (or now, while
+        one runs), every lane; stops following."""
+        d = self.data
+        if d.n:
+            lo = float(d.start[: d.n].min())
+            hi = max(d.t_max, self.now_s() if d.running else d.t_max)
+        else:
+            hi = self.now_s()
+            lo = hi - self.span_s
+        pad = max((hi - lo) * 0.03, 0.05)
+        self.rows_shown = None
+        if self.follow:
+            self.follow = False
+            self.sigFollowChanged.emit(False)
+        self.getPlotItem().getViewBox().setRange(
+            xRange=(lo - pad, hi + pad), yRange=(0, self.all_rows()), padding=0)
+        self.tick()
+
     def stand_still(self, label: str, axis_title: str) -> None:
         """Time stands still (a replay, at its trace's end): nothing to follow, the now line
         reads ``label`` and the time axis ``axis_title``."""
         self.set_follow(False)
         self.item.refresh()
         self.now_line.set_text(label)
-        self.getPlotItem().setLabel("bottom", axis_title, units="s")
+        self.axis_title = axis_title
+        self.sigFollowChanged.emit(False)
 
     def show_span(self, end_s: float) -> None:
         """Show from 0 to ``end_s`` seconds (2% more each side) and every lane, not following."""
         pad = end_s * 0.02
         self.getPlotItem().getViewBox().setRange(
-            xRange=(-pad, end_s + pad), yRange=(0, max(8, self.data.rows)), padding=0)
+            xRange=(-pad, end_s + pad), yRange=(0, self.all_rows()), padding=0)
         self.tick()
         self.set_follow(False)
 
@@ -496,13 +639,15 @@ class TimelineView(pg.PlotWidget):
         self.item.refresh()
         if self.follow:
             vb = self.getPlotItem().getViewBox()
-            rows = max(8, self.data.rows)
             vb.setRange(xRange=(now - self.span_s * 0.92, now + self.span_s * 0.08),
-                        yRange=(0, rows), padding=0, update=False)
+                        yRange=self._rows_range(), padding=0, update=False)
             # Apply the new range now, not in the paint: pyqtgraph would move the items from
             # inside the paint (prepareForPaint), which schedules a second full paint of the
             # view right after the first; the timeline was painted twice per frame.
             vb.updateMatrix()
+            if self.empty.isVisible():
+                self._place_empty()
         if labels_changed:  # lanes came or went; otherwise the axis redraws itself on a range
             self.lane_axis.picture = None  # change (and the range moves only when rows do)
             self.lane_axis.update()
+            self._place_empty()

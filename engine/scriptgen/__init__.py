@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from ..models import registry
 from ..spec import RunSpec
+from .prune import prune
 from .shapes import REPORT, asyncio_shape, dask_shape, executor_shape, loop_shape
 from .work import COMMON, ScriptError, workload_code
 
@@ -58,10 +59,12 @@ def generate(spec: RunSpec, calib: dict[str, float] | None = None) -> str:
     imports = {"import asyncio", "import time"}
     shape = registry.entry(m).script
     if shape == "thread-pool":
-        imports.add("from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait")
+        imports.add("from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait"
+                    if ff else "from concurrent.futures import ThreadPoolExecutor, wait")
         runner, pattern = executor_shape("ThreadPoolExecutor", ff), "ThreadPoolExecutor"
     elif shape == "process-pool":
-        imports.add("from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait")
+        imports.add("from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait"
+                    if ff else "from concurrent.futures import ProcessPoolExecutor, wait")
         runner, pattern = executor_shape("ProcessPoolExecutor", ff), "ProcessPoolExecutor"
     elif shape == "coroutines":
         limited = spec.workers is not None and spec.workers < spec.tasks
@@ -111,6 +114,6 @@ TIMEOUT = {timeout}  # seconds per task, or None
 ''' + (
         f"SCHEDULER = {spec.options['scheduler']!r}\n" if spec.options.get("scheduler") else "")
     main_call = "    start_server()\n    main()\n" if server else "    main()\n"
-    return (header + "\n" + code.strip("\n") + "\n\n" + COMMON + REPORT + runner
-            + '\n\nif __name__ == "__main__":  # required: worker processes re-import this file\n'
-            + main_call)
+    return prune(header + "\n" + code.strip("\n") + "\n\n" + COMMON + REPORT + runner
+                 + '\n\nif __name__ == "__main__":  # required: worker processes re-import '
+                 'this file\n' + main_call)

@@ -36,7 +36,13 @@ def task(i: int):
 
 
 def loop_shape(ff: bool) -> str:
-    return _task_fn() + f'''
+    # fail-fast only where it applies: a script read by people carries no ``if False:``.
+    stop = '''
+            if outcomes[-1] == "failed":  # fail-fast
+                print(f"fail-fast: task {i} failed; the other {TASKS - i - 1} were not started")
+                outcomes += ["cancelled"] * (TASKS - i - 1)
+                break''' if ff else ""
+    return _task_fn() + '''
 
 def main() -> None:
     outcomes: list[str] = []
@@ -46,30 +52,26 @@ def main() -> None:
             task(i)
             outcomes.append("finished")
         except Exception as e:
-            outcomes.append(outcome(e, i))
-            if {ff} and outcomes[-1] == "failed":
-                print(f"fail-fast: task {{i}} failed; the other {{TASKS - i - 1}} were not started")
-                outcomes += ["cancelled"] * (TASKS - i - 1)
-                break
+            outcomes.append(outcome(e, i))''' + stop + '''
     report(outcomes, time.perf_counter() - t0)
 '''
 
 
 def executor_shape(kind: str, ff: bool) -> str:
+    stop = '''
+        # fail-fast: stop waiting at the first exception and cancel the queued tasks.
+        # Running ones cannot be stopped from outside: they finish (their results are
+        # still counted), and the pool waits for them on exit.
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in done):
+            n = sum(f.cancel() for f in pending)
+            print(f"fail-fast: a task failed; cancelled {n} queued tasks")''' if ff else ""
     return _task_fn() + f'''
 
 def main() -> None:
     t0 = time.perf_counter()
     with {kind}(max_workers=WORKERS) as pool:
-        futures = [pool.submit(task, i) for i in range(TASKS)]
-        if {ff}:
-            # fail-fast: stop waiting at the first exception and cancel the queued tasks.
-            # Running ones cannot be stopped from outside: they finish (their results are
-            # still counted), and the pool waits for them on exit.
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in done):
-                n = sum(f.cancel() for f in pending)
-                print(f"fail-fast: a task failed; cancelled {{n}} queued tasks")
+        futures = [pool.submit(task, i) for i in range(TASKS)]''' + stop + '''
         wait(futures)
     outcomes = []
     for i, f in enumerate(futures):
@@ -152,22 +154,22 @@ def dask_shape(ff: bool, scheduler: str | None) -> str:
     else:
         connect = "    client = Client(SCHEDULER)  # an existing cluster: its own retry settings\n"
         close = "        client.close()\n"
+    stop = '''        # fail-fast: at the first failure, cancel the rest. Dask cannot stop a task that
+        # is already running: cancelling it only forgets its result.
+        for f in as_completed(futures):
+            if f.status == "error":
+                pending = [g for g in futures if not g.done()]
+                client.cancel(pending)
+                print(f"fail-fast: a task failed; cancelled {len(pending)} others")
+                break
+''' if ff else ""
     return _task_fn() + f'''
 
 def main() -> None:
 {connect}    try:
         t0 = time.perf_counter()
         futures = client.map(task, range(TASKS), pure=False, retries=0)
-        if {ff}:
-            # fail-fast: at the first failure, cancel the rest. Dask cannot stop a task that
-            # is already running: cancelling it only forgets its result.
-            for f in as_completed(futures):
-                if f.status == "error":
-                    pending = [g for g in futures if not g.done()]
-                    client.cancel(pending)
-                    print(f"fail-fast: a task failed; cancelled {{len(pending)}} others")
-                    break
-        wait([f for f in futures if not f.cancelled()])
+{stop}        wait([f for f in futures if not f.cancelled()])
         client.gather([f for f in futures if f.status == "finished"])  # the results, here
         outcomes = []
         for i, f in enumerate(futures):

@@ -132,3 +132,61 @@ def test_cli_show_code(tmp_path) -> None:
     assert r.stdout.startswith("#!/usr/bin/env python3") and "ThreadPoolExecutor" in r.stdout
     run = _run_script(r.stdout, tmp_path, "shown")
     assert run.returncode == 0 and WALL.search(run.stdout)
+
+
+def _unused(src: str) -> list[str]:
+    """What a reader would call dead code in a script: top-level functions, classes and
+    imports no other line names, and ``if`` blocks on a constant (``if False:``)."""
+    import ast
+
+    tree = ast.parse(src)
+
+    def named_elsewhere(name: str, node: ast.stmt) -> bool:
+        lo, hi = node.lineno, node.end_lineno or node.lineno
+        return any(
+            (isinstance(n, ast.Name) and n.id == name
+             or isinstance(n, ast.Attribute) and n.attr == name)
+            and not lo <= n.lineno <= hi for n in ast.walk(tree))
+
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if not named_elsewhere(node.name, node):
+                out.append(f"def {node.name}")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                continue
+            for a in node.names:
+                name = (a.asname or a.name).split(".")[0]
+                if not named_elsewhere(name, node):
+                    out.append(f"import {name}")
+    for n in ast.walk(tree):
+        if isinstance(n, ast.If | ast.While) and (
+                isinstance(n.test, ast.Constant)
+                or isinstance(n.test, ast.BoolOp) and any(isinstance(v, ast.Constant)
+                                                          for v in n.test.values)):
+            out.append(f"if {ast.unparse(n.test)} (line {n.lineno})")
+    return out
+
+
+@pytest.mark.parametrize("policy", ["collect", "fail-fast"])
+@pytest.mark.parametrize("model", [m.name for m in all_models()
+                                   if m.name not in ("free-threaded", "interpreters")])
+def test_scripts_carry_no_unused_code(model: str, policy: str, tmp_path: Path) -> None:
+    """Show code is read by people: no unused async defs, helpers or imports, no
+    ``if False:`` blocks (issue 16), whatever the model, workload and policy."""
+    calib = {"cpu_iters_per_s": 1e7, "numpy_calls_per_s": 1e4, "file_rounds_per_s": 1e3}
+    user = tmp_path / "userfn.py"
+    user.write_text(USER)
+    for workload, params in (("cpu", {}), ("sleep", {}), ("numpy", {}), ("file", {}),
+                             ("mixed", {}), ("blocking", {}), ("fail", {"every": 2}),
+                             ("http", {}), ("custom", {"function": f"{user}:plain",
+                                                       "args": "[2]"}),
+                             ("custom", {"function": f"{user}:coro", "args": "[2]"})):
+        try:
+            spec = make_spec(model, workload, 4, "10ms", timeout="1s", policy=policy,
+                             params=params)
+        except engine.SpecError:
+            continue  # not a pair this model runs (crash: processes only, ...)
+        src = generate(spec, calib)
+        assert _unused(src) == [], (model, workload, policy)

@@ -23,6 +23,18 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """QSettings of any format and scope go to a temporary folder: no test reads or writes
+    the user's own (a window given settings remembers its form and layout in them)."""
+    from PySide6.QtCore import QSettings
+
+    folder = str(tmp_path_factory.mktemp("qsettings"))
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+            QSettings.setPath(fmt, scope, folder)
+
+
 @pytest.fixture
 def qloop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
     import qasync

@@ -28,7 +28,7 @@ def test_two_models_run_one_after_another_with_bands_results_and_readings(
     assert "Compare 2 models" in window.controls.start_btn.text()
     qtbot.mouseClick(window.controls.start_btn, Qt.MouseButton.LeftButton)
     assert window.compare.active
-    assert window.views.currentWidget() is window.compare.view
+    assert window.views.currentWidget() is window.compare_scroll
     # A second Start meanwhile is refused: it would skew the comparison.
     qtbot.mouseClick(window.controls.start_btn, Qt.MouseButton.LeftButton)
     # Live: the first model's run shows in the runs table and the timeline as usual.
