@@ -37,8 +37,8 @@ GUI_LOOP_MAX_SIZE_S = 1.0
 #: Tasks x size: a blocking coroutine freezes the window for its whole size, one after another.
 GUI_LOOP_MAX_TOTAL_S = 5.0
 
-CUSTOM_TEXT = ("Your own function, run once per task: name it below (a module's function, or "
-               "a .py file's) and give its arguments.")
+CUSTOM_TEXT = ("Your own function, run once per task. Name it below as module:function "
+               "(importable from here) or path/to/file.py:function, and give its arguments.")
 
 PARAM_HINTS = {
     "http": "delay=20ms  (latency per request)",

@@ -107,7 +107,7 @@ class CustomPanel(QWidget):
         row.setSpacing(4)
         self.function = QLineEdit()
         self.function.setObjectName("field_function")
-        self.function.setPlaceholderText("module:function or file.py:function")
+        self.function.setPlaceholderText("e.g. work.py:crunch")
         self.function.setToolTip(
             "The function to run once per task, by reference:\n"
             "  package.module:function   (importable from here)\n"

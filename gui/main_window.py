@@ -301,6 +301,8 @@ class MainWindow(QMainWindow):
         self.centralWidget().layout() and self.centralWidget().layout().activate()
         width = max(1, self.main_split.width())
         form_w = min(400, max(330, self.controls.sizeHint().width() + 24))
+        if width < 1250:  # a small window: the form at its narrowest, the room to the right
+            form_w = 330
         self.main_split.setSizes([form_w, max(1, width - form_w)])
         total = sum(self.right_split.sizes()) or self.right_split.height()
         handles = 2 * self.right_split.handleWidth()

@@ -73,6 +73,8 @@ class TimelinePane(QWidget):
             f"<span style='color:{theme.STATE_COLORS[st]}'>■</span>&nbsp;"
             f"{theme.STATE_LABELS[st].replace(' ', '&nbsp;')}"
             for st in theme.STATE_ORDER if st is not engine.State.QUEUED))
+        # Its whole width where there is room; never a reason for the window to be wider.
+        self.legend.setMinimumWidth(120)
         foot.addWidget(self.legend)
         lay.addLayout(foot)
         self.timeline.item.sigHovered.connect(self.show_hovered)
@@ -139,7 +141,8 @@ class TablesPane(QWidget):
         style_table(self.runs_view)
         rh = self.runs_view.horizontalHeader()
         rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, w in enumerate((60, 150, 170, 150, 260, 80, 90, 80)):
+        # Narrow enough for a 1100 px window with no horizontal scroll bar (it took a row).
+        for col, w in enumerate((50, 130, 150, 120, 200, 80, 85, 75)):
             self.runs_view.setColumnWidth(col, w)
         rh.setStretchLastSection(False)
         rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)

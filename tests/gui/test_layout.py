@@ -147,7 +147,7 @@ def test_the_window_remembers_its_form_size_and_panes(make_window: Any, qtbot: A
     c.workers.setText("3")
     c.timeout.setText("2s")
     c.policy.setCurrentText("fail-fast")
-    a.resize(1200, 720)
+    a.resize(790, 720)  # within the offscreen screen (800x800): a restore fits the screen
     settle(qtbot)
     a.default_layout()
     sizes = a.right_split.sizes()
@@ -161,7 +161,7 @@ def test_the_window_remembers_its_form_size_and_panes(make_window: Any, qtbot: A
     assert b.controls.state() == want_form
     assert b.controls.preset.currentIndex() == 3
     assert "NumPy" in b.controls.story.text()
-    assert b.size() == QSize(1200, 720)
+    assert b.size() == QSize(790, 720)
     assert b.right_split.sizes() == want_split
     # Reset layout: the default pane sizes again (the form keeps its values).
     assert b.act_reset_layout.shortcut().toString() == "Ctrl+Shift+L"

@@ -114,7 +114,7 @@ def test_the_custom_form_speaks_plainly_and_fits(window: Any, qtbot: Any) -> Non
     c.set_workload("custom")
     QApplication.processEvents()
     text = c.wl_desc.text()
-    assert "params" not in text and "=" not in text and "function" in text.lower()
+    assert "params" not in text and "=" not in text and "module:function" in text
     for edit in (c.custom.function, c.custom.args):
         room = edit.contentsRect().width() - 8  # the line edit's own text margins
         assert edit.fontMetrics().horizontalAdvance(edit.placeholderText()) <= room, \
