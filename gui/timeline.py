@@ -507,9 +507,11 @@ class TimelineView(pg.PlotWidget):
     def set_empty_text(self, text: str) -> None:
         """What the empty timeline says (nothing: say nothing)."""
         self.empty.setPlainText(text)
-        opt = self.empty.document().defaultTextOption()
+        doc = self.empty.document()
+        opt = doc.defaultTextOption()
         opt.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-        self.empty.document().setDefaultTextOption(opt)
+        doc.setDefaultTextOption(opt)
+        doc.setTextWidth(doc.idealWidth())  # centred lines need a width to centre in
         self._place_empty()
 
     def empty_text(self) -> str:
