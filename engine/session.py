@@ -70,6 +70,11 @@ class Run:
         self._lock = threading.Lock()
         self._fail_fast_fired = False
         self._closed = threading.Event()  # set when the run ended and its workers are released
+        #: Engine clock when the last task's terminal event reached the store: from then on the
+        #: caller can read every result (None until then). The run's own ``end_ns`` is the last
+        #: task's end on its worker's clock, which leaves out handing that result back;
+        #: :meth:`wait` returns later still, once the workers are released.
+        self.ended_ns: int | None = None
         #: Set once ``runner.start()`` returned. A cancel can end every task of a run before
         #: that (it is cancellable from the moment it is registered); closing it must still
         #: wait, or the runner would start workers after they were released, and leak them.
@@ -118,6 +123,8 @@ class Run:
             idx = rec.index if rec is not None else task_id
             self._session.cancel_run(self.run_id, reason=f"fail-fast: task {idx} failed")
         if done:
+            if self.ended_ns is None:
+                self.ended_ns = now_ns()
             session = self._session
             tasks = session.store.tasks(self.run_id)
             end = max((t.end_ns or 0 for t in tasks), default=now_ns())

@@ -31,6 +31,7 @@ from engine.bench.figures import Figure, format_table
 from engine.bench.memory import memory_figure
 from engine.bench.overhead import overhead_figures
 from engine.bench.pipeline import pipeline_figure
+from engine.bench.pool import pool_startup_figure
 from engine.bench.sampler_cost import sampler_cost_figure
 from engine.bench.size import size_figure
 
@@ -117,7 +118,8 @@ def run_bench(quick: bool, say: Say) -> tuple[list[Figure], list[str]]:
     figs: list[Figure] = []
     errors: list[str] = []
     steps: list[tuple[str, Callable[[], list[Figure]]]] = [
-        ("engine overhead per task", lambda: overhead_figures(quick)),
+        ("engine overhead per task (monitoring on, then bare)", lambda: overhead_figures(quick)),
+        ("process pool start-up", lambda: [pool_startup_figure(quick)]),
         ("event pipeline (headless)", lambda: [pipeline_figure(quick)]),
         ("cancel latency", lambda: cancel_latency_figures(quick)),
         ("task size", lambda: [size_figure(quick)]),

@@ -302,6 +302,20 @@ def test_workers_limit_how_many_run_at_once(session, model: str) -> None:
     assert run.record.wall_s >= 3 * 0.12 * 0.9  # three rounds of three, not one round of nine
 
 
+
+@pytest.mark.parametrize("model", ["threads", "processes"])
+def test_ended_ns_is_the_callers_clock_once_the_last_result_is_in_the_store(session,
+                                                                          model: str) -> None:
+    # The bench times the engine to this moment, as it times a raw executor to its last
+    # result: the last task's own end stamp (a worker's clock) leaves the hand-back out.
+    t0 = time.monotonic_ns()
+    run = session.start(engine.make_spec(model, "sleep", 4, 0.0, 2))
+    assert run.wait(30)
+    t1 = time.monotonic_ns()
+    last_end = max(t.end_ns or 0 for t in session.store.tasks(run.run_id))
+    assert run.ended_ns is not None
+    assert t0 < last_end <= run.ended_ns <= t1
+
 @pytest.mark.parametrize("model", AVAILABLE_MODELS)
 def test_many_tiny_tasks_keep_every_invariant(session, model: str) -> None:
     n = 3000

@@ -795,9 +795,9 @@ def test_lag_probe_going_busy_keeps_a_stall_in_progress() -> None:
 def test_sampler_tick_costs_under_twice_its_budget() -> None:
     c = measure_cost(seconds=3.0)
     assert c["workers_seen"] == 8, c
-    # Target: under 1% of a core at 10 Hz with 8 idle workers (0.3-0.55% measured); 2x for a
-    # loaded machine.
-    assert c["sampler_cpu_pct"] < 2.0, c
+    # Target: under 1% of a core at 10 Hz with 8 idle workers for the sampler and its GIL
+    # probe together (0.7-0.85% measured: 0.38-0.41% + 0.32-0.44%); 2x for a loaded machine.
+    assert c["sampler_cpu_pct"] + c["gil_probe_cpu_pct"] < 2.0, c
 
 
 def test_idle_engine_monitoring_costs_under_twice_its_budget(leak_check: None) -> None:

@@ -22,16 +22,19 @@ import pytest
 EXPECTED = {
     "overhead.asyncio.no-op", "overhead.threads.no-op", "overhead.processes.no-op",
     "overhead.asyncio.1ms", "overhead.threads.1ms", "overhead.processes.1ms",  # 1
+    *(f"overhead.{m}.{t}.bare" for m in ("asyncio", "threads", "processes")
+      for t in ("no-op", "1ms")),  # issue 17: monitoring on, and bare on a row of its own
     "gui.lag.idle", "gui.lag.saturated", "gui.lag.gil_threads", "gui.gil_contention",  # 2
     "pipeline.events_per_s", "pipeline.window.events_per_s", "pipeline.window.gui_lag",  # 3
     "paint.10k.all", "paint.10k.panned", "paint.100k.all", "paint.100k.panned",
     "paint.1M.all", "paint.1M.panned",  # 4
     "cancel.sequential.p99", "cancel.asyncio.p99", "cancel.threads.p99",
     "cancel.processes.p99", "cancel.asyncio-processes.p99", "cancel.processes.force.p99",  # 5
-    "idle.window", "idle.sampler_thread",  # 6
+    "idle.window", "idle.sampler_and_probe",  # 6 (issue 17: the GIL probe in the budget)
     "startup.window_shown", "startup.first_process_result", "startup.workers_import_qt",  # 7
     "memory.per_100k_events",  # 8
     "size.cpu.sequential",  # issue 17: a task of size S takes S
+    "startup.pool.processes",  # issue 17: start-up on its own line
 }
 if importlib.util.find_spec("distributed") is not None:  # taskscope[dask] (issue 15)
     EXPECTED |= {"overhead.dask.noop", "pipeline.dask.started_latency", "cancel.dask.p99",
