@@ -80,17 +80,19 @@ class RunSpec:
         }
 
 
-def workload_label(workload: str, tasks: int, size_s: float, params: Mapping[str, Any]) -> str:
-    """What a run runs, in a few words, for every front end: ``cpu · 8 tasks × 500 ms``; a
-    custom run by its call, ``work.py:work(30) · 8 tasks`` (it ignores the size: the function
-    decides how much work a task is)."""
+def workload_label(workload: str, tasks: int, size_s: float, params: Mapping[str, Any],
+                   compact: bool = False) -> str:
+    """What a run runs, in a few words, for every front end: ``cpu · 8 tasks × 500 ms``
+    (``compact``: ``cpu · 8 × 500 ms``, for a narrow column); a custom run by its call,
+    ``work.py:work(30) · 8 tasks`` (it ignores the size: the function decides how much work
+    a task is)."""
     n = f"{tasks} task{'' if tasks == 1 else 's'}"
     if workload == "custom":
         from .custom import call_text
 
         return f"{call_text(params)} · {n}"
     size = f"{size_s:g} s" if size_s >= 1 else f"{size_s * 1e3:.4g} ms"
-    return f"{workload} · {n} × {size}"
+    return f"{workload} · {tasks if compact else n} × {size}"
 
 
 def make_spec(

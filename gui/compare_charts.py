@@ -72,6 +72,8 @@ class MetricChart:
             self.feet = pg.BarGraphItem(x=[], height=[], width=0.62, brushes=[])
             plot.addItem(self.feet)
         self.texts: list[pg.TextItem] = []
+        self._span = (0.0, 1.0)  # the lowest and highest bar, for fit_y
+        plot.getViewBox().sigResized.connect(self.fit_y)
 
     def set_rows(self, rows: list[dict[str, Any]], basis: str | None) -> None:
         self.plot.setTitle(chart_title(self.title, basis), size="9pt", color=theme.DIM)
@@ -119,7 +121,14 @@ class MetricChart:
             self.plot.addItem(t)
             self.texts.append(t)
         self.plot.setXRange(-0.6, len(rows) - 0.4, padding=0)
-        # Headroom for the value labels above the bars: about 20 px of the plot's height.
+        self._span = (lo, top)
+        self.fit_y()
+
+    def fit_y(self) -> None:
+        """The bars and, above the tallest, about 22 px for its value label: again whenever
+        the plot's height changes (a chart filled before it was laid out, as in a replay,
+        would otherwise cut its labels off)."""
+        lo, top = self._span
         h = max(50.0, self.plot.getViewBox().height())
         self.plot.setYRange(lo * 1.1, top / max(0.5, 1.0 - 22.0 / h), padding=0)
 

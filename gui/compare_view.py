@@ -209,8 +209,9 @@ class CompareView(QWidget):
         for i, stretch in enumerate((4, 2, 1, 1)):
             split.setStretchFactor(i, stretch)
         self.bands.setMinimumHeight(90)
-        self.table.setMinimumHeight(60)
-        self.readings.setMinimumHeight(40)
+        self._fit_table_height()
+        # Three sentences' worth, however short of room the tab is (more scroll).
+        self.readings.setMinimumHeight(3 * self.readings.fontMetrics().lineSpacing() + 8)
         lay.addWidget(split, 1)
 
     # -- clocks and labels -----------------------------------------------------------------------
@@ -387,9 +388,18 @@ class CompareView(QWidget):
         finally:
             t.setUpdatesEnabled(True)
 
+    def _fit_table_height(self) -> None:
+        """Room for every row (a comparison has a few; past 8 it scrolls): the splitter must
+        never squeeze a model's row off the table."""
+        t = self.table
+        rows = min(8, max(2, t.rowCount()))
+        t.setMinimumHeight(t.horizontalHeader().sizeHint().height() + 2 * t.frameWidth() + 2
+                           + t.verticalHeader().defaultSectionSize() * rows)
+
     def _fill_rows(self, t: QTableWidget) -> None:
         if t.rowCount() != len(self.models):
             t.setRowCount(len(self.models))
+            self._fit_table_height()
         live = self.progress.model if (self.progress and self.running) else None
         for i, m in enumerate(self.models):
             r = self.results.get(m)

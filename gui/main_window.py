@@ -440,8 +440,10 @@ class MainWindow(QMainWindow):
             self.cpu.redraw(self.clock_ns())
 
     def show_comparison(self, result: CompareResult) -> None:
-        """A saved comparison in the Compare tab (a replay): see gui.hosts.ReplayHost."""
+        """A saved comparison in the Compare tab, brought up (a replay of a comparison opens
+        where the live window ended it): see gui.hosts.ReplayHost."""
         self.compare.show_saved(result)
+        self.views.setCurrentWidget(self.compare.view)
 
     def show_whole_trace(self) -> None:
         """Time stands still at the trace's end: the timeline shows all of it, and the CPU

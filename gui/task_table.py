@@ -23,6 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 
 from engine import RunRecord, State, TaskRecord
+from engine.spec import workload_label
 
 from . import theme
 from .task_text import fmt_s, worker_text
@@ -448,7 +449,8 @@ class RunTableModel(_RecordTableModel):
             if c == 1:
                 return spec.model + (" (GUI loop)" if self.on_gui_loop(run.run_id) else "")
             if c == 2:  # a custom run by its call: the size means nothing to it
-                return spec.label
+                return workload_label(spec.workload, spec.tasks, spec.size_s, spec.params,
+                                      compact=True)
             if c == self.C_PROG:
                 return self.progress(run)[1]
             if c == 4:

@@ -196,3 +196,4 @@ def test_a_custom_run_is_labelled_by_its_call(tmp_path) -> None:
     assert spec.label == 'work.py:work(30, "a") · 8 tasks'
     assert workload_label("cpu", 8, 0.5, {}) == "cpu · 8 tasks × 500 ms"
     assert workload_label("sleep", 1, 2.0, {}) == "sleep · 1 task × 2 s"
+    assert workload_label("sleep", 20, 0.3, {}, compact=True) == "sleep · 20 × 300 ms"
