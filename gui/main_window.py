@@ -443,7 +443,7 @@ class MainWindow(QMainWindow):
         """A saved comparison in the Compare tab, brought up (a replay of a comparison opens
         where the live window ended it): see gui.hosts.ReplayHost."""
         self.compare.show_saved(result)
-        self.views.setCurrentWidget(self.compare.view)
+        self.show_compare_tab()
 
     def show_whole_trace(self) -> None:
         """Time stands still at the trace's end: the timeline shows all of it, and the CPU

@@ -144,7 +144,7 @@ def test_an_exported_comparison_comes_back_in_its_replay(window: Any, qtbot: Any
     qtbot.waitUntil(lambda: len(window.files.replays) == 1, timeout=WAIT)
     rep = window.files.replays[0]
     rv = rep.compare.view
-    assert rep.views.currentWidget() is rv
+    assert rep.views.tabText(rep.views.currentIndex()) == "Compare"
     assert rv.result is not None and rv.result.models == ["asyncio", "threads"]
     assert rv.row_texts() == live_rows
     assert rv.readings.toPlainText() == live_readings
