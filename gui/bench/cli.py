@@ -36,6 +36,7 @@ from engine.bench.sampler_cost import sampler_cost_figure
 from engine.bench.size import size_figure
 
 from .common import Say
+from .observer import observer_figures
 from .startup import startup_figures
 from .window import window_figures
 
@@ -78,8 +79,8 @@ def machine_info() -> dict[str, Any]:
 
 
 #: The table's order: figures grouped by key prefix, each group in the order it was measured.
-SECTIONS = ("overhead.", "gui.", "pipeline.", "paint.", "cancel.", "size.", "idle.",
-            "startup.", "memory.")
+SECTIONS = ("overhead.", "gui.", "observer.", "pipeline.", "paint.", "cancel.", "size.",
+            "idle.", "startup.", "memory.")
 
 
 def _ordered(figs: list[Figure]) -> list[Figure]:
@@ -125,6 +126,8 @@ def run_bench(quick: bool, say: Say) -> tuple[list[Figure], list[str]]:
         ("task size", lambda: [size_figure(quick)]),
         ("memory", lambda: [memory_figure()]),
         ("start-up (fresh processes)", lambda: startup_figures(quick)),
+        ("observer: the window during a live run, and headless",
+         lambda: observer_figures(quick, say)),
         ("sampler cost", lambda: [sampler_cost_figure(quick)]),
         ("dask (a LocalCluster)", lambda: _dask_figures(quick)),
         ("window", lambda: window_figures(quick, say)),  # imports Qt: last
@@ -160,10 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.monotonic() - t0
     load1 = _loadavg()
     info = machine_info()
+    # Where the fresh windows of the observer figures were shown (a real X display or not).
+    info["displays"] = sorted({str(f.extra["display"]) for f in figs if "display" in f.extra})
     head = (f"taskscope bench{' --quick' if args.quick else ''}: {info['cpu']}, "
             f"{info['cores']} cores, {info['ram_gib']} GiB, Python {info['python']}, "
-            f"PySide6 {info['pyside6']}, Qt platform {info['qt_platform'] or 'default'}; "
-            f"{started}; {elapsed:.0f} s; load average {load0} before, {load1} after")
+            f"PySide6 {info['pyside6']}, Qt platform {info['qt_platform'] or 'default'}"
+            + (f" (fresh windows: {', '.join(info['displays'])})" if info["displays"] else "")
+            + f"; {started}; {elapsed:.0f} s; load average {load0} before, {load1} after")
     print(head, file=table_to)
     print(format_table(figs), file=table_to)
     missed = [f.key for f in figs if f.ok is False]

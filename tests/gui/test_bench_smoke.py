@@ -11,12 +11,15 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from gui.app import missing_xcb_libs
 
 #: One or more figures for each of the eight of issue 7 (a prefix each).
 EXPECTED = {
@@ -35,6 +38,7 @@ EXPECTED = {
     "memory.per_100k_events",  # 8
     "size.cpu.sequential",  # issue 17: a task of size S takes S
     "startup.pool.processes",  # issue 17: start-up on its own line
+    "observer.window_cpu_live", "observer.wall_ratio", "gui.lag.live",  # issue 17: the window
 }
 if importlib.util.find_spec("distributed") is not None:  # taskscope[dask] (issue 15)
     EXPECTED |= {"overhead.dask.noop", "pipeline.dask.started_latency", "cancel.dask.p99",
@@ -67,6 +71,14 @@ def test_bench_quick_reports_every_figure_against_its_target(tmp_path: Path) -> 
             assert f["ok"] is (low <= f["measured"] <= f["target"] if f["sense"] != "min"
                                else f["measured"] >= f["target"]), key
 
+    # The window's figures say where they were measured: a real X display when the bench could
+    # get one (it starts its own Xvfb when that is on PATH), else offscreen.
+    has_x = (shutil.which("Xvfb") is not None or bool(os.environ.get("DISPLAY"))) \
+        and not missing_xcb_libs()
+    for key in ("observer.window_cpu_live", "observer.wall_ratio", "gui.lag.live"):
+        where = figs[key]["extra"]["display"]
+        assert (where != "offscreen") is has_x, (key, where)
+
     # The table: a header, one row per figure with its measured value and a met column.
     lines = p.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("figure"))
@@ -81,10 +93,10 @@ def test_bench_quick_reports_every_figure_against_its_target(tmp_path: Path) -> 
     assert took < 140
 
 
-def test_the_bench_and_its_start_up_probe_import_no_qt() -> None:
-    """The bench forks its raw process-pool baseline before Qt starts, and the probe module is
-    its process's ``__main__``: importing either must not load Qt."""
-    code = ("import sys, gui.bench.cli, gui.bench.startup_probe; "
+def test_the_bench_and_its_probes_import_no_qt() -> None:
+    """The bench forks its raw process-pool baseline before Qt starts, and each probe module is
+    its process's ``__main__``: importing any of them must not load Qt."""
+    code = ("import sys, gui.bench.cli, gui.bench.startup_probe, gui.bench.observer_probe; "
             "print(sorted(m for m in sys.modules "
             "if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'qasync')))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
