@@ -65,7 +65,8 @@ def window_run(display: XDisplay | None, timeout: float = 120.0) -> dict[str, An
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout + 30)
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith(OBSERVER_TAG)), None)
     if line is None:
-        raise RuntimeError(f"the window exited {p.returncode} without a report: "
+        where = f" ({display.state()})" if display is not None else ""
+        raise RuntimeError(f"the window exited {p.returncode} without a report{where}: "
                            f"{p.stderr.strip()[-400:]}")
     rep = json.loads(line[len(OBSERVER_TAG):])
     if rep.get("error"):

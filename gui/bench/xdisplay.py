@@ -22,7 +22,9 @@ import select
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
+from typing import Any
 
 #: The virtual screen: the size the window opens at on a desktop (gui.app caps it there).
 SCREEN = "1600x1000x24"
@@ -40,6 +42,9 @@ class XDisplay:
     #: The X server's process, when the bench started it (its CPU is reported beside the
     #: window's: every frame's drawing is done there).
     proc: subprocess.Popen[bytes] | None = None
+    #: Where that server writes its warnings (a file: a server writing into a pipe nobody
+    #: reads any more dies of SIGPIPE).
+    log: Any = None
 
     @property
     def server_pid(self) -> int | None:
@@ -53,6 +58,19 @@ class XDisplay:
         env.pop("WAYLAND_DISPLAY", None)
         return env
 
+    def state(self) -> str:
+        """For an error message: whether the server the bench started still runs, and the
+        last lines it wrote."""
+        if self.proc is None:
+            return f"{self.description}: not started by the bench"
+        code = self.proc.poll()
+        said = ""
+        if self.log is not None:
+            self.log.seek(0)
+            said = " | ".join(self.log.read().decode(errors="replace").strip().splitlines()[-3:])
+        return (f"{self.description}: " + ("running" if code is None else f"exited {code}")
+                + (f"; it said: {said}" if said else ""))
+
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -61,6 +79,9 @@ class XDisplay:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 def _missing_libs() -> str | None:
@@ -79,29 +100,46 @@ def start_xvfb(timeout: float = 10.0) -> XDisplay:
     if exe is None:
         raise RuntimeError("Xvfb is not on PATH")
     r, w = os.pipe()
-    # Its warnings go to a file, not a pipe: a server writing into a pipe nobody reads any
-    # more dies of SIGPIPE (it warns when a client connects).
-    with tempfile.TemporaryFile() as log:
-        try:
-            proc = subprocess.Popen(
-                [exe, "-displayfd", str(w), "-screen", "0", SCREEN, "-nolisten", "tcp"],
-                pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=log, start_new_session=True)
-        finally:
-            os.close(w)
-        try:
-            ready, _, _ = select.select([r], [], [], timeout)
-            num = os.read(r, 64).decode().strip() if ready else ""
-        finally:
-            os.close(r)
-        if not num.isdigit():
-            proc.kill()
-            proc.wait(5)
-            log.seek(0)
-            lines = log.read().decode(errors="replace").strip().splitlines()
-            raise RuntimeError(f"Xvfb did not start within {timeout:g} s: "
-                               f"{lines[-1] if lines else 'it named no display'}")
-    return XDisplay(f":{num}", f"Xvfb :{num} (started by the bench)", "on Xvfb", proc)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the display closes it
+    try:
+        proc = subprocess.Popen(
+            [exe, "-displayfd", str(w), "-screen", "0", SCREEN, "-nolisten", "tcp"],
+            pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            start_new_session=True)
+    except OSError:
+        log.close()
+        raise
+    finally:
+        os.close(w)
+    try:
+        num = _read_line(r, timeout)
+    finally:
+        os.close(r)
+    d = XDisplay(f":{num}", f"Xvfb :{num} (started by the bench)", "on Xvfb", proc, log)
+    if not num.isdigit():
+        proc.kill()
+        proc.wait(5)
+        why = d.state()
+        d.close()
+        raise RuntimeError(f"Xvfb did not start within {timeout:g} s: {why}")
+    return d
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """A line from ``fd`` (the display number), read to its newline: the server may write the
+    number and the newline apart, and closing the pipe before the newline kills it (EPIPE:
+    "Cannot write display number")."""
+    deadline = time.monotonic() + timeout
+    got = b""
+    while not got.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 64)
+        if not chunk:  # the server closed it: died, or wrote all it will
+            break
+        got += chunk
+    return got.decode(errors="replace").strip()
 
 
 def open_x_display() -> tuple[XDisplay | None, str]:
