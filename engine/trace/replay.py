@@ -19,6 +19,7 @@ import json
 import math
 import operator
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,8 +88,10 @@ def load_trace(path: str | os.PathLike[str]) -> Replay:
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
-        # Truncated: the parser ran out of text (inside a string, or at the very end).
-        cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")
+        # Truncated: the parser ran out of text (inside a string, at the very end, or inside
+        # a literal, number or escape the cut split: "tru", "-", "1.", "1e", "\\u00").
+        tail = text[e.pos :].rstrip()
+        cut = e.msg.startswith("Unterminated string") or bool(_CUT_TOKEN.fullmatch(tail))
         what = "truncated" if cut else "malformed"
         raise TraceError(
             f"{p.name}: {what} JSON ({e.msg}, line {e.lineno} column {e.colno})"
@@ -101,6 +104,10 @@ def load_trace(path: str | os.PathLike[str]) -> Replay:
         return _build_replay(p, doc)
     except BadTrace as e:
         raise TraceError(f"{p.name}: {e}") from None
+
+
+#: What is left after the parser's error position when a file was cut inside a token.
+_CUT_TOKEN = re.compile(r"|-|t(?:ru?)?|f(?:a(?:ls?)?)?|n(?:ul?)?|\.|[eE][+-]?|u[0-9a-fA-F]{0,4}")
 
 
 def _reject_constant(name: str) -> Any:

@@ -719,6 +719,16 @@ def test_truncated_file_is_rejected(session_file: Path, tmp_path: Path) -> None:
         _assert_rejected(path, "truncated JSON")
 
 
+def test_a_cut_inside_any_token_reads_truncated(session_file: Path, tmp_path: Path) -> None:
+    # A cut can split a number ("1."), a literal ("tru") or an escape; each is a truncation.
+    data = session_file.read_bytes()
+    path = tmp_path / "cut.json"
+    for cut in range(len(data) // 3, len(data) // 3 + 200):
+        path.write_bytes(data[:cut])
+        with pytest.raises(trace.TraceError, match="truncated JSON"):
+            trace.load_trace(path)
+
+
 @pytest.mark.parametrize("content,match", [
     (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not UTF-8"),
     (b"\x00\x01\x02binary junk", "malformed JSON"),
