@@ -159,7 +159,7 @@ class Controls(QWidget):
         # Models, in two columns (one took the Start button off a laptop's screen): the
         # available ones first, then those this interpreter lacks (greyed, the reason in the
         # tooltip).
-        mbox = QGroupBox("Concurrency models (several: one after another)")
+        mbox = QGroupBox("Concurrency models · several: compared")
         ml = QVBoxLayout(mbox)
         ml.setSpacing(2)
         grid = QGridLayout()

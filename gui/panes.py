@@ -142,7 +142,7 @@ class TablesPane(QWidget):
         rh = self.runs_view.horizontalHeader()
         rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         # Narrow enough for a 1100 px window with no horizontal scroll bar (it took a row).
-        for col, w in enumerate((50, 130, 150, 120, 200, 80, 85, 75)):
+        for col, w in enumerate((50, 120, 140, 110, 200, 76, 80, 64)):
             self.runs_view.setColumnWidth(col, w)
         rh.setStretchLastSection(False)
         rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
@@ -171,7 +171,7 @@ class TablesPane(QWidget):
         style_table(self.tasks_view)
         self.tasks_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         th = self.tasks_view.horizontalHeader()
-        for col, w in enumerate((60, 70, 120, 250, 45, 85, 110, 70, 60)):
+        for col, w in enumerate((56, 62, 92, 250, 45, 80, 100, 66, 56)):
             self.tasks_view.setColumnWidth(col, w)
         th.setSectionResizeMode(TaskTableModel.C_WORKER, QHeaderView.ResizeMode.Stretch)
         self.tasks_view.selectionModel().currentRowChanged.connect(self._current)

@@ -492,6 +492,7 @@ class TimelineView(pg.PlotWidget):
         self._tick_at = -math.inf
         vb.sigRangeChangedManually.connect(self._manual)
         vb.sigLanesZoomed.connect(self._lanes_zoomed)
+        vb.sigResized.connect(self._resized)
         vb.setRange(xRange=(-self.span_s * 0.9, self.span_s * 0.1), yRange=(0, 8), padding=0)
         # What to do first, over an empty timeline (issue 16: a first launch showed only the
         # "now" line). A plain Qt text item in the view, centred on each range change while
@@ -532,6 +533,16 @@ class TimelineView(pg.PlotWidget):
                               (y0 + y1) / 2 - br.height() / 2 * py)
         if show != self.empty.isVisible():
             self.empty.setVisible(show)
+
+    def _resized(self, *args: object) -> None:
+        """Showing every lane (not following, no lane zoom): still every lane at the new
+        height (a replay laid out before its window had its size squeezed them into the top
+        half)."""
+        if not self.follow and self.rows_shown is None:
+            vb = self.getPlotItem().getViewBox()
+            y0, _y1 = sorted(vb.viewRange()[1])
+            if y0 <= 0:
+                vb.setYRange(0, self.all_rows(), padding=0)
 
     def _manual(self, *args: object) -> None:
         if self.follow:
