@@ -142,7 +142,7 @@ class TablesPane(QWidget):
         rh = self.runs_view.horizontalHeader()
         rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         # Narrow enough for a 1100 px window with no horizontal scroll bar (it took a row).
-        for col, w in enumerate((50, 120, 140, 110, 200, 76, 80, 64)):
+        for col, w in enumerate((50, 110, 170, 100, 200, 76, 80, 64)):
             self.runs_view.setColumnWidth(col, w)
         rh.setStretchLastSection(False)
         rh.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
