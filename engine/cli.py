@@ -256,17 +256,17 @@ def run_document(session: SessionAPI, run_id: int) -> dict[str, Any]:
     rec = session.store.run(run_id)
     tasks = session.store.tasks(run_id)
     spec = rec.spec
-    from .pythons.identity import python_block  # which interpreter ran it (issue 14)
-
+    info = dict(rec.info)
     return {
-        "python": python_block(),
+        # which interpreter ran it, as the engine that ran it said (issue 14)
+        "python": info.pop("python", None),
         "model": spec.model,
         "workload": spec.workload,
         "wall_s": rec.wall_s,
         "spec": spec.as_dict(),
         "counts": {k: v for k, v in rec.counts.items() if v and k not in ("queued", "running")},
         # what the model reported about the run: when its workers were ready, its cluster
-        "info": dict(rec.info),
+        "info": info,
         "tasks": [t.as_dict() for t in tasks],
         # sampler (issue 3): cores_avg (per-core % over the run), cpu_total_avg, samples
         **run_samples(session, rec),

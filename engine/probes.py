@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sys
-import sysconfig
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from . import build
 from .clock import NS_PER_MS, now_ns
 
 __all__ = ["ExternalLag", "GilProbe", "LagProbe", "gil_disabled", "lag_stats"]
@@ -287,10 +286,7 @@ class ExternalLag:
 def gil_disabled() -> bool:
     """True on a free-threaded build running with the GIL off (then there is nothing to wait
     for, and a GIL probe would only measure OS scheduling noise)."""
-    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
-        return False
-    is_enabled = getattr(sys, "_is_gil_enabled", None)
-    return is_enabled is not None and not is_enabled()
+    return build.current().gil_off
 
 
 def _voluntary_switches() -> Callable[[], int] | None:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from . import build
 from .api import FrontLoopLag, Pumped, ShutdownReport
 from .batcher import Batcher
 from .clock import now_ns
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
     from .compare import CompareJob, CompareProgress, CompareRequest
     from .probes import LagProbe
 
+#: Ids apart between sessions of different ``id_base`` (see Session): a session would need a
+#: million runs, or a million runs of a million tasks, to reach the next one's.
+RUN_ID_STRIDE = 1_000_000
+TASK_ID_STRIDE = 1_000_000_000_000
 
 
 class _Sink:
@@ -150,9 +155,14 @@ class Session(FrontLoopLag):
 
     def __init__(self, store: EventStore | None = None, *, warm: bool = True,
                  sample_hz: float | None = 10.0,
-                 own_pids: Callable[[], Iterable[int]] | None = None) -> None:
+                 own_pids: Callable[[], Iterable[int]] | None = None,
+                 id_base: int = 0) -> None:
         """``own_pids``: other processes of TaskScope itself (the window's, when this session
-        runs in an engine process), counted with this one in ``Sample.self_cpu``."""
+        runs in an engine process), counted with this one in ``Sample.self_cpu``.
+        ``id_base``: run ids start at ``1 + id_base * RUN_ID_STRIDE`` and task ids at
+        ``1 + id_base * TASK_ID_STRIDE``, so that the sessions of one front end on several
+        interpreters (one engine process each) never share an id, and their runs can be
+        mirrored into one store."""
         if sample_hz is not None:  # sampler (issue 3): a bad rate fails before threads start
             from .sampler import check_hz
 
@@ -164,8 +174,8 @@ class Session(FrontLoopLag):
             warm_up()
         self._lock = threading.Lock()
         self._runs: dict[int, Run] = {}
-        self._next_run = 1
-        self._next_task = 1
+        self._next_run = 1 + id_base * RUN_ID_STRIDE
+        self._next_task = 1 + id_base * TASK_ID_STRIDE
         self._closing = False
         self._engine_loop: EngineLoop | None = None
         self._batcher = Batcher(self.ingest)
@@ -299,7 +309,9 @@ class Session(FrontLoopLag):
         if admitted is not None:
             admitted(run, t_ns)
         self._sampler_busy()
-        self.store.add_run(run_id, spec, first, spec.tasks, t_ns)
+        # Which interpreter runs it, said by the engine that runs it (issue 14).
+        self.store.add_run(run_id, spec, first, spec.tasks, t_ns,
+                           info={"python": build.python_block()})
         self._forget_evicted()
         try:
             run.runner = self._make_runner(run, loop)

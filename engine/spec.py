@@ -105,8 +105,14 @@ def make_spec(
     policy: Any = "collect",
     params: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
+    *,
+    models: Mapping[str, Any] | None = None,
 ) -> RunSpec:
-    """Validate loosely typed values into a :class:`RunSpec`; raise :class:`SpecError` if bad."""
+    """Validate loosely typed values into a :class:`RunSpec`; raise :class:`SpecError` if bad.
+
+    ``models``: whether each model is available, as the interpreter that will run the spec
+    says (name -> ``engine.models.ModelInfo``; ``RemoteSession.models()`` for an engine
+    process on another Python). Default: this interpreter's answer."""
     from .models import registry
     from .workloads import WORKLOADS, validate_params
 
@@ -114,10 +120,15 @@ def make_spec(
         raise SpecError("model", "is required")
     model = model.strip()
     info = registry.entry(model)  # raises SpecError for unknown names
-    avail = info.available()
-    if not avail.ok:
-        fix = f" ({avail.fix})" if avail.fix else ""
-        raise SpecError("model", f"{model} is not available here: {avail.reason}{fix}")
+    there = models.get(model) if models is not None else None
+    if there is not None:
+        ok, reason, fix, where = there.available, there.reason, there.fix, "on that interpreter"
+    else:
+        avail = info.available()
+        ok, reason, fix, where = avail.ok, avail.reason, avail.fix, "here"
+    if not ok:
+        fix = f" ({fix})" if fix else ""
+        raise SpecError("model", f"{model} is not available {where}: {reason}{fix}")
 
     if not isinstance(workload, str) or not workload.strip():
         raise SpecError("workload", "is required")
@@ -127,6 +138,9 @@ def make_spec(
         raise SpecError(
             "workload", f"unknown workload {workload!r}; choose one of {', '.join(WORKLOADS)}"
         )
+    refused = info.refuses.get(workload)
+    if refused:
+        raise SpecError("workload", f"{model} cannot run {workload}: {refused}")
     if wl.process_only and not info.isolated:
         isolated = [n for n in registry.names() if registry.entry(n).isolated]
         raise SpecError(

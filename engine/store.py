@@ -96,9 +96,10 @@ class RunRecord:
     start_ns: int
     end_ns: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
-    #: Facts the run's model reported about the run as a whole (JSON-able), e.g.
-    #: ``workers_ready_ns``/``startup_s`` (when its workers were ready, and how long that took
-    #: from the run's start) and a cluster's address and dashboard.
+    #: Facts about the run as a whole (JSON-able): ``python``, the interpreter that ran it
+    #: (its ``python`` block, :mod:`engine.build`, from the engine that ran it), and what its
+    #: model reported, e.g. ``workers_ready_ns``/``startup_s`` (when its workers were ready,
+    #: and how long that took from the run's start) and a cluster's address and dashboard.
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -151,12 +152,14 @@ class EventStore:
         self._comparisons: deque[Any] = deque(maxlen=MAX_COMPARISONS)
 
     # -- producers ---------------------------------------------------------------------
-    def add_run(self, run_id: int, spec: Any, first_task_id: int, n_tasks: int, t_ns: int) -> None:
-        """Register a run and its tasks (all queued at ``t_ns``) and log their queued events."""
+    def add_run(self, run_id: int, spec: Any, first_task_id: int, n_tasks: int, t_ns: int,
+                info: dict[str, Any] | None = None) -> None:
+        """Register a run and its tasks (all queued at ``t_ns``) and log their queued events.
+        ``info``: the run's first facts (see :attr:`RunRecord.info`)."""
         ids = range(first_task_id, first_task_id + n_tasks)
         with self._lock:
             self._runs[run_id] = RunRecord(
-                run_id, spec, ids, t_ns, counts={"queued": n_tasks}
+                run_id, spec, ids, t_ns, counts={"queued": n_tasks}, info=dict(info or {})
             )
             tasks = self._tasks
             for i, tid in enumerate(ids):

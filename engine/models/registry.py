@@ -14,15 +14,17 @@ session, the CLI, compare, traces and the window all ask the registry.
 from __future__ import annotations
 
 import os
-import sys
-import sysconfig
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
+from .. import build
 from ..errors import SpecError
-from . import dask  # its option checks and availability only: not its runner, nor distributed
+
+# Their availability and checks only: not their runners, nor distributed or the interpreters'
+# pool (a runner module is imported when a run of its model starts).
+from . import dask, interpreters
 from .protocol import ALWAYS, Availability, Launch, Resources, Runner, RunView, SpecView
 
 #: Largest worker counts: a guard against typos such as ``--workers 100000``.
@@ -31,8 +33,6 @@ MAX_PROCESS_WORKERS = 256
 
 COOPERATIVE = "cooperative: the task stops at its next check; a thread cannot be killed"
 SHARED_FLAG = "shared-memory flag; force cancel kills the worker"
-
-
 
 
 def cpu_count() -> int:
@@ -87,6 +87,9 @@ class ModelEntry:
     #: Checks that need the outside world (a cluster's scheduler answers), run by
     #: ``Session.start`` before the run is admitted: raise SpecError and nothing starts.
     prepare: Callable[[SpecView, Resources], None] | None = None
+    #: Workloads the model cannot run, and why in one phrase (``make_spec`` refuses them
+    #: before anything starts): e.g. NumPy, which does not import in a sub-interpreter.
+    refuses: Mapping[str, str] = field(default_factory=dict)
 
     def make_runner(self, run: RunView, launch: Launch) -> Runner:
         factory = self.runner
@@ -121,34 +124,18 @@ class ModelInfo:
     baseline: bool = False
 
 
-def _py() -> str:
-    v = sys.version_info
-    return f"Python {v[0]}.{v[1]}.{v[2]}"
-
-
 def free_threading() -> Availability:
-    """A free-threaded build (``Py_GIL_DISABLED``) running with its GIL off."""
-    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
-        return Availability(False, f"needs a free-threaded build (python3.13t or later); this is {_py()}",
+    """A free-threaded build (``Py_GIL_DISABLED``) running with its GIL off (judged from
+    :func:`engine.build.current`, so a test can describe a build this machine lacks)."""
+    b = build.current()
+    if not b.free_threaded:
+        return Availability(False, "needs a free-threaded build (python3.13t or later); this is "
+                            f"Python {b.version}",
                             "run the engine on one: taskscope run --python python3.14t ...")
-    is_enabled = getattr(sys, "_is_gil_enabled", None)
-    if is_enabled is not None and is_enabled():
+    if b.gil_enabled:
         return Availability(False, "this free-threaded build has the GIL switched on "
                             "(PYTHON_GIL=1 or an extension)", "unset PYTHON_GIL, or set PYTHON_GIL=0")
     return ALWAYS
-
-
-def sub_interpreters() -> Availability:
-    import concurrent.futures as cf
-
-    if sys.version_info < (3, 14) or not hasattr(cf, "InterpreterPoolExecutor"):
-        return Availability(False, "needs Python 3.14+ (concurrent.futures.InterpreterPoolExecutor); "
-                            f"this is {_py()}")
-    return Availability(False, "not implemented yet for InterpreterPoolExecutor")
-
-
-def _not_built(run: RunView, launch: Launch) -> Runner:
-    raise SpecError("model", f"{run.spec.model} has no runner yet")
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -208,8 +195,11 @@ for _e in (
                "processes:asyncio_processes", isolated=True, can_force=True,
                cancel_note=SHARED_FLAG, max_workers=MAX_PROCESS_WORKERS,
                script="coroutines+process-pool", workers_noun="worker processes"),
-    ModelEntry("interpreters", "sub-interpreters via InterpreterPoolExecutor", _not_built,
-               available=sub_interpreters),
+    ModelEntry("interpreters", "sub-interpreters, each with its own GIL, via "
+               "InterpreterPoolExecutor", "interpreters:interpreters",
+               cancel_note=interpreters.CANCEL_NOTE, available=interpreters.available,
+               max_workers=MAX_PROCESS_WORKERS, prepare=interpreters.prepare,
+               refuses=interpreters.REFUSES, workers_noun="sub-interpreters"),
     ModelEntry("free-threaded", "threads on a free-threaded build with the GIL off",
                "threads:threads", available=free_threading, script="thread-pool",
                default_workers=lambda tasks: min(32, cpu_count() + 4)),

@@ -3,14 +3,14 @@
 * :mod:`.discovery` lists the interpreters (PATH, pyenv, the current one) and whether each can
   run the engine now;
 * :mod:`.prepare` makes an environment for one in TaskScope's cache (``taskscope pythons add``);
-* :mod:`.identity` is the ``python`` block every run carries;
+* :mod:`engine.build` says which interpreter this is (the ``python`` block every run carries);
 * :mod:`.probe` asks an interpreter what it is; :mod:`.envs` says where environments live;
   :mod:`.requirements` what goes in them; :mod:`.command` is the ``taskscope pythons`` CLI.
 """
 
 from __future__ import annotations
 
+from ..build import python_block
 from .discovery import Interpreter, assess, describe, discover
-from .identity import python_block
 
 __all__ = ["Interpreter", "assess", "describe", "discover", "python_block"]

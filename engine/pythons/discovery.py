@@ -33,8 +33,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ..build import current as current_build
 from .envs import env_dir, env_python, marker_path, read_marker
-from .identity import free_threaded_build, gil_enabled
 from .probe import Probe, probe
 
 MIN_VERSION = (3, 11)
@@ -81,7 +81,7 @@ class Interpreter:
         return "free-threaded" + {True: " (GIL on)", False: "", None: ""}[self.gil_enabled]
 
     def python_block(self) -> dict[str, Any]:
-        """The ``python`` block a run on this interpreter carries (see :mod:`.identity`)."""
+        """The ``python`` block a run on this interpreter carries (see :mod:`engine.build`)."""
         return {"executable": self.path, "version": self.version,
                 "free_threaded": self.free_threaded, "gil_enabled": self.gil_enabled}
 
@@ -170,6 +170,7 @@ def current_probe() -> Probe:
             __import__(name)
         except Exception as e:
             errors[name] = f"{type(e).__name__}: {e}"
+    b = current_build()
     sub = None
     if sys.version_info >= (3, 14):
         import concurrent.futures as cf
@@ -181,9 +182,9 @@ def current_probe() -> Probe:
         path=sys.executable, ok=True, executable=sys.executable,
         version_info=tuple(sys.version_info[:3]),  # type: ignore[arg-type]
         implementation=sys.implementation.name, prefix=sys.prefix, base_prefix=sys.base_prefix,
-        purelib=sysconfig.get_path("purelib"), free_threaded=free_threaded_build(),
-        gil_enabled=gil_enabled(), checked_imports=True, import_errors=errors,
-        engine_dir=engine_dir(), gil_after_imports=gil_enabled(), subinterpreters=sub,
+        purelib=sysconfig.get_path("purelib"), free_threaded=b.free_threaded,
+        gil_enabled=b.gil_enabled, checked_imports=True, import_errors=errors,
+        engine_dir=engine_dir(), gil_after_imports=b.gil_enabled, subinterpreters=sub,
     )
 
 
@@ -279,3 +280,38 @@ def find(interpreters: Iterable[Interpreter], path: str) -> Interpreter | None:
         if os.path.realpath(i.path) == real:
             return i
     return None
+
+
+class NotPrepared(Exception):
+    """The interpreter cannot run the engine yet: why, and the fix, in one line."""
+
+
+def engine_python(path: str) -> str:
+    """The executable to start an engine process with, to run the engine on the interpreter at
+    ``path``: ``sys.executable`` for this interpreter, else the python of the environment that
+    ``taskscope pythons add`` prepared for it, running this very engine. Quick: one short run
+    of the interpreter (no import checks; ``pythons add`` made them).
+
+    Raises :class:`NotPrepared` with one line: not a Python, too old, not prepared (the fix
+    names ``taskscope pythons add PATH``), or prepared for another TaskScope."""
+    exe = os.path.expanduser(path)
+    if os.path.abspath(exe) == os.path.abspath(sys.executable):
+        return sys.executable
+    base = probe(exe, imports=False)
+    if not base.ok:
+        raise NotPrepared(f"{path}: not a Python: {base.error}")
+    if base.version_info < MIN_VERSION:
+        raise NotPrepared(f"{path}: Python {base.version} is older than 3.11, which the "
+                          "engine needs")
+    if (os.path.realpath(base.executable) == os.path.realpath(sys.executable)
+            and base.prefix == sys.prefix):
+        return sys.executable
+    env = env_dir(base)
+    marker = read_marker(env)
+    if marker is None or not env_python(env).exists():
+        raise NotPrepared(f"{path}: Python {base.version} has no TaskScope environment yet; "
+                          f"{_add_fix(path)}")
+    if marker.get("engine") != engine_dir():
+        raise NotPrepared(f"{path}: its environment runs the engine in {marker.get('engine')}, "
+                          f"not this TaskScope's; {_add_fix(path, 'points it here')}")
+    return str(env_python(env))

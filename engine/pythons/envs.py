@@ -3,7 +3,7 @@ marker says.
 
 One environment per interpreter (by its real path), under ``<cache>/pythons/``, named so a
 person can tell them apart: ``cpython-3.13.0-1a2b3c4d5e``, ``cpython-3.14.0t-…``. The marker
-(:data:`~engine.pythons.identity.MARKER`) is written last, after the environment was checked,
+(:data:`~engine.build.MARKER`) is written last, after the environment was checked,
 so an environment without one was never finished.
 """
 
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..build import MARKER
 from ..cache import cache_root
-from .identity import MARKER
 from .probe import Probe
 
 

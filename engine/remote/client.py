@@ -26,7 +26,7 @@ from ..errors import SpecError
 from ..events import Event, State
 from ..spec import RunSpec
 from ..store import EventStore, RunRecord, TaskRecord
-from .process import spawn_engine
+from .process import engine_dir, spawn_engine
 from .wire import (
     Ack,
     Command,
@@ -85,13 +85,14 @@ class MirrorStore(EventStore):
     def read_events(self, cursor: int = 0, limit: int | None = None) -> tuple[list[Any], int, int]:
         return [], self._event_seq, 0
 
-    def apply(self, upd: Update) -> set[int]:
-        """Fold one update in; return the ids of the tasks whose records changed."""
+    def apply(self, upd: Update, samples: bool = True) -> set[int]:
+        """Fold one update in; return the ids of the tasks whose records changed.
+        ``samples``: keep its samples too (see ``RemoteSession.keep_samples``)."""
         with self._lock:
             for run in upd.runs:
                 self._summary_locked(run)
             changed = fold_tasks(self._tasks, upd.tasks)
-            if upd.samples:
+            if upd.samples and samples:
                 self._samples.extend(upd.samples)
                 self._sample_seq += len(upd.samples)
             self._event_seq += upd.events
@@ -211,12 +212,17 @@ class RemoteSession(FrontLoopLag):
     sampler = None
 
     def __init__(self, sample_hz: float | None = 10.0, *, max_events: int | None = None,
-                 nice: int = 0) -> None:
+                 nice: int = 0, python: str | None = None, store: MirrorStore | None = None,
+                 id_base: int = 0) -> None:
         """``max_events``: the engine store's event ring (default: EventStore's 1,000,000).
         ``nice``: added to the engine process's niceness (Unix), which its workers inherit:
         the window passes a small positive value so that, on cores its runs saturate, the
         window's own few milliseconds of work per frame are not queued behind them. Every
-        model runs under the same value, so a comparison stays fair."""
+        model runs under the same value, so a comparison stays fair.
+        ``python``: the executable to run the engine process on (default: this interpreter;
+        for another one, its prepared environment's python: ``engine.pythons.engine_python``).
+        ``store`` and ``id_base``: engine processes on several interpreters mirrored into one
+        store, their ids apart (see :class:`engine.Session`)."""
         if sample_hz is not None:
             from ..sampler import check_hz
 
@@ -227,8 +233,14 @@ class RemoteSession(FrontLoopLag):
         if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
             raise SpecError("nice", f"expected 0 to 19, got {nice!r}")
         self.nice = nice
-        self._cmd, self._upd, self._proc = spawn_engine(sample_hz, max_events, nice)
-        self.store = MirrorStore()
+        self.python_path = python
+        self._cmd, self._upd, self._proc = spawn_engine(sample_hz, max_events, nice,
+                                                        python=python, id_base=id_base)
+        self.store = store if store is not None else MirrorStore()
+        self._hello: Ready | None = None
+        #: Fold the engine's samples into the store (several engines sharing one store keep
+        #: one engine's: see engine.remote.multi).
+        self.keep_samples = True
         self._call_lock = threading.Lock()
         self._pump_lock = threading.Lock()
         self._ready = False
@@ -265,6 +277,13 @@ class RemoteSession(FrontLoopLag):
         if not isinstance(msg, Ready):
             self._gone = msg.message if isinstance(msg, Fatal) else "failed to start"
             raise EngineGone(f"the engine process did not start: {self._gone}")
+        mine = engine_dir()
+        if msg.engine and msg.engine != mine:
+            self._gone = f"it runs the engine in {msg.engine}, not this TaskScope's ({mine})"
+            self._proc.stop(1.0)
+            raise EngineGone(f"the engine process on {self.python_path} {self._gone}; run: "
+                             f"taskscope pythons add {self.python_path}")
+        self._hello = msg
         self._ready = True
 
     def _reply(self, timeout: float, failing: str) -> Any:
@@ -309,6 +328,21 @@ class RemoteSession(FrontLoopLag):
         """Block until the engine process runs (it starts in the background)."""
         with self._call_lock:
             self._wait_ready()
+
+    @property
+    def python(self) -> dict[str, Any]:
+        """The interpreter the engine process runs on: its ``python`` block (waits until the
+        engine process runs)."""
+        self.wait_ready()
+        assert self._hello is not None
+        return dict(self._hello.python or {})
+
+    def models(self) -> dict[str, Any]:
+        """The models as the engine process's interpreter has them: name ->
+        ``engine.models.ModelInfo`` (for ``make_spec(..., models=...)``)."""
+        self.wait_ready()
+        assert self._hello is not None
+        return {m.name: m for m in self._hello.models or []}
 
     # -- runs ----------------------------------------------------------------------------------
     def start(self, spec: RunSpec, *,
@@ -443,7 +477,7 @@ class RemoteSession(FrontLoopLag):
                 upd = conn.recv()
                 if type(upd) is not Update:
                     continue
-                out.changed |= self.store.apply(upd)
+                out.changed |= self.store.apply(upd, self.keep_samples)
                 out.events += upd.events
                 out.dropped += upd.dropped
                 out.backlog = upd.backlog

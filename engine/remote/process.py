@@ -30,7 +30,8 @@ ENTRY_MODULE = "engine._engine_proc"
 
 
 class EngineArgs(NamedTuple):
-    """The engine process's command line: ``CMD_FD UPD_FD HZ FRONT_PID [MAX_EVENTS [NICE]]``."""
+    """The engine process's command line:
+    ``CMD_FD UPD_FD HZ FRONT_PID [MAX_EVENTS [NICE [ID_BASE]]]``."""
 
     cmd_fd: int
     upd_fd: int
@@ -38,17 +39,22 @@ class EngineArgs(NamedTuple):
     front_pid: int
     max_events: int | None = None
     nice: int = 0
+    #: Where its run and task ids start (see :class:`engine.Session`): engine processes of
+    #: one front end on several interpreters number their runs apart.
+    id_base: int = 0
 
     def argv(self) -> list[str]:
         return [str(self.cmd_fd), str(self.upd_fd),
                 "" if self.sample_hz is None else repr(self.sample_hz), str(self.front_pid),
-                str(self.max_events or ""), str(self.nice)]
+                str(self.max_events or ""), str(self.nice), str(self.id_base)]
 
     @classmethod
     def parse(cls, argv: list[str]) -> EngineArgs:
+        def opt(i: int) -> str:
+            return argv[i] if len(argv) > i else ""
+
         return cls(int(argv[0]), int(argv[1]), float(argv[2]) if argv[2] else None, int(argv[3]),
-                   int(argv[4]) if len(argv) > 4 and argv[4] else None,
-                   int(argv[5]) if len(argv) > 5 and argv[5] else 0)
+                   int(opt(4)) if opt(4) else None, int(opt(5) or 0), int(opt(6) or 0))
 
 
 # == the front end's side ============================================================================
@@ -120,21 +126,59 @@ class EngineProcess:
             pass
 
 
+def engine_dir() -> str:
+    """The real folder of the engine package this process runs."""
+    return os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+
+def engine_env(python: str | None) -> dict[str, str]:
+    """The environment of an engine process on ``python`` (None: this interpreter).
+
+    On this interpreter, the folder that holds this engine goes first on ``PYTHONPATH``. On
+    another one, the engine comes from its prepared environment (``taskscope pythons add``
+    links this very engine there), and the inherited ``PYTHONPATH`` keeps only what belongs to
+    no interpreter: not a ``site-packages`` folder (a package compiled for this Python would
+    load there, or fail to), nor a folder with another ``engine`` package in it (it would
+    shadow this one). A folder with this very engine stays (a checkout run from source)."""
+    env = dict(os.environ)
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if python is None or python == sys.executable:
+        root = os.path.dirname(engine_dir())
+        env["PYTHONPATH"] = os.pathsep.join([root, *inherited])
+        return env
+    mine = engine_dir()
+
+    def keep(p: str) -> bool:
+        parts = os.path.normpath(p).split(os.sep)
+        if "site-packages" in parts or "dist-packages" in parts:
+            return False
+        theirs = os.path.join(p, "engine")
+        return not os.path.isdir(theirs) or os.path.realpath(theirs) == mine
+
+    kept = [p for p in inherited if keep(p)]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)  # this interpreter's home is not that one's
+    return env
+
+
 def spawn_engine(sample_hz: float | None, max_events: int | None = None, nice: int = 0, *,
-                 python: str | None = None) -> tuple[Connection, Connection, EngineProcess]:
+                 python: str | None = None,
+                 id_base: int = 0) -> tuple[Connection, Connection, EngineProcess]:
     """Start the engine process; return its command pipe, its update pipe and the process.
 
     A fresh interpreter (fork + exec right away: safe in a process that already runs GUI
     threads), which imports the engine only: not the front end's ``__main__`` (as
     multiprocessing's spawn would), and never Qt. ``python``: the interpreter to run it on
-    (default: this one, ``sys.executable``); this tree is put first on its ``PYTHONPATH``."""
+    (default: this one, ``sys.executable``; another one runs it from its prepared environment,
+    see :func:`engine_env`). ``id_base``: see :class:`EngineArgs`."""
     cmd_parent, cmd_child = socket.socketpair()
     upd_parent, upd_child = socket.socketpair()
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env = engine_env(python)
     args = EngineArgs(cmd_child.fileno(), upd_child.fileno(), sample_hz, os.getpid(),
-                      max_events, nice)
+                      max_events, nice, id_base)
     try:
         popen = subprocess.Popen([python or sys.executable, "-m", ENTRY_MODULE, *args.argv()],
                                  pass_fds=(cmd_child.fileno(), upd_child.fileno()),

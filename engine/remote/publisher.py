@@ -84,8 +84,8 @@ class EngineStore(EventStore):
             cb()
 
     def add_run(self, run_id: int, spec: Any, first_task_id: int, n_tasks: int,
-                t_ns: int) -> None:
-        super().add_run(run_id, spec, first_task_id, n_tasks, t_ns)
+                t_ns: int, info: dict[str, Any] | None = None) -> None:
+        super().add_run(run_id, spec, first_task_id, n_tasks, t_ns, info)
         self._changed()
 
     def append(self, batch: Iterable[Event]) -> list[tuple[int, int, State]]:

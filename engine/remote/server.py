@@ -177,21 +177,27 @@ def child_main(argv: list[str]) -> None:
     cmd, upd = Connection(args.cmd_fd), Connection(args.upd_fd)
     if not become_engine_process(args.front_pid, args.nice):
         return
-    engine_main(cmd, upd, args.sample_hz, args.front_pid, args.max_events)
+    engine_main(cmd, upd, args.sample_hz, args.front_pid, args.max_events, args.id_base)
 
 
 def engine_main(cmd: Connection, upd: Connection, sample_hz: float | None, front_pid: int,
-                max_events: int | None = None) -> None:
-    """The engine process: one Session, commands on ``cmd``, updates on ``upd``."""
+                max_events: int | None = None, id_base: int = 0) -> None:
+    """The engine process: one Session, commands on ``cmd``, updates on ``upd``; its ids
+    start at ``id_base`` (see :class:`engine.Session`)."""
     session = None
     try:
         from ..session import Session  # here: an engine that cannot import says why (Fatal)
 
         store = EngineStore(max_events)
         # The window's process is TaskScope too: "this app's CPU" counts both processes.
-        session = Session(store, sample_hz=sample_hz, own_pids=lambda: (front_pid,))
+        session = Session(store, sample_hz=sample_hz, own_pids=lambda: (front_pid,),
+                          id_base=id_base)
         pub = start_publisher(session, upd)
-        cmd.send(Ready(os.getpid()))
+        from ..build import python_block
+        from ..models import all_models
+
+        engine_dir = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+        cmd.send(Ready(os.getpid(), python_block(), all_models(), engine_dir))
         CommandServer(session, pub, cmd).serve()
     except Terminated:
         pass

@@ -65,9 +65,16 @@ class Command(NamedTuple):
 
 # == replies (engine process -> front end, on the command pipe) =====================================
 class Ready(NamedTuple):
-    """The engine process runs and serves (its first message)."""
+    """The engine process runs and serves (its first message): its pid, the interpreter it
+    runs on (its ``python`` block, :mod:`engine.build`) and the models as that interpreter has
+    them (``engine.models.ModelInfo``: available or not, and why), which may differ from the
+    front end's when it runs on another Python), and which engine it runs."""
 
     pid: int
+    python: dict[str, Any] | None = None
+    models: list[Any] | None = None
+    #: The real folder of the engine package it runs (the front end checks it is its own).
+    engine: str = ""
 
 
 class Fatal(NamedTuple):

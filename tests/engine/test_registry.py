@@ -73,7 +73,8 @@ def _choice(value: object, field: str) -> str:
 def tiny() -> Iterable[ModelEntry]:
     e = register(ModelEntry("tiny", "one thread of its own, defined in a test", OneThread,
                             default_workers=lambda tasks: 1,
-                            options={"flavour": ("a", _choice)}))
+                            options={"flavour": ("a", _choice)},
+                            refuses={"http": "it has no network of its own"}))
     try:
         yield e
     finally:
@@ -123,6 +124,15 @@ def test_a_model_option_is_checked_before_anything_starts(tiny: ModelEntry) -> N
     with pytest.raises(SpecError) as e:
         make_spec("threads", "cpu", options={"flavour": "a"})
     assert e.value.field == "options.flavour" and "none" in str(e.value)
+
+
+def test_a_workload_the_model_refuses_is_refused_before_anything_starts(
+        tiny: ModelEntry) -> None:
+    with pytest.raises(SpecError) as e:
+        make_spec("tiny", "http", tasks=2)
+    assert e.value.field == "workload"
+    assert str(e.value) == "workload: tiny cannot run http: it has no network of its own"
+    make_spec("threads", "http", tasks=2)  # the refusal is the tiny model's alone
 
 
 def test_unregistered_models_are_unknown() -> None:
