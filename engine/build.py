@@ -76,3 +76,14 @@ def current() -> Build:
 def python_block() -> dict[str, Any]:
     """This interpreter's ``python`` block, read now."""
     return current().block()
+
+
+def python_label(block: dict[str, Any] | None) -> str:
+    """A python block in a few characters, for tables: ``3.13.0``, ``3.14.0t`` (free-threaded),
+    ``3.14.0t (GIL on)``; ``?`` when there is none."""
+    if not block:
+        return "?"
+    label = str(block.get("version") or "?")
+    if block.get("free_threaded"):
+        label += "t" + (" (GIL on)" if block.get("gil_enabled") else "")
+    return label

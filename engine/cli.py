@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--csv", metavar="PREFIX",
                    help="write PREFIX-tasks.csv and PREFIX-samples.csv")
     r.add_argument("--quiet", "-q", action="store_true", help="print only the summary line")
+    r.add_argument("--python", metavar="PATH",
+                   help="run the engine on this interpreter (prepare it once with: taskscope "
+                        "pythons add PATH; list them with: taskscope pythons)")
     _add_model_options(r)
     _add_custom_args(r)  # custom workloads (issue 5)
     r.add_argument("--show-code", action="store_true",
@@ -95,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--settle", default="500ms", help="pause before each model (default 500ms)")
     c.add_argument("--json", metavar="PATH|-", help="write the results as JSON ('-' for stdout)")
     c.add_argument("--csv", metavar="PATH", help="write one CSV row per model")
+    c.add_argument("--python", metavar="PATH[,PATH...]",
+                   help="run every model on each of these interpreters, one after another "
+                        "(a row per model per interpreter; speed-ups against sequential on the "
+                        "same interpreter)")
     _add_model_options(c)
     _add_custom_args(c)
 
@@ -149,22 +156,62 @@ def _models() -> int:
     return 0
 
 
+def _engine_pythons(text: str | None) -> list[str]:
+    """``--python PATH[,PATH...]``: the executable that runs the engine on each (checked before
+    anything starts; one line naming --python for a path that cannot run it)."""
+    if text is None:
+        return []
+    from .pythons.discovery import NotPrepared, engine_python
+
+    paths = [p.strip() for p in text.split(",") if p.strip()]
+    if not paths:
+        raise UsageError("--python: expected an interpreter's path, e.g. python3.13")
+    out: list[str] = []
+    for p in paths:
+        try:
+            exe = engine_python(p)
+        except NotPrepared as e:
+            raise UsageError(f"--python: {e}") from None
+        if exe in out:
+            raise UsageError(f"--python: {p} is listed twice")
+        out.append(exe)
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     workload, params = _workload_params(args)
+    elsewhere = args.python is not None and not args.show_code
     spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
-                     args.timeout, args.policy, params, _options(args))
+                     args.timeout, args.policy, params, _options(args),
+                     models=_assumed() if elsewhere else None)
     if args.show_code:
         return _show_code(spec)
+    python = _engine_pythons(args.python)[0] if elsewhere else None
     _custom_note(spec)
     _check_exports(args)
     out = _open_json(args.json)
     from .models import model_info
     from .session import Session
 
-    # The forkserver only for a model that needs worker processes: started in the background,
-    # it imports the engine and NumPy on the other core while the first tasks run (a "300ms"
-    # numpy task under sequential took 358-378 ms instead of 303 when it overlapped them).
-    session = Session(warm=model_info(spec.model).isolated)
+    if python is not None and python != sys.executable:
+        from .remote import RemoteSession
+
+        # The engine on that interpreter: it judges whether it has the model (one line, and
+        # nothing runs, if not).
+        session: SessionAPI = RemoteSession(10.0, python=python)
+        try:
+            spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
+                             args.timeout, args.policy, params, _options(args),
+                             models=session.models())
+        except BaseException:
+            session.shutdown()
+            raise
+    else:
+        # The forkserver only for a model that needs worker processes: started in the
+        # background, it imports the engine and NumPy on the other core while the first tasks
+        # run (a "300ms" numpy task under sequential took 358-378 ms instead of 303 when it
+        # overlapped them).
+        session = Session(warm=model_info(spec.model).isolated)
     interrupted = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -178,7 +225,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         run = session.start(spec)
         while not run.wait(1.0):  # a signal still runs its handler at once
-            pass
+            if session.gone_reason is not None:
+                print(f"taskscope: error: the engine process stopped ({session.gone_reason})",
+                      file=sys.stderr)
+                return 1
         doc = run_document(session, run.run_id)
     finally:
         signal.signal(signal.SIGINT, old)
@@ -190,6 +240,14 @@ def _run(args: argparse.Namespace) -> int:
     if not _write_exports(args, session.store, run.run_id):
         return 1
     return 130 if interrupted.is_set() else 0
+
+
+def _assumed() -> dict[str, Any]:
+    """Every model taken as available: the rest of a spec is checked here, before the engine
+    on another interpreter is asked whether it has the model."""
+    from .models.registry import assumed_available
+
+    return assumed_available()
 
 
 def _check_exports(args: argparse.Namespace) -> None:
@@ -284,6 +342,14 @@ def format_summary(doc: dict[str, Any], brief: bool = False) -> str:
     tail = " · ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()))
     wall = doc["wall_s"]
     line2 = f"wall {wall:.3f} s · {tail}" if wall is not None else f"not finished · {tail}"
+    startup = (doc.get("info") or {}).get("startup_s")
+    if isinstance(startup, int | float) and wall is not None:
+        line2 += f" · of which start-up {startup:.3f} s (the workers', before the tasks)"
+    py = doc.get("python")
+    if py and not brief:
+        from .build import python_label
+
+        head += f" · Python {python_label(py)}"
     if brief:
         return f"{head} — {line2}"
     lines = [head, line2]
@@ -367,12 +433,16 @@ def _compare(args: argparse.Namespace) -> int:
     import csv
 
     from . import compare as cmp
+    from .build import python_label
     from .parse import parse_duration
 
     workload, params = _workload_params(args)
     request = cmp.CompareRequest(workload, args.models, args.tasks, args.size, args.workers,
                                  params, args.timeout, args.policy, _options(args))
-    request.plan()
+    # Across interpreters, each one's engine says which models it has (a row says so where
+    # one is missing); everything else is checked here, before anything starts.
+    request.plan(_assumed() if args.python is not None else None)
+    pythons = _engine_pythons(args.python)
     settle = parse_duration(args.settle, "settle")
     if settle > 60:
         raise UsageError("--settle: at most 60s")
@@ -397,7 +467,7 @@ def _compare(args: argparse.Namespace) -> int:
                 raise UsageError(f"--csv: cannot write {args.csv}: {e.strerror}") from None
     from .session import Session
 
-    session = Session()
+    session = Session() if not pythons else None
     cancel = threading.Event()
     to_stdout = args.json != "-" and args.csv != "-"
     log = sys.stdout if to_stdout else sys.stderr
@@ -413,7 +483,8 @@ def _compare(args: argparse.Namespace) -> int:
         if p.phase == "model_done" and p.result is not None:
             r = p.result
             wall = "-" if r.wall_s is None else f"{r.wall_s:.3f} s"
-            print(f"  [{p.index + 1}/{p.n_models}] {p.model}: {wall} ({r.status})",
+            on = f" on {python_label(r.python)}" if pythons and r.python else ""
+            print(f"  [{p.index + 1}/{p.n_models}] {p.model}{on}: {wall} ({r.status})",
                   file=sys.stderr)
 
     old = signal.signal(signal.SIGINT, on_sigint)
@@ -421,10 +492,16 @@ def _compare(args: argparse.Namespace) -> int:
         if workload == "custom":
             _custom_note(make_spec("sequential", workload, args.tasks, args.size, None,
                                    args.timeout, args.policy, params))
-        res = cmp.compare(session, request, progress, cancel, settle_s=settle)
+        if session is not None:
+            res = cmp.compare(session, request, progress, cancel, settle_s=settle)
+        else:
+            res = _compare_across(pythons, request, progress, cancel, settle)
     finally:
         signal.signal(signal.SIGINT, old)
-        session.shutdown()
+        if session is not None:
+            session.shutdown()
+    if res is None:
+        return 1
     print(cmp.format_table(res), file=log)
     if out is not None:
         _write_json(out, res.as_dict())
@@ -436,6 +513,49 @@ def _compare(args: argparse.Namespace) -> int:
         if csv_out is not sys.stdout:
             csv_out.close()
     return 130 if res.cancelled else 0
+
+
+def _compare_across(pythons: list[str], request: Any, progress: Any, cancel: threading.Event,
+                    settle: float) -> Any:
+    """``compare --python A,B``: every model on each interpreter, one engine at a time (each
+    started when its turn comes and shut down after, so that no idle engine shares the
+    machine with the next one's models). None (after one line on stderr) if one failed."""
+    from . import compare as cmp
+
+    def engine_on(exe: str) -> Any:
+        def start() -> cmp.Where:
+            if exe == sys.executable:
+                from .build import python_block
+                from .models import all_models
+                from .session import Session
+
+                local = Session()
+                return cmp.Where(local, python_block(), {m.name: m for m in all_models()},
+                                 release=local.shutdown)
+            from .remote import RemoteSession
+
+            remote = RemoteSession(10.0, python=exe)
+            try:
+                return cmp.Where(remote, remote.python, remote.models(), release=remote.shutdown)
+            except BaseException:
+                remote.shutdown()
+                raise
+        return start
+
+    job = cmp.CompareAcross([engine_on(exe) for exe in pythons], request, progress,
+                            {"settle_s": settle})
+    try:
+        while not job.wait(0.2):
+            if cancel.is_set():
+                job.cancel()
+    except BaseException:  # a second Ctrl+C: stop what runs, shut its engine down
+        job.cancel()
+        job.wait(30.0)
+        raise
+    if job.error is not None:
+        print(f"taskscope: error: {type(job.error).__name__}: {job.error}", file=sys.stderr)
+        return None
+    return job.result
 
 
 def _fmt_s(s: float) -> str:

@@ -24,6 +24,9 @@ Figures per model (:class:`ModelResult`), and how each is defined:
     so the figures still rank the models. A partial run is never the basis and has no
     speed-up; neither has any run when nothing it could be measured against completed.
     ``speedup_without_startup`` is the same ratio with each side's ``startup_s`` taken off.
+``python``
+    The interpreter that ran the model (its ``python`` block, :mod:`engine.build`), as the
+    engine that ran it said.
 ``busy_cores``
     The cores this run kept busy: CPU seconds used by this process plus the run's worker
     processes, divided by the run's window (compare's own psutil monitor,
@@ -81,6 +84,9 @@ API for front ends:
 * :func:`compare` runs a whole comparison on the calling thread and returns a
   :class:`CompareResult`; ``on_progress`` gets :class:`CompareProgress` snapshots;
   ``cancel_event`` (a :class:`threading.Event`) stops it.
+* :class:`CompareAcross` runs one comparison on several interpreters, one engine each, one
+  after another: a row per model per interpreter, speed-ups per interpreter (see
+  :mod:`~engine.compare.across`).
 * :func:`start_compare` validates at once (raising :class:`~engine.spec.SpecError`) and runs the
   comparison in a background thread; it returns a :class:`CompareJob` to poll
   (:attr:`CompareJob.progress`), cancel and wait on. Nothing here imports Qt.
@@ -88,6 +94,7 @@ API for front ends:
 
 from __future__ import annotations
 
+from .across import CompareAcross, Where
 from .figures import CPU_SHARE
 from .measure import p99
 from .readings import GUI_LAG_BAD_MS, Figures, reading
@@ -113,6 +120,7 @@ __all__ = [
     "CPU_SHARE",
     "GUI_LAG_BAD_MS",
     "SPEEDUP_FMT",
+    "CompareAcross",
     "CompareJob",
     "CompareProgress",
     "CompareRequest",
@@ -129,4 +137,5 @@ __all__ = [
     "row",
     "rows",
     "start_compare",
+    "Where",
 ]

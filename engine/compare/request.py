@@ -34,8 +34,8 @@ class CompareRequest:
     policy: Any = "collect"
     options: Mapping[str, Any] | None = None
 
-    def plan(self) -> list[RunSpec]:
-        return plan(self)
+    def plan(self, models: Mapping[str, Any] | None = None) -> list[RunSpec]:
+        return plan(self, models)
 
 
 def parse_models(models: str | Sequence[str]) -> list[str]:
@@ -56,10 +56,12 @@ def parse_models(models: str | Sequence[str]) -> list[str]:
     return out
 
 
-def plan(request: CompareRequest) -> list[RunSpec]:
+def plan(request: CompareRequest, models: Mapping[str, Any] | None = None) -> list[RunSpec]:
     """Validate every model's spec before anything runs (a :class:`SpecError` names the
     field; a model's own errors name ``models``). ``workers`` applies to every model that can
-    have more than one worker; each model gets the options its registry entry takes."""
+    have more than one worker; each model gets the options its registry entry takes.
+    ``models``: availability as the interpreter that will run them says (see
+    :func:`~engine.spec.make_spec`)."""
     r = request
     options = dict(r.options or {})
     names = parse_models(r.models)
@@ -73,7 +75,7 @@ def plan(request: CompareRequest) -> list[RunSpec]:
             w = None if model.max_workers == 1 else r.workers
             own = {k: v for k, v in options.items() if k in model.options}
             specs.append(make_spec(m, r.workload, r.tasks, r.size, w, r.timeout, r.policy,
-                                   r.params, own))
+                                   r.params, own, models=models))
         except SpecError as e:
             if e.field == "model":
                 raise SpecError("models", e.message) from None

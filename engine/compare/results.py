@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from ..build import python_label
+
 
 @dataclass
 class ModelResult:
@@ -45,6 +47,9 @@ class ModelResult:
     winner: bool = False
     reading: str = ""
     error: str = ""
+    #: The interpreter that ran it: its ``python`` block (``engine.build``), as the engine
+    #: that ran it said. None for a model that did not run.
+    python: dict[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
@@ -163,7 +168,7 @@ class CompareProgress:
     result: ModelResult | None = None
 
 
-COLUMNS = ("model", "wall_s", "startup_s", "speedup", "speedup_without_startup", "busy_cores",
+COLUMNS = ("model", "python", "wall_s", "startup_s", "speedup", "speedup_without_startup", "busy_cores",
            "machine_cores", "peak_mb", "gui_lag_p99_ms", "tasks_per_s", "overhead_ms", "winner",
            "reading")
 
@@ -191,6 +196,8 @@ def row(r: ModelResult) -> dict[str, Any]:
         "workers": r.workers,
         "winner": r.winner,
         "reading": r.reading,
+        "python": python_label(r.python) if r.python else None,
+        "python_executable": (r.python or {}).get("executable"),
     }
 
 
@@ -214,7 +221,7 @@ def format_table(res: CompareResult) -> str:
     program's, this one's included."""
     what = res.label or f"{res.workload} · {res.tasks} tasks × {res.size_s * 1e3:g} ms"
     head = f"compare · {what} · {res.cores} cores{' · CANCELLED' if res.cancelled else ''}"
-    cols = ["", "model", "workers", "wall s", "start-up s", "speedup", "w/o start-up",
+    cols = ["", "model", "python", "workers", "wall s", "start-up s", "speedup", "w/o start-up",
             "busy cores", "machine", "peak MB", "gui lag p99", "tasks/s", "overhead/task",
             "status"]
     body = []
@@ -222,6 +229,7 @@ def format_table(res: CompareResult) -> str:
         body.append([
             "*" if r.winner else "",
             r.model,
+            python_label(r.python) if r.python else "-",
             str(r.workers),
             _f(r.wall_s, ".3f", "-"),
             _f(r.startup_s, ".3f", "-"),
@@ -237,15 +245,22 @@ def format_table(res: CompareResult) -> str:
         ])
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
     line = lambda cells: "  ".join(  # noqa: E731
-        c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
     ).rstrip()
     out = [head, line(cols)] + [line(b) for b in body]
     out.append("")
     out.extend(r.reading for r in res.results)
-    basis = next((r.speedup_basis for r in res.results if r.speedup_basis), None)
+    bases = list(dict.fromkeys(r.speedup_basis for r in res.results if r.speedup_basis))
+    best = next((r for r in res.results if r.winner), None)
+    across = len({python_label(r.python) for r in res.results if r.python}) > 1
+    winner = res.winner or f"none ({no_winner_why(res)})"
+    if best is not None and across and best.python:
+        winner += f" on {python_label(best.python)}"
     out.append("")
-    out.append(f"* winner: {res.winner or 'none (' + no_winner_why(res) + ')'}"
-               + (f" · speedup relative to {basis}" if basis else ""))
+    out.append(f"* winner: {winner}"
+               + (f" · speedup relative to {bases[0]}" if len(bases) == 1 else "")
+               + (" · speed-ups: each against its own interpreter's baseline"
+                  if len(bases) > 1 else ""))
     out.extend(res.notes)
     return "\n".join(out)
 

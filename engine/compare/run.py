@@ -170,6 +170,7 @@ def _run_one(session: SessionAPI, spec: RunSpec, cancel: threading.Event, monito
     r.start_ns = rec.start_ns or start
     r.end_ns = rec.end_ns or end
     r.counts = {k: v for k, v in rec.counts.items() if v and k not in ("queued", "running")}
+    r.python = rec.info.get("python")  # said by the engine that ran it
     r.wall_s = (r.end_ns - r.start_ns) / 1e9 if rec.end_ns is not None else None
     window_s = max(1e-9, (end - start) / 1e9)
     r.busy_cores = own_cpu / window_s

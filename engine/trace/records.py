@@ -116,6 +116,17 @@ RUN_SCHEMA = Schema({
     "start_ns": (int,),
     "end_ns": (int, type(None)),
     "counts": (dict,),
+    # The interpreter that ran it (engine.build's python block), since issue 14; written
+    # when the engine said it.
+    "python": (dict,),
+}, optional=("python",))
+
+#: A run's ``python`` block.
+PYTHON_SCHEMA = Schema({
+    "executable": (str,),
+    "version": (str,),
+    "free_threaded": (bool,),
+    "gil_enabled": (bool, type(None)),
 })
 
 SPEC_SCHEMA = Schema({
@@ -183,7 +194,7 @@ def encode_spec(spec: Any) -> dict[str, Any] | None:
 
 
 def encode_run(r: RunRecord) -> dict[str, Any]:
-    return {
+    out = {
         "run_id": r.run_id,
         "spec": encode_spec(r.spec),
         "first_task_id": r.task_ids.start,
@@ -192,6 +203,10 @@ def encode_run(r: RunRecord) -> dict[str, Any]:
         "end_ns": r.end_ns,
         "counts": {str(k): int(v) for k, v in r.counts.items()},
     }
+    py = r.info.get("python")
+    if isinstance(py, dict):
+        out["python"] = {k: py.get(k) for k in PYTHON_SCHEMA.types}
+    return out
 
 
 def encode_section(
@@ -338,6 +353,9 @@ def decode_run(r: Any, where: str) -> RunRecord:
     first, n = r["first_task_id"], r["n_tasks"]
     if n < 0 or first < 0:
         raise BadTrace(f"{where}: negative task range")
+    info: dict[str, Any] = {}
+    if "python" in r:
+        info["python"] = dict(PYTHON_SCHEMA.check(r["python"], f"{where}.python"))
     return RunRecord(
         run_id=r["run_id"],
         spec=decode_spec(r["spec"]),
@@ -345,6 +363,7 @@ def decode_run(r: Any, where: str) -> RunRecord:
         start_ns=r["start_ns"],
         end_ns=r["end_ns"],
         counts=dict(r["counts"]),
+        info=info,
     )
 
 
