@@ -13,10 +13,16 @@ lets the machine settle in between and measures each model's window; this class 
   progress arrives with the engine's updates, folded in by the frame's pump, and
   ``on_progress`` only appends finished models to a list; nothing signals the GUI per event),
 * cancels the whole comparison (its button, Esc, closing the window).
+
+Across interpreters (several ticked in the Interpreter box), every model runs on each, one
+engine after another (``engine.compare.CompareAcross``): the view then gets one row, band and
+bar per model *per interpreter*, named ``"threads · 3.13.0"`` (:func:`row_key`); the engine's
+results are copied under those names for it, and keep their own.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from engine import CompareJobAPI, RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
@@ -27,6 +33,14 @@ from engine.remote import RemoteError
 from .compare_view import IDLE_LIVE, IDLE_REPLAY, CompareView
 from .controls import Controls
 from .hosts import CompareHost
+
+
+def row_key(model: str, python: dict[str, Any] | None) -> str:
+    """A comparison row's name across interpreters: ``"threads · 3.13.0"`` (``t`` after a
+    free-threaded build's version)."""
+    if not python:
+        return model
+    return f"{model} · {python.get('version', '?')}{'t' if python.get('free_threaded') else ''}"
 
 
 class CompareMode:
@@ -47,6 +61,8 @@ class CompareMode:
         self.runs: set[int] = set()
         self._done_models: list[ModelResult] = []  # appended on the compare thread
         self._shown_done = 0
+        #: Across interpreters: their labels (``3.13.0``), in order; None for one.
+        self.across: list[str] | None = None
         #: Passed to start_compare; tests shorten the settle pause.
         self.options: dict[str, Any] = {}
 
@@ -55,8 +71,11 @@ class CompareMode:
         return self.job is not None and not self.job.done
 
     # -- commands -----------------------------------------------------------------------------------
-    def start(self, specs: list[RunSpec], on_gui_loop: bool = False) -> bool:
-        """Start comparing the specs' models (one workload); False if refused at the form."""
+    def start(self, specs: list[RunSpec], on_gui_loop: bool = False,
+              across: list[str] | None = None) -> bool:
+        """Start comparing the specs' models (one workload); False if refused at the form.
+        ``across``: the labels of the interpreters to run each model on (the session runs
+        them there, see ``engine.remote.Engines.choose``), None for this one only."""
         form = self.form
         if on_gui_loop:
             form.show_error(SpecError(
@@ -90,10 +109,14 @@ class CompareMode:
             return False
         self.job = job
         self.models = [s.model for s in specs]
+        self.across = across
         self.runs = set()
-        self.view.begin(self.models, s0.label)
-        form.say(f"Comparing {', '.join(self.models)}: one after another, never at once. Esc "
-                 "or Cancel compare stops it.")
+        keys = self.models if across is None else [f"{m} · {p}" for p in across
+                                                   for m in self.models]
+        self.view.begin(keys, s0.label)
+        where = "" if across is None else f" on Python {', '.join(across)}"
+        form.say(f"Comparing {', '.join(self.models)}{where}: one after another, never at "
+                 "once. Esc or Cancel compare stops it.")
         self.host.show_compare_tab()
         return True
 
@@ -117,8 +140,16 @@ class CompareMode:
             return False
         self.runs.add(rec.run_id)
         self.host.register_run(rec.run_id, spec.model)
-        self.view.adopt_run(rec.run_id, spec.model, rec.start_ns)
+        self.view.adopt_run(rec.run_id, self._key(spec.model, rec.info.get("python")),
+                            rec.start_ns)
         return True
+
+    def _key(self, model: str, python: dict[str, Any] | None) -> str:
+        return model if self.across is None else row_key(model, python)
+
+    def _keyed(self, r: ModelResult) -> ModelResult:
+        """The engine's row under its name in the view (itself, for one interpreter)."""
+        return r if self.across is None else replace(r, model=self._key(r.model, r.python))
 
     def tasks_changed(self, recs: list[TaskRecord]) -> None:
         if self.runs:
@@ -130,7 +161,7 @@ class CompareMode:
             return
         self.view.set_progress(job.progress)
         while self._shown_done < len(self._done_models):
-            self.view.model_done(self._done_models[self._shown_done])
+            self.view.model_done(self._keyed(self._done_models[self._shown_done]))
             self._shown_done += 1
         if job.done and self.view.running:
             self.finish()
@@ -143,6 +174,10 @@ class CompareMode:
         for rid in self.runs:
             self.view.update_tasks(self.host.run_tasks(rid))
         res = job.result
+        if res is not None and self.across is not None:
+            rows = [self._keyed(r) for r in res.results]
+            best = next((r.model for r in rows if r.winner), None)
+            res = replace(res, results=rows, models=[r.model for r in rows], winner=best)
         err = "" if job.error is None else (
             str(job.error) if isinstance(job.error, RemoteError)  # already "Type: message"
             else f"{type(job.error).__name__}: {job.error}")

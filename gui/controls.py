@@ -29,6 +29,7 @@ import engine
 from engine import RunSpec, SpecError
 
 from .custom_panel import CustomPanel
+from .interpreter_picker import InterpreterPicker
 from .settings import restore_each
 
 #: Bounds for "Coroutines on the GUI loop": a lesson, not a way to run big jobs on the UI.
@@ -169,12 +170,6 @@ class Controls(QWidget):
         infos = sorted(engine.all_models(), key=lambda i: not i.available)  # stable
         for k, info in enumerate(infos):
             cb = QCheckBox(info.name)
-            tip = f"{info.description}\nCancel: {info.cancel_note}"
-            if not info.available:
-                cb.setEnabled(False)
-                cb.setText(f"{info.name} (n/a)")
-                tip = f"Not available here: {info.reason}\n\n{tip}"
-            cb.setToolTip(tip)
             cb.toggled.connect(self._models_changed)
             self.model_boxes[info.name] = cb
             grid.addWidget(cb, k // 2, k % 2)
@@ -195,6 +190,14 @@ class Controls(QWidget):
         self.gui_loop_field.editor.hide()
         ml.addWidget(self.gui_loop_field)
         outer.addWidget(mbox)
+
+        # Which interpreters run them (issue 14): the models' availability follows the ticks.
+        self.interpreters = InterpreterPicker()
+        outer.addWidget(self.interpreters)
+        self.available: dict[str, engine.ModelInfo] = {}
+        self._show_available()
+        self.interpreters.changed.connect(self._interpreters_changed)
+        self.persist("interpreters", self.interpreters.ticked, self.interpreters.tick)
 
         # Workload and sizes
         wbox = QGroupBox("Workload")
@@ -305,6 +308,25 @@ class Controls(QWidget):
         if custom:
             self.custom.set_models(self.selected_models())
 
+    def _show_available(self) -> None:
+        """Enable the models that a ticked interpreter has (see InterpreterPicker.models)."""
+        self.available = self.interpreters.models()
+        one = len(self.interpreters.selected()) <= 1
+        for name, cb in self.model_boxes.items():
+            info = self.available[name]
+            tip = f"{info.description}\nCancel: {info.cancel_note}"
+            cb.setEnabled(info.available)
+            cb.setText(name if info.available else f"{name} (n/a)")
+            if not info.available:
+                where = "here" if one else "on any ticked interpreter"
+                fix = f"\n{info.fix}" if info.fix else ""
+                tip = f"Not available {where}: {info.reason}{fix}\n\n{tip}"
+            cb.setToolTip(tip)
+
+    def _interpreters_changed(self) -> None:
+        self._show_available()
+        self._models_changed()
+
     def _models_changed(self) -> None:
         asyncio_on = self.model_boxes["asyncio"].isChecked()
         self.gui_loop.setEnabled(asyncio_on)
@@ -313,7 +335,12 @@ class Controls(QWidget):
         self.models_field.set_error("")
         models = self.selected_models()
         self.custom.set_models(models)
-        if len(models) > 1:
+        n_py = len(self.interpreters.selected())
+        if n_py > 1:
+            self.start_btn.setText(f"Compare on {n_py} interpreters  (Ctrl+R)")
+            self.start_btn.setToolTip("Runs every model on every ticked interpreter, one after "
+                                      "another, never at once")
+        elif len(models) > 1:
             self.start_btn.setText(f"Compare {len(models)} models  (Ctrl+R)")
             self.start_btn.setToolTip("Runs the models one after another, never at once, so "
                                       "they do not skew each other's figures")
@@ -412,13 +439,14 @@ class Controls(QWidget):
             self.gui_loop.setChecked(on and self.gui_loop.isEnabled())
 
         setters: dict[str, Callable[[Any], object]] = {
+            # The registered widgets first: the interpreters ticked decide which models can be.
+            **{k: put for k, (_get, put) in self.extra_state.items()},
             "preset": preset, "models": models, "workload": workload, "policy": policy,
             **{n: line(n) for n in ("tasks", "size", "workers", "timeout")},
             "params": lambda v: self.params.setText(text(v)) if self.params.isEnabled() else None,
             "function": lambda v: self.custom.function.setText(text(v)),
             "args": lambda v: self.custom.args.setText(text(v)),
             "gui_loop": gui_loop,
-            **{k: put for k, (_get, put) in self.extra_state.items()},
         }
         restore_each(state, setters)
         self.clear_errors()
@@ -484,6 +512,14 @@ class Controls(QWidget):
         if not models:
             self.show_error(SpecError("model", "choose at least one model"))
             return None
+        pythons = self.interpreters.selected()
+        if not pythons:
+            self.show_error(SpecError("model", "tick at least one interpreter"))
+            return None
+        if self.gui_loop.isChecked() and [i.source for i in pythons] != ["current"]:
+            self.show_error(SpecError(
+                "loop", "runs on this window's own interpreter: tick it alone, or untick this"))
+            return None
         specs: list[RunSpec] = []
         try:
             workload = self.workload_name()
@@ -500,7 +536,8 @@ class Controls(QWidget):
                 w = None if (m == "sequential" and len(models) > 1) else workers
                 specs.append(engine.make_spec(
                     m, workload, self.tasks.text(), size,
-                    w, self.timeout.text().strip() or None, self.policy.currentText(), params))
+                    w, self.timeout.text().strip() or None, self.policy.currentText(), params,
+                    models=self.available))
         except SpecError as e:
             self.show_error(e)
             return None

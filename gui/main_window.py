@@ -12,6 +12,7 @@ it through the few methods :mod:`gui.hosts` names, never its attributes.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ import engine
 from engine import Pumped, RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
 from engine.clock import now_ns
 from engine.compare import CompareResult
+from engine.remote import Engines
 from engine.trace import Replay
 
 from .compare_mode import CompareMode
@@ -41,6 +43,7 @@ from .controls import Controls
 from .cpu_view import CpuView
 from .file_menu import FileMenu
 from .frame_pacer import FRAME_MS, FramePacer
+from .interpreter_picker import label
 from .panes import REPLAY_HINT, TablesPane, TimelinePane
 from .replay import enter_replay_mode
 from .replay_load import PreparedReplay, build_timeline, replay_end_ns
@@ -145,6 +148,7 @@ class MainWindow(QMainWindow):
     def _build(self, tl_data: TimelineData) -> None:
         self.controls = Controls()
         self.controls.startRequested.connect(self.start_runs)
+        self.controls.interpreters.changed.connect(self._interpreters_chosen)
         scroll = QScrollArea()
         scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)
@@ -471,9 +475,13 @@ class MainWindow(QMainWindow):
                 "A comparison is running: wait for it or cancel it (Esc) first; a run started "
                 "now would skew its figures", 8000)
             return []
+        picked = self.controls.interpreters.selected()
+        if not self._interpreters_chosen():
+            return []
         self.wake()
-        if len(specs) > 1:
-            if self.compare.start(specs, on_gui_loop):
+        if len(specs) > 1 or len(picked) > 1:
+            labels = [label(i) for i in picked] if len(picked) > 1 else None
+            if self.compare.start(specs, on_gui_loop, labels):
                 self.act_follow.setChecked(True)
                 self.timeline.set_follow(True)
             return []
@@ -500,6 +508,22 @@ class MainWindow(QMainWindow):
             self.timeline.set_follow(True)
             self.frame()  # show the new rows now, not on the next tick
         return ids
+
+    def _interpreters_chosen(self) -> bool:
+        """Send the ticked interpreters to the session: their engines start now, in the
+        background, ready for Start. False (and a message) if this session cannot."""
+        pythons = self.controls.interpreters.engine_pythons()
+        if isinstance(self.session, Engines):
+            try:
+                self.session.choose(pythons)
+            except Exception as e:  # noqa: BLE001 - e.g. an engine process that cannot start
+                self.status_message(f"Could not start the engine there: {e}", 8000)
+                return False
+            return True
+        if pythons and pythons != [sys.executable]:
+            self.status_message("This window's engine runs on its own interpreter only", 8000)
+            return False
+        return True
 
     def command(self, name: Literal["cancel_task", "cancel_run", "cancel_all"],
                 *args: Any) -> Any:
@@ -756,6 +780,7 @@ class MainWindow(QMainWindow):
             return
         self._closing = True
         self.files.shutdown()  # closes the replay windows it opened
+        self.controls.interpreters.shutdown()  # an interpreter being prepared: pip stops
         self.hide()
         detach(self.sampler)
         self.compare.shutdown()  # no next model after this

@@ -1,5 +1,8 @@
 """Connect the window to the engine, which runs in a process of its own (:mod:`engine.remote`).
 
+One engine process per interpreter the window runs models on (its own first; the Interpreter
+box picks others), behind one session: :class:`engine.remote.Engines`.
+
 The engine's session samples the machine, TaskScope's processes, its workers, the engine loop's
 lag and GIL contention (in the engine process, where the threads model runs). The window adds
 one probe: the lag of its own (qasync) event loop, measured here and sent to the engine with
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from engine import SessionAPI
-from engine.remote import RemoteSession
+from engine.remote import Engines
 
 SAMPLE_HZ = 10.0
 #: The engine process's niceness (its workers inherit it). See RemoteSession: on a machine
@@ -20,9 +23,10 @@ SAMPLE_HZ = 10.0
 ENGINE_NICE = 10
 
 
-def make_session() -> RemoteSession:
-    """The engine in its own process, sampling at SAMPLE_HZ (it starts in the background)."""
-    return RemoteSession(sample_hz=SAMPLE_HZ, nice=ENGINE_NICE)
+def make_session() -> Engines:
+    """The engine in its own process, sampling at SAMPLE_HZ (it starts in the background);
+    engines on other interpreters start when the Interpreter box ticks them."""
+    return Engines(sample_hz=SAMPLE_HZ, nice=ENGINE_NICE)
 
 
 def attach(session: SessionAPI, gui_loop: asyncio.AbstractEventLoop) -> SessionAPI:

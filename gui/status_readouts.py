@@ -26,7 +26,8 @@ TIPS = {
     "gil": "Share of time a probe thread in the engine process waited for the GIL: how much "
            "that process's CPU-bound Python threads (the threads model) contend. The window has "
            "a process, and a GIL, of its own. Measured only while a run is active: between "
-           "runs the probe rests.",
+           "runs the probe rests. On a free-threaded build with the GIL off there is nothing "
+           "to wait for: it says 'no GIL', and threads show in the CPU view running at once.",
     "events": "Task events the engine recorded per second (queued, started, progress, ended, "
               "…).",
     "frame": "Time this window spent on its last frames (draining + drawing).",
@@ -97,7 +98,7 @@ class StatusReadouts:
         if s is not None:
             self.engine.setText(lag_text("engine lag", s.lag_ms.get("engine")))
             if s.gil_disabled:
-                self.gil.setText("GIL: disabled")
+                self.gil.setText("no GIL (free-threaded)")
             elif s.gil is None:
                 self.gil.setText("GIL wait – (idle)")  # the probe rests between runs
             else:

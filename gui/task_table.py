@@ -23,6 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 
 from engine import RunRecord, State, TaskRecord
+from engine.build import python_block, python_label
 from engine.spec import workload_label
 
 from . import theme
@@ -383,6 +384,8 @@ class TaskTableModel(_RecordTableModel):
 #: How a run's tasks can end, in the order its progress bar shows them.
 ENDINGS = ("finished", "failed", "timed_out", "cancelled")
 _ENDING_COLOURS = {k: theme.STATE_COLORS[State(k)] for k in ENDINGS}
+#: This window's own interpreter: a run elsewhere says where in its Model cell.
+_HERE = python_label(python_block())
 
 
 class RunTableModel(_RecordTableModel):
@@ -447,7 +450,10 @@ class RunTableModel(_RecordTableModel):
             if c == 0:
                 return f"run {run.run_id}"
             if c == 1:
-                return spec.model + (" (GUI loop)" if self.on_gui_loop(run.run_id) else "")
+                # Another interpreter than the window's own ran it: say which (issue 14).
+                py = python_label(run.info.get("python"))
+                return (spec.model + (" (GUI loop)" if self.on_gui_loop(run.run_id) else "")
+                        + ("" if py in (_HERE, "?") else f" · {py}"))
             if c == 2:  # a custom run by its call: the size means nothing to it
                 return workload_label(spec.workload, spec.tasks, spec.size_s, spec.params,
                                       compact=True)
@@ -488,6 +494,11 @@ class RunTableModel(_RecordTableModel):
                 return self.progress_tip(run)
             if c == 2:
                 return spec.label
+            if c == 1:
+                py = run.info.get("python")
+                return (f"Ran on Python {python_label(py)}"
+                        f"{' (free-threaded build)' if py.get('free_threaded') else ''}: "
+                        f"{py.get('executable', '?')}") if py else None
             if c == self.C_CANCEL:
                 return "Cancel every task of this run that has not ended"
             if c == self.C_FORCE:

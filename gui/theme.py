@@ -63,7 +63,9 @@ MODEL_PALETTE: tuple[str, ...] = (
 
 
 def model_color(model: str) -> str:
-    """The model's colour: its place in :func:`engine.model_names` picks it from the palette."""
+    """The model's colour: its place in :func:`engine.model_names` picks it from the palette.
+    A comparison row across interpreters (``"threads · 3.13.0"``) has its model's colour."""
+    model = model.split(" · ", 1)[0]
     names = engine.model_names()
     i = names.index(model) if model in names else len(MODEL_PALETTE)
     return MODEL_PALETTE[i] if i < len(MODEL_PALETTE) else ACCENT

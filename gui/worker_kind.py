@@ -26,8 +26,8 @@ def worker_kind(model: str) -> Kind:
     kind = _kinds.get(model)
     if kind is not None:
         return kind
-    try:
-        info = engine.model_info(model)
+    try:  # a comparison row across interpreters ("threads · 3.13.0"): its model's kind
+        info = engine.model_info(model.split(" · ", 1)[0])
     except engine.SpecError:
         return "thread"
     kind = "process" if info.isolated else "loop" if info.coroutines else "thread"

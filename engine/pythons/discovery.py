@@ -315,3 +315,35 @@ def engine_python(path: str) -> str:
         raise NotPrepared(f"{path}: its environment runs the engine in {marker.get('engine')}, "
                           f"not this TaskScope's; {_add_fix(path, 'points it here')}")
     return str(env_python(env))
+
+
+def prepared() -> list[Interpreter]:
+    """The interpreters ``taskscope pythons add`` prepared for this engine, from their
+    environments' markers alone: quick (no interpreter is run), for a list shown at once. A
+    marker can be stale (the interpreter removed since): the engine process that starts on it
+    says so then, in one line."""
+    from .envs import envs_root
+
+    out: list[Interpreter] = []
+    try:
+        folders = sorted(p for p in envs_root().iterdir() if p.is_dir())
+    except OSError:
+        return out
+    for env in folders:
+        m = read_marker(env)
+        py = env_python(env)
+        if m is None or not py.exists() or not m.get("interpreter"):
+            continue
+        path = str(m["interpreter"])
+        common = {"path": path, "source": "prepared", "version": str(m.get("version", "")),
+                  "free_threaded": bool(m.get("free_threaded")), "gil_enabled": None,
+                  "env": str(env)}
+        if m.get("engine") != engine_dir():
+            out.append(Interpreter(**common, ready=False,
+                                   reason=f"its environment runs the engine in {m.get('engine')}",
+                                   fix=_add_fix(path, "points it here")))
+            continue
+        out.append(Interpreter(**common, ready=True, engine_python=str(py),
+                               subinterpreters=m.get("subinterpreters"),
+                               free_threaded_model=bool(m.get("free_threaded"))))
+    return out

@@ -243,6 +243,8 @@ def _install(base: Probe, env: Path, reqs: list[str], say: Progress) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     if rc != 0:
         raise PrepareError(pip_failure(lines, base))
 

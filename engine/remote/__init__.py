@@ -25,7 +25,9 @@ One module a job:
 * :mod:`~engine.remote.publisher`: the engine's side of the updates (state, not events; nothing
   polls);
 * :mod:`~engine.remote.server`: the engine's command loop, commands dispatched by a table;
-* :mod:`~engine.remote.wire`: every message both ends exchange, and the :class:`~.wire.Op` enum.
+* :mod:`~engine.remote.wire`: every message both ends exchange, and the :class:`~.wire.Op` enum;
+* :mod:`~engine.remote.multi`: :class:`Engines`, engine processes on several interpreters
+  behind one session and one store (the window's Interpreter selector).
 
 Clean exits: the engine process shuts its session down (workers and all) on the shutdown
 command, when the front end's pipe closes (the front end died) or on SIGTERM; on Linux it also
@@ -37,7 +39,8 @@ from __future__ import annotations
 
 from ..api import Pumped
 from .client import EngineGone, MirrorStore, RemoteCompareJob, RemoteRun, RemoteSession
+from .multi import Engines
 from .wire import RemoteError
 
-__all__ = ["EngineGone", "MirrorStore", "Pumped", "RemoteCompareJob", "RemoteError", "RemoteRun",
-           "RemoteSession"]
+__all__ = ["EngineGone", "Engines", "MirrorStore", "Pumped", "RemoteCompareJob", "RemoteError",
+           "RemoteRun", "RemoteSession"]

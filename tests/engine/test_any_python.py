@@ -138,3 +138,40 @@ def test_sequential_and_threads_on_312(prepared_pythons) -> None:
             assert run.record.info["python"]["version"].startswith("3.12")
     finally:
         assert rs.shutdown(3.0).clean
+
+
+def test_engines_on_two_interpreters_share_one_store_and_route_by_id(
+        prepared_pythons, leak_check) -> None:
+    """The window's session: one engine per interpreter, their runs numbered apart in one
+    store, a cancel routed to the engine that runs the task, every engine ended at shutdown."""
+    import time
+
+    from engine.remote import Engines
+
+    added = prepared_pythons.get("3.13")
+    e = Engines(10.0)
+    try:
+        e.choose([str(added.python)])
+        models = e.engine(str(added.python)).models()
+        far = e.start(make_spec("threads", "sleep", 2, "20s", 2, models=models))
+        e.choose([])
+        near = e.start(make_spec("threads", "sleep", 1, "10ms"))
+        assert far.run_id >= 1_000_000 > near.run_id  # apart, in one store
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            e.pump()
+            rec = e.store.run(far.run_id)
+            if rec is not None and rec.counts.get("running") == 2:
+                break
+            time.sleep(0.02)
+        tid = far.first_task_id
+        assert e.cancel_task(tid)  # routed to the 3.13 engine by the task's id
+        while time.monotonic() < deadline and e.store.task(tid).state is not State.CANCELLED:
+            e.pump()
+            time.sleep(0.02)
+        assert e.store.task(tid).state is State.CANCELLED
+        assert e.store.run(far.run_id).info["python"]["version"].startswith("3.13")
+        assert e.store.run(near.run_id).info["python"]["version"] == platform.python_version()
+        assert e.cancel_all() >= 1
+    finally:
+        assert e.shutdown(3.0).clean

@@ -14,8 +14,8 @@ import pytest
 
 from engine import EventStore, Session, SpecError, State, make_spec
 from engine.api import CompareJobAPI, RunHandle, SessionAPI
-from engine.compare import CompareJob, CompareRequest
-from engine.remote import RemoteCompareJob, RemoteRun, RemoteSession
+from engine.compare import CompareAcross, CompareJob, CompareRequest
+from engine.remote import Engines, RemoteCompareJob, RemoteRun, RemoteSession
 from engine.session import Run
 
 WAIT_S = 30.0
@@ -67,9 +67,9 @@ def _mismatches(proto: type, cls: type) -> list[str]:
 
 
 @pytest.mark.parametrize(("proto", "classes"), [
-    (SessionAPI, (Session, RemoteSession)),
+    (SessionAPI, (Session, RemoteSession, Engines)),
     (RunHandle, (Run, RemoteRun)),
-    (CompareJobAPI, (CompareJob, RemoteCompareJob)),
+    (CompareJobAPI, (CompareJob, RemoteCompareJob, CompareAcross)),
 ])
 def test_both_sessions_have_every_member_with_the_protocols_signature(
         proto: type, classes: tuple[type, ...]) -> None:
