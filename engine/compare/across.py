@@ -228,7 +228,8 @@ def merge(groups: Sequence[tuple[CompareResult | None, Sequence[ModelResult]]],
         by_model = {**ran, **{r.model: r for r in rows}}
         results += [by_model[name] for name in names if name in by_model]
     complete = [r for r in results if r.complete and r.wall_s]
-    best = min(complete, key=lambda r: r.wall_s or 0.0) if complete else None
+    # As within one interpreter: a winner needs two complete runs to be ranked against.
+    best = min(complete, key=lambda r: r.wall_s or 0.0) if len(complete) >= 2 else None
     for r in results:
         r.winner = r is best
     notes: list[str] = []
@@ -249,5 +250,6 @@ def merge(groups: Sequence[tuple[CompareResult | None, Sequence[ModelResult]]],
         end_ns=max((p.end_ns for p in parts), default=0),
         cancelled=cancelled or any(p.cancelled for p in parts),
         winner=best.model if best is not None else None,
+        label=first.label if first else "",
         notes=notes,
     )
