@@ -28,7 +28,15 @@ asyncio                a coroutine on the engine loop  ``asyncio.to_thread`` (of
 sequential / threads   ``asyncio.run`` in the worker   called on the worker thread
 processes              ``asyncio.run`` in the worker   called in the worker process
 asyncio-processes      ``asyncio.run`` in the worker   called in the worker process
+interpreters           ``asyncio.run`` in its          called in its sub-interpreter
+                       sub-interpreter
+free-threaded          ``asyncio.run`` in the worker   called on the worker thread
 =====================  ==============================  =====================================
+
+Under ``interpreters`` the function's module is imported again inside each sub-interpreter, so
+it must import there: checked in a fresh sub-interpreter before the run starts, and refused in
+one line naming ``params.function`` if it does not (a module that imports NumPy or psutil does
+not: their C extensions refuse sub-interpreters). Its arguments and result cross by pickle.
 
 Cancellation: if the function has a parameter named ``ctx`` it receives the task's
 :class:`~engine.context.TaskContext` and can call ``ctx.progress(fraction)``, ``ctx.check()``,
@@ -217,7 +225,8 @@ def _resolve(ref: str, root: str | None = None) -> tuple[Callable[..., Any], Fun
         if module == "__main__":
             raise SpecError(
                 FIELD,
-                "functions in __main__ cannot be resolved in a worker process; "
+                "functions in __main__ cannot be resolved in a worker process or a "
+                "sub-interpreter; "
                 "put it in a module or a .py file and name that",
             )
         if not all(part.isidentifier() for part in module.split(".")):

@@ -27,10 +27,12 @@ class RunToolbar(QToolBar):
         self.act_cancel_all = QAction("■ Cancel all", window)
         self.act_cancel_all.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         self.act_cancel_all.setToolTip(
-            "Cancel every active run (Esc). Cooperative: threads stop at their next check")
+            "Cancel every active run (Esc). Cooperative: threads and sub-interpreters stop at "
+            "their next check")
         self.act_kill_all = QAction("✖ Force cancel all", window)
         self.act_kill_all.setToolTip(
-            "Cancel everything and kill busy worker processes (threads cannot be killed)")
+            "Cancel everything and kill busy worker processes (threads and sub-interpreters "
+            "cannot be killed)")
         self.act_follow = QAction("⇥ Follow now", window)
         self.act_follow.setCheckable(True)
         self.act_follow.setChecked(True)

@@ -22,6 +22,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor
 
+import engine
 from engine import RunRecord, State, TaskRecord
 from engine.build import python_block, python_label
 from engine.spec import workload_label
@@ -373,12 +374,22 @@ class TaskTableModel(_RecordTableModel):
             if c == self.C_FORCE:
                 if self.can_force(r.run_id):
                     return "Force cancel: kill this task's worker process (the pool replaces it)"
-                return "Threads and coroutines cannot be killed: cancel is cooperative"
+                return _no_kill(self.model_of(r.run_id), "This task")
             if r.error:
                 return f"{r.error.get('type', 'error')}: {r.error.get('message', '')}"
             if r.reason:
                 return r.reason
         return None
+
+
+def _no_kill(model: str, what: str) -> str:
+    """Why ``what`` has no Kill, in the model's own words: a thread's, a coroutine's or a
+    sub-interpreter's cancel is cooperative (issue 14: the UI says so for interpreters)."""
+    try:
+        note = engine.model_info(model).cancel_note
+    except engine.SpecError:  # a replayed run of a model this version does not know
+        note = "cooperative"
+    return f"{what} cannot be killed ({model}). Cancel: {note}"
 
 
 #: How a run's tasks can end, in the order its progress bar shows them.
@@ -503,5 +514,5 @@ class RunTableModel(_RecordTableModel):
                 return "Cancel every task of this run that has not ended"
             if c == self.C_FORCE:
                 return ("Force: kill the run's busy worker processes" if self.can_force(run.run_id)
-                        else "This model's tasks cannot be killed; cancel is cooperative")
+                        else _no_kill(spec.model, "This run's tasks"))
         return None

@@ -160,6 +160,14 @@ def test_a_custom_function_runs_when_it_imports_there_and_is_refused_in_one_line
     assert "subinterpreters" in msg, msg  # NumPy's own reason, not its 25-line banner
     assert len(rs.store.runs()) == n_runs  # nothing started
 
+    # A function from __main__ cannot be found again inside: one line, before anything starts.
+    with pytest.raises(SpecError) as e:
+        rs.start(make_spec("interpreters", "custom", 2, params={"function": "__main__:f"},
+                           models=rs.models()))
+    assert e.value.field == "params.function" and "\n" not in str(e.value)
+    assert "__main__" in str(e.value) and "sub-interpreter" in str(e.value), str(e.value)
+    assert len(rs.store.runs()) == n_runs
+
 
 def test_workloads_it_cannot_run_are_refused_before_anything_starts(rs: RemoteSession) -> None:
     for workload, why in (("numpy", "NumPy does not import in a sub-interpreter"),

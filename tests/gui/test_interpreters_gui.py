@@ -90,6 +90,11 @@ def test_add_prepares_313_and_a_comparison_runs_every_model_on_both_interpreters
     cell = window.runs.index(row, 1)
     assert window.runs.data(cell) == "interpreters · 3.13.0"
     assert "3.13.0" in window.runs.data(cell, Qt.ItemDataRole.ToolTipRole)
+    # No Kill for sub-interpreters, and the window says why: their cancel is cooperative.
+    kill = window.runs.index(row, window.runs.C_FORCE)
+    assert window.runs.data(kill) == ""
+    tip = window.runs.data(kill, Qt.ItemDataRole.ToolTipRole)
+    assert "cooperative" in tip and "an interpreter, like a thread, cannot be killed" in tip, tip
     table = window.compare.view.row_texts()
     assert any("interpreters · 3.13.0" in " ".join(r) for r in table)
 
@@ -99,3 +104,39 @@ def test_no_gil_is_said_as_such_in_the_status_bar(window: Any) -> None:
                total=0.0, self_cpu=0.0, self_rss=0, gil=None, gil_disabled=True)
     window.readouts.show(s, 0, 0, None, [1.0], 0, 0)
     assert window.st_gil.text() == "no GIL (free-threaded)"
+
+
+def test_the_window_remembers_which_interpreters_were_ticked(
+        cache313: Any, qapp: Any, qloop: Any, qtbot: Any, leak_check: None,
+        tmp_path: Path) -> None:
+    """Saved: 3.13 alone (and an interpreter since removed). The next launch ticks 3.13 alone,
+    so the model only it has can be ticked again, and saves that choice on close."""
+    import json
+
+    from PySide6.QtCore import QSettings
+
+    from gui import theme
+    from gui.main_window import MainWindow
+    from gui.sampling import make_session
+
+    exe = str(cache313.interpreter)
+    path = str(tmp_path / "taskscope.ini")
+    s = QSettings(path, QSettings.Format.IniFormat)
+    s.setValue("form/state", json.dumps({"interpreters": [exe, str(tmp_path / "gone/python3")],
+                                         "models": ["interpreters"]}))
+    s.sync()
+    theme.apply(qapp)
+    session = make_session()
+    win = MainWindow(session, qloop, settings=QSettings(path, QSettings.Format.IniFormat))
+    win.show()
+    try:
+        box = win.controls.interpreters
+        assert [i.path for i in box.selected()] == [exe]
+        assert not box.box(sys.executable).isChecked()
+        assert win.controls.selected_models() == ["interpreters"]  # 3.13 has it; 3.11 not
+    finally:
+        win.close()
+        qtbot.waitUntil(lambda: win._closed, timeout=10_000)
+        win.shutdown_report or session.shutdown()
+    saved = json.loads(QSettings(path, QSettings.Format.IniFormat).value("form/state"))
+    assert saved["interpreters"] == [exe] and saved["models"] == ["interpreters"]
