@@ -335,7 +335,11 @@ class CompareView(QWidget):
         self.status.setText(f"{self.what}{cancelled} · {win}")
         self._fill_table()
         rows = [r for r in result_rows(res) if r["status"] not in ("skipped",)]
-        basis = next((r.speedup_basis for r in res.results if r.speedup_basis), None)
+        # Across interpreters each row's speed-up is against sequential on its own interpreter
+        # ("sequential on 3.13.0"): the charts' heading must not name the first one's only.
+        bases = sorted({r.speedup_basis for r in res.results if r.speedup_basis})
+        basis = bases[0] if len(bases) == 1 else (
+            f"{bases[0].split(' on ')[0]} on each row's own interpreter" if bases else None)
         self.charts.set_rows(rows, basis)
         lines = []
         for r in res.results:

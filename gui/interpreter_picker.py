@@ -212,10 +212,25 @@ class InterpreterPicker(QGroupBox):
                     break
                 why.append(reason if len(sel) == 1 else f"{label(i)}: {reason}")
             else:
-                out[m.name] = replace(m, available=False, reason="; ".join(why))
+                out[m.name] = replace(m, available=False, reason="; ".join(why),
+                                      fix=self._fix(m, sel))
                 continue
             out[m.name] = replace(m, available=True, reason="", fix="")
         return out
+
+    def _fix(self, m: Any, sel: list[Interpreter]) -> str:
+        """What to do in this window to have model ``m``: tick a listed interpreter that has
+        it, or add one. The engine's own fix speaks to the command line (``--python``)."""
+        if m.name not in ("interpreters", "free-threaded"):
+            return m.fix  # not a matter of which Python (e.g. dask: a pip install)
+        others = [label(i) for i in self.interpreters()
+                  if i.ready and i not in sel and self._has(i, m)[0]]
+        if others:
+            return f"tick {', '.join(others)} in the Interpreter box"
+        need = ("Python 3.13+ (3.13 with the interpreters-pep-734 backport, which Add… "
+                "installs)" if m.name == "interpreters"
+                else "a free-threaded build with the GIL off (e.g. python3.14t)")
+        return f"Find or Add… {need} in the Interpreter box"
 
     def _has(self, i: Interpreter, m: Any) -> tuple[bool, str]:
         if i.source == "current":

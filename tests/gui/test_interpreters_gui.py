@@ -55,6 +55,9 @@ def test_add_prepares_313_and_a_comparison_runs_every_model_on_both_interpreters
     assert listed is not None and listed.isEnabled() and not listed.isChecked()
     c = window.controls
     assert not c.model_boxes["interpreters"].isEnabled()  # this 3.11 has none
+    # The window says how to have it here: tick the interpreter listed that has it.
+    assert "tick 3.13.0 in the Interpreter box" in c.model_boxes["interpreters"].toolTip()
+    assert "Add…" in c.model_boxes["free-threaded"].toolTip()  # none listed has that one
     # ... and Add prepares it again for real (a re-check), progress shown, then ticks it.
     box.add(exe)
     seen: list[str] = []
@@ -95,6 +98,10 @@ def test_add_prepares_313_and_a_comparison_runs_every_model_on_both_interpreters
     assert window.runs.data(kill) == ""
     tip = window.runs.data(kill, Qt.ItemDataRole.ToolTipRole)
     assert "cooperative" in tip and "an interpreter, like a thread, cannot be killed" in tip, tip
+    # Each row's speed-up is against sequential on its own interpreter, and the chart says so
+    # (it named the first interpreter's sequential for every row).
+    assert any("sequential on each row's own interpreter" in t
+               for t in window.compare.view.charts.titles()), window.compare.view.charts.titles()
     table = window.compare.view.row_texts()
     assert any("interpreters · 3.13.0" in " ".join(r) for r in table)
 
