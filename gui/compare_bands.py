@@ -9,13 +9,14 @@ clock for the whole comparison. Workers keep their own lanes inside their model'
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPen
 
 from engine import TaskRecord
 
@@ -26,9 +27,17 @@ from .timeline_data import TimelineData
 
 #: Rows a band takes at least (a one-worker model would be a sliver next to a pool of ten).
 MIN_BAND_ROWS = 3
+#: A band is at least 1/MIN_BAND_SHARE of the widest one (one worker beside a pool of 32).
+MIN_BAND_SHARE = 4
 #: Coroutine sub-lanes per worker in a band; more overlapping coroutines stack (they start and
 #: end together, so the band still reads "all at once").
 BAND_SUBLANES = 8
+
+
+#: The bands' least height with nothing (or one band) to show, and what the plot's axes and
+#: margins take around the bands (measured: 52 px at the theme's font).
+BANDS_MIN_PX = 90
+BANDS_AROUND_PX = 52
 
 
 class BandData(TimelineData):
@@ -60,9 +69,14 @@ class BandData(TimelineData):
         row = 0
         base = np.zeros(len(self.workers), np.int32)
         self.spans = {}
+        needs = {rid: sum(max(1, len(self.workers[i].subs)) for i in ids)
+                 for rid, ids in by_run.items()}
+        # No band thinner than a quarter of the widest: its label needs a line of text, and
+        # the view's height that takes grows with the widest band over the thinnest.
+        least = max(MIN_BAND_ROWS, -(-max(needs.values(), default=0) // MIN_BAND_SHARE))
         for rid in sorted(by_run):
-            need = sum(max(1, len(self.workers[i].subs)) for i in by_run[rid])
-            band = max(need, MIN_BAND_ROWS)
+            need = needs[rid]
+            band = max(need, least)
             r = row + (band - need) // 2
             for i in by_run[rid]:
                 self.workers[i].base = r
@@ -159,6 +173,11 @@ class BandAxis(pg.AxisItem):
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
         return [(1.0, [lo + n / 2 for _, lo, n in self.data.bands()])]
 
+    def line_px(self) -> float:
+        """The height of one label, in pixels, with a little air."""
+        font = self.style.get("tickFont") or self.font()
+        return QFontMetricsF(font).height() + 4
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         by_mid = {lo + n / 2: rid for rid, lo, n in self.data.bands()}
         return [self.label_of(by_mid[v]) if v in by_mid else "" for v in values]
@@ -186,6 +205,8 @@ class BandsView(pg.PlotWidget):
         vb.setLimits(yMin=-1, xMin=-1)
         self.auto = True
         self._drawn: tuple[int, float] | None = None  # (data version, now) of the last tick
+        self._sized: tuple[int, int] | None = None  # (rows, thinnest band) of the last fit
+        self.setMinimumHeight(BANDS_MIN_PX)
         vb.sigRangeChangedManually.connect(self._manual)
         self.now_s = now_s
         self.set_aligned(True)
@@ -202,6 +223,26 @@ class BandsView(pg.PlotWidget):
         self.auto = True
         self.tick(force=True)
 
+    def _fit_height(self) -> None:
+        """At least the height at which the thinnest band holds its label (a line of text):
+        the Compare tab scrolls rather than squeeze three bands into 45 px, where the labels
+        ran into each other (issue 16, at 1366x768 and at 1600x1000 alike)."""
+        bands = self.data.bands()
+        key = (self.data.rows, min((n for _, _, n in bands), default=0))
+        if key == self._sized:
+            return
+        self._sized = key
+        rows, thinnest = key
+        if not thinnest:
+            self.setMinimumHeight(BANDS_MIN_PX)
+            return
+        plot = self.axis.line_px() * rows / thinnest
+        # Below and around the plot: the time axis with its title, and the plot's margins.
+        vb = self.getPlotItem().getViewBox()
+        around = self.height() - vb.height() if vb.height() > 0 else 0
+        around = max(BANDS_AROUND_PX, int(around))
+        self.setMinimumHeight(max(BANDS_MIN_PX, int(math.ceil(plot)) + around))
+
     def tick(self, force: bool = False) -> None:
         """Per frame while a comparison is shown: follow the bars and the clock. Once nothing
         moves (the comparison ended: no bar runs, no new events, the clock stands at the
@@ -211,6 +252,7 @@ class BandsView(pg.PlotWidget):
         if not force and key == self._drawn and self.data.running == 0:
             return
         self._drawn = key
+        self._fit_height()
         self.item.refresh()
         self.bg.refresh(0)
         if self.auto:

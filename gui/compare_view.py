@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -52,6 +51,7 @@ from engine.compare import rows as result_rows
 from . import theme
 from .compare_bands import BandData, BandsView
 from .compare_charts import CompareCharts
+from .fitting import ElidedLabel
 from .theme import model_color
 
 TABLE_COLS = ("", "model", "wall", "start-up", "speedup", "w/o start-up", "busy cores",
@@ -93,7 +93,8 @@ TABLE_TIPS = (
     "pickling, lost parallelism); n/a for a partial run",
 )
 #: What the Compare tab says before any comparison, live and in a replay.
-IDLE_LIVE = "Tick two or more models and press Start to compare them."
+IDLE_LIVE = ("Tick two or more models and press Start to compare them: they run one after "
+             "another, never at once.")
 IDLE_REPLAY = "No comparison in this trace: its runs were started one at a time."
 
 
@@ -105,6 +106,10 @@ class CompareView(QWidget):
     """The Compare tab. ``cancelRequested`` asks the window to cancel the whole comparison."""
 
     cancelRequested = Signal()
+
+    #: The tab's least height whatever it shows (the window sets it); its panes may need more
+    #: (the bands grow with their models), and a scroll area around it then scrolls.
+    least_height = 0
 
     def __init__(self, describe: Callable[[int], str], idle_text: str = IDLE_LIVE) -> None:
         super().__init__()
@@ -123,14 +128,16 @@ class CompareView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(3)
         head = QHBoxLayout()
-        title = QLabel("Compare · models run one after another")
-        title.setObjectName("paneTitle")
-        head.addWidget(title)
-        self.status = QLabel(idle_text)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        head.setContentsMargins(4, 0, 0, 0)
+        # The status has the row to itself, less the controls: at 1366 px a title beside it
+        # left it 140 px, and it ran under the progress bar mid-word ("model 2/2: proces").
+        # The tab's name says what this is; where the status still does not fit it ends in
+        # "…" (whole in its tooltip; the form's line under Start says the same).
+        self.status = ElidedLabel(idle_text)
+        self.status.setObjectName("compareStatus")
         head.addWidget(self.status, 1)
         self.bar = QProgressBar()
-        self.bar.setMaximumWidth(220)
+        self.bar.setMaximumWidth(120)
         self.bar.setTextVisible(True)
         self.bar.hide()
         head.addWidget(self.bar)
@@ -208,11 +215,13 @@ class CompareView(QWidget):
         # Short of room, the bands give way last: they are what the tab is about.
         for i, stretch in enumerate((4, 2, 1, 1)):
             split.setStretchFactor(i, stretch)
-        self.bands.setMinimumHeight(90)
         self._fit_table_height()
         # Three sentences' worth, however short of room the tab is (more scroll).
         self.readings.setMinimumHeight(3 * self.readings.fontMetrics().lineSpacing() + 8)
         lay.addWidget(split, 1)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return super().minimumSizeHint().expandedTo(QSize(0, self.least_height))
 
     # -- clocks and labels -----------------------------------------------------------------------
     def now_s(self) -> float:

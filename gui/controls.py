@@ -147,6 +147,11 @@ class Controls(QWidget):
         pl = QVBoxLayout(pbox)
         self.preset = QComboBox()
         self.preset.addItem("Choose a preset…")
+        # Its list shows the whole names; closed, it may end in "…" on a narrow form rather
+        # than set the form's width (the longest name took 350 px).
+        self.preset.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setMinimumContentsLength(22)
         for p in PRESETS:
             self.preset.addItem(p.name)
         self.preset.currentIndexChanged.connect(self._preset_chosen)

@@ -42,6 +42,7 @@ from .compare_mode import CompareMode
 from .controls import Controls
 from .cpu_view import CpuView
 from .file_menu import FileMenu
+from .fitting import FormScroll
 from .frame_pacer import FRAME_MS, FramePacer
 from .interpreter_picker import label
 from .panes import REPLAY_HINT, TablesPane, TimelinePane
@@ -149,14 +150,11 @@ class MainWindow(QMainWindow):
         self.controls = Controls()
         self.controls.startRequested.connect(self.start_runs)
         self.controls.interpreters.changed.connect(self._interpreters_chosen)
-        scroll = QScrollArea()
-        scroll.setWidget(self.controls)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll = FormScroll(self.controls)
         # The form scrolls; its footer (Start, Show code, what was last done) stays in view.
+        # Never narrower than the form with its scroll bar (FormScroll): a narrower pane, as
+        # a splitter state remembered from a smaller screen gave, cut every line at the right.
         left = QWidget()
-        left.setMinimumWidth(330)
         left.setMaximumWidth(440)
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -189,7 +187,10 @@ class MainWindow(QMainWindow):
         # The tab scrolls: on a laptop's screen the bands, charts and table keep readable
         # sizes, and the tab's content never makes the window grow (issue 16).
         self.compare = CompareMode(self, self.session, self.controls)
-        self.compare.view.setMinimumSize(COMPARE_MIN_W, COMPARE_MIN_H)
+        # A floor, not a fixed minimum: an explicit minimum height would win over what the
+        # tab's panes need (the bands grow with their models), and squeeze them into 400 px.
+        self.compare.view.setMinimumWidth(COMPARE_MIN_W)
+        self.compare.view.least_height = COMPARE_MIN_H
         self.compare_scroll = QScrollArea()
         self.compare_scroll.setWidget(self.compare.view)
         self.compare_scroll.setWidgetResizable(True)
@@ -304,9 +305,10 @@ class MainWindow(QMainWindow):
         VIEWS_MIN_H). At 1366x768 that is all of them; below, the tables give rows first."""
         self.centralWidget().layout() and self.centralWidget().layout().activate()
         width = max(1, self.main_split.width())
-        form_w = min(400, max(330, self.controls.sizeHint().width() + 24))
+        narrowest = self.controls_pane.minimumSizeHint().width()
+        form_w = min(400, max(narrowest, self.controls.sizeHint().width() + 24))
         if width < 1250:  # a small window: the form at its narrowest, the room to the right
-            form_w = 330
+            form_w = narrowest
         self.main_split.setSizes([form_w, max(1, width - form_w)])
         total = sum(self.right_split.sizes()) or self.right_split.height()
         handles = 2 * self.right_split.handleWidth()

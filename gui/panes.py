@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 import engine
 
 from . import theme
+from .fitting import ElidedLabel
 from .table_delegates import ButtonDelegate, ProgressDelegate, style_table
 from .task_filter import TaskFilter
 from .task_table import ID_ROLE, RunTableModel, TaskTableModel
@@ -63,10 +64,9 @@ class TimelinePane(QWidget):
         lay.addWidget(self.timeline, 1)
         foot = QHBoxLayout()
         foot.setContentsMargins(6, 1, 8, 1)
-        self.info = QLabel()
+        # Never wider than the pane: a line too long ends in "…", never widens the window.
+        self.info = ElidedLabel()
         self.info.setObjectName("hint")
-        self.info.setTextFormat(Qt.TextFormat.PlainText)
-        # Never wider than the pane: a long line is cut at the right, never widens the window.
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         foot.addWidget(self.info, 1)
         self.legend = QLabel("&nbsp;&nbsp;".join(
@@ -107,10 +107,15 @@ class TimelinePane(QWidget):
         self.show_hovered(-1)
 
     def show_hovered(self, task_id: int) -> None:
+        """The bar under the mouse in one line, the whole row to itself (the legend steps
+        aside: beside it, at 1366 px, the line lost its worker, times and progress); else the
+        hint and the legend."""
         if task_id < 0:
             self.info.setText(f"{self.timeline.axis_title} · {self.hint_text}")
         else:
             self.info.setText(self.describe_line(task_id))
+        if self.legend.isHidden() != (task_id >= 0):
+            self.legend.setHidden(task_id >= 0)
 
 
 class TablesPane(QWidget):

@@ -48,13 +48,16 @@ if importlib.util.find_spec("distributed") is not None:  # taskscope[dask] (issu
 @pytest.mark.timeout(150)
 def test_bench_quick_reports_every_figure_against_its_target(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    config = tmp_path / "config"  # where the window would remember itself (QSettings)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(config)}
     t = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "gui.entry", "bench", "--quick", "--json", str(out)],
                        env=env, capture_output=True, text=True, timeout=140)
     took = time.monotonic() - t
     assert p.returncode == 0, p.stderr[-3000:]
 
+    # The bench's offscreen windows leave the user's remembered window alone.
+    assert not (config / "TaskScope").exists(), list(config.rglob("*"))
     doc = json.loads(out.read_text(encoding="utf-8"))
     figs = {f["key"]: f for f in doc["figures"]}
     assert set(figs) == EXPECTED, set(figs) ^ EXPECTED

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 from gui.main_window import COMPARE_MIN_H, VIEWS_MIN_H, MainWindow
 
 from .helpers import fill
+from .test_no_clipping import T0, band_px, line_px, preset_1_bands
 
 WAIT = 30_000
 
@@ -73,6 +74,18 @@ def test_default_layout_at_1366x768_shows_what_a_user_needs(window: Any, qtbot: 
     # Bringing the Compare tab up took nothing from the tables.
     assert task_rows(window) >= 8
     assert window.size() == QSize(1366, 768)
+    # Preset 1's three bands (one lane, 8 coroutine slots, 10 threads): each holds its
+    # label, and the tab grows (and scrolls) for them; a fixed 400 px minimum squeezed
+    # them under the charts.
+    view.begin(["sequential", "asyncio", "threads"], "sleep · 20 tasks × 300 ms")
+    for rid, model in ((1, "sequential"), (2, "asyncio"), (3, "threads")):
+        view.adopt_run(rid, model, T0)
+    view.update_tasks(preset_1_bands())
+    view.bands.fit()
+    settle(qtbot)
+    assert band_px(view) >= line_px(view)
+    assert view.bands.geometry().bottom() < view.charts.parentWidget().geometry().top()
+    assert window.size() == QSize(1366, 768)
 
 
 def test_at_1100x700_nothing_collapses(window: Any, qtbot: Any) -> None:
@@ -86,6 +99,14 @@ def test_at_1100x700_nothing_collapses(window: Any, qtbot: Any) -> None:
     assert window.timeline.getPlotItem().getViewBox().height() >= 80
     assert window.cpu.band_px() >= window.cpu.scale_axis.line_px()
     assert window.controls_pane.width() >= 330
+    # The form is never cut at the right, however narrow its pane is asked to be (a splitter
+    # state remembered from an 800 px screen gave it 330 px, and every line lost its end
+    # under the scroll bar).
+    window.main_split.setSizes([200, 900])
+    settle(qtbot)
+    c = window.controls
+    assert c.width() >= c.minimumSizeHint().width()
+    assert c.mapTo(window, c.rect().topRight()).x() < window.main_split.handle(1).x()
 
 
 def test_the_window_never_resizes_itself(window: Any, qtbot: Any) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,9 +39,11 @@ def test_no_display_is_one_clear_line_not_a_qt_abort() -> None:
 
 
 @pytest.mark.timeout(90)
-def test_python_m_gui_opens_runs_and_closes_cleanly() -> None:
-    env = dict(ENV_NO_QT, QT_QPA_PLATFORM="offscreen")
+def test_python_m_gui_opens_runs_and_closes_cleanly(tmp_path: Path) -> None:
+    # Its settings in a folder of the test's: never the user's own remembered window.
+    env = dict(ENV_NO_QT, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path))
     p = subprocess.run([sys.executable, "-m", "gui", "--start", "--quit-after", "4"], env=env,
                        capture_output=True, text=True, timeout=80)
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
+    assert (tmp_path / "TaskScope").is_dir()  # it remembered itself, there
