@@ -22,6 +22,7 @@ from engine import TaskRecord
 
 from .compare_charts import PARTIAL_BRUSH
 from .theme import model_color
+from .time_axis import TimeAxis
 from .timeline import TimelineItem
 from .timeline_data import TimelineData
 
@@ -190,14 +191,16 @@ class BandsView(pg.PlotWidget):
                  describe: Callable[[int], str], label: Callable[[int], str]) -> None:
         self.data = data
         self.axis = BandAxis(data, label)
-        super().__init__(axisItems={"left": self.axis})
+        super().__init__(axisItems={"left": self.axis, "bottom": TimeAxis()})
         self.setAntialiasing(False)
         self.item = TimelineItem(data, now_s, describe)
         self.bg = BandBackground(data)
         pi = self.getPlotItem()
         pi.addItem(self.bg)
         pi.addItem(self.item)
-        pi.showGrid(x=True, y=False, alpha=0.15)
+        # The vertical grid is drawn by the bars' item, not by the axis (see
+        # TimelineItem.grid_axis): the axis' grid is replayed through a QPicture on every frame.
+        self.item.grid_axis = pi.getAxis("bottom")
         pi.setMenuEnabled(False)
         pi.hideButtons()
         vb = pi.getViewBox()
@@ -207,6 +210,7 @@ class BandsView(pg.PlotWidget):
         self._drawn: tuple[int, float] | None = None  # (data version, now) of the last tick
         self._sized: tuple[int, int] | None = None  # (rows, thinnest band) of the last fit
         self.setMinimumHeight(BANDS_MIN_PX)
+        self._labels: list[tuple[int, int, int, str]] = []  # the band labels last laid out
         vb.sigRangeChangedManually.connect(self._manual)
         self.now_s = now_s
         self.set_aligned(True)
@@ -257,8 +261,16 @@ class BandsView(pg.PlotWidget):
         self.bg.refresh(0)
         if self.auto:
             right = max(self.data.t_max, self.now_s(), 0.5)
-            self.getPlotItem().getViewBox().setRange(
-                xRange=(0, right * 1.04), yRange=(0, max(1, self.data.rows)), padding=0,
-                update=False)
-        self.axis.picture = None
-        self.axis.update()
+            vb = self.getPlotItem().getViewBox()
+            vb.setRange(xRange=(0, right * 1.04), yRange=(0, max(1, self.data.rows)),
+                        padding=0, update=False)
+            # Apply the range now, not from inside the paint (a second paint of the view
+            # right after the first: see TimelineView.tick).
+            vb.updateMatrix()
+        # The band labels are laid out again only when a band or its label changes (a new
+        # model, a winner's star), not on every frame the bars grow.
+        labels = [(rid, lo, n, self.axis.label_of(rid)) for rid, lo, n in self.data.bands()]
+        if force or labels != self._labels:
+            self._labels = labels
+            self.axis.picture = None
+            self.axis.update()

@@ -63,6 +63,7 @@ VIEWS_MIN_H = 180
 #: The CPU plots never get shorter than this (two cores' bands keep their scale readable).
 CPU_MIN_H = 130
 IDLE_STATUS_S = 0.5  # see MainWindow.frame: the status bar's figures while idle
+LIVE_STATUS_S = 0.2  # ...and while anything runs
 TABLE_TICK_FRAMES = 6  # see MainWindow.frame: durations in the task table move at 5 Hz
 TABLE_OFFSET_MS = FRAME_MS // 2  # see MainWindow._table_paint
 CLOSE_TIMEOUT_S = 1.5
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
         # _table_paint), so it is never painted in the same pass as the timeline.
         self._table_changed: set[int] = set()
         self._table_tick = False
+        self._runs_key: list[tuple[int, int | None, tuple[int, ...]]] = []  # see frame
         self._table_timer = QTimer(self)
         self._table_timer.setSingleShot(True)
         self._table_timer.setInterval(TABLE_OFFSET_MS)
@@ -635,9 +637,11 @@ class MainWindow(QMainWindow):
 
         known = self.runs.row_of
         live = False
+        runs_key = []
         for rec in self.store.runs():
             if rec.end_ns is None:
                 live = True
+            runs_key.append((rec.run_id, rec.end_ns, tuple(rec.counts.values())))
             if rec.run_id not in known and (rec.run_id in self.run_model
                                             or self.compare.adopt(rec)):
                 self.show_run(rec)
@@ -654,13 +658,17 @@ class MainWindow(QMainWindow):
             self.tl_data.update(recs, lambda r: self.run_model.get(r, ""))
             self.compare.tasks_changed(recs)
             self._table_changed |= changed
-        if live or changed:
+        table_tick = live and self._frames % TABLE_TICK_FRAMES == 0
+        if runs_key != self._runs_key or table_tick:
+            # The runs table: at once when a run's counts or end change, and 5 times a second
+            # for the running walls; it was redrawn whole on every live frame.
+            self._runs_key = runs_key
             self.runs.refresh()
-        if live and self._frames % TABLE_TICK_FRAMES == 0:
-            # Running durations grow between events: redraw the visible rows for them 5 times
-            # a second, not on every frame (rows whose record changed are redrawn at once by
-            # the model's dataChanged). At 30 Hz this repaint was the window's largest cost
-            # under load, which on saturated cores is what makes it late.
+        if table_tick:
+            # Running durations grow between events: redraw them 5 times a second, not on
+            # every frame (rows whose record changed are redrawn at once by the model's
+            # dataChanged). At 30 Hz this repaint was the window's largest cost under load,
+            # which on saturated cores is what makes it late.
             self._table_tick = True
         if (self._table_changed or self._table_tick) and not self._table_timer.isActive():
             self._table_timer.start()
@@ -683,9 +691,10 @@ class MainWindow(QMainWindow):
         if self._started:
             self._say_ended()
         # The status bar's figures (lags, frame time) change on nearly every frame, and each
-        # changed rich-text label is laid out and repainted with the bar under it: while idle
-        # they are refreshed twice a second, at full rate while anything runs.
-        if self.pacer.full_rate or now - self._status_at >= IDLE_STATUS_S:
+        # changed rich-text label is laid out and repainted with the bar under it: they are
+        # refreshed twice a second while idle, 5 times a second while anything runs (faster
+        # than anyone reads a number; at 30 Hz this was a repaint of the bar on every frame).
+        if now - self._status_at >= (LIVE_STATUS_S if self.pacer.full_rate else IDLE_STATUS_S):
             self._status_at = now
             self.refresh_status()
         self.frame_ms.append((time.perf_counter() - t0) * 1e3)
@@ -731,8 +740,14 @@ class MainWindow(QMainWindow):
         if changed:
             self.tasks.changed(changed)
         if self._table_tick:
+            # Only the Duration column moves with the clock: its strip of the view, not every
+            # cell of every visible row (Qt repaints the cells the dirty region touches).
             self._table_tick = False
-            self.tasks_view.viewport().update()
+            view = self.tasks_view
+            x = view.columnViewportPosition(self.tasks.C_DUR)
+            if x >= 0:
+                view.viewport().update(x, 0, view.columnWidth(self.tasks.C_DUR),
+                                       view.viewport().height())
 
     def wake(self) -> None:
         """Back to the full frame rate at once (called when work starts)."""

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import theme
+from .time_axis import TimeAxis
 from .timeline_data import BAR_H, STATES, TimelineData
 
 try:  # pyqtgraph's contiguous QRectF buffer (what BarGraphItem uses); a list otherwise
@@ -345,39 +346,6 @@ class LaneAxis(pg.AxisItem):
         return out
 
 
-class TimeAxis(pg.AxisItem):
-    """The timeline's time axis (bottom). In follow mode its range moves on every frame, idle
-    or not, and pyqtgraph redoes the whole axis each time; two parts of that are cut here:
-
-    * the finest tick level is not drawn (on the default 15 s view: 60 of 76 ticks, the 0.2 s
-      marks; the 1 s and 2 s levels, their labels and the grid stay, and zooming in brings
-      finer levels as usual). That was about a fifth of an idle frame's timeline cost;
-    * an axis title is set as HTML again on every range change, to update an SI prefix;
-      here only when its text actually changes.
-
-    It has no title (its height went to the lanes on a laptop's screen): each tick says "s",
-    and the pane's info line says what the time counts from.
-    """
-
-    _label_html: str | None = None  # a class default: AxisItem.__init__ already calls the hook
-
-    def __init__(self) -> None:
-        super().__init__("bottom")
-        self.setStyle(maxTickLevel=1)
-
-    def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
-        html = self.labelString()
-        if html != self._label_html:
-            self._label_html = html
-            super()._updateLabel()
-        else:  # what _updateLabel does besides the label: redraw the ticks
-            self.picture = None
-            self.update()
-
-    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
-        return [f"{t} s" for t in super().tickStrings(values, scale, spacing)]
-
-
 class NowLine:
     """The vertical "now" line and its label: two plain Qt items in the view's data
     coordinates, moved by :meth:`setValue` and kept spanning the visible rows.
@@ -460,7 +428,9 @@ class TimelineView(pg.PlotWidget):
                  describe: Callable[[int], str]) -> None:
         self.data = data
         self.lane_axis = LaneAxis(data)
-        self.time_axis = TimeAxis()
+        # No title (its height went to the lanes on a laptop's screen): each tick says "s",
+        # and the pane's info line says what the time counts from.
+        self.time_axis = TimeAxis("s")
         vb = LaneViewBox()
         super().__init__(viewBox=vb,
                          axisItems={"left": self.lane_axis, "bottom": self.time_axis})

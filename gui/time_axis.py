@@ -1,0 +1,177 @@
+"""A time axis cheap enough to redraw on every frame: the live timeline's and compare's bands.
+
+While a run is live both views follow the clock, so their time axis gets a new range on every
+frame (30 Hz). pyqtgraph's :class:`~pyqtgraph.AxisItem` then redoes the whole axis: it measures
+every label through a ``QPainter.boundingRect``, builds a list of specs with a ``Point`` per tick,
+records them into a ``QPicture`` and replays it. Profiled in a live window (``py-spy record``,
+preset 1), that was a quarter of the window process's samples, the largest single cost of
+watching a run (issue 17). :class:`TimeAxis` paints the same axis straight onto the view's
+painter: the tick values come from pyqtgraph (the same levels, the same strings), one
+``drawLines`` per tick level, and each label is a ``QStaticText`` laid out once and kept (the
+labels of a moving axis are the same few strings, shifted).
+
+It also keeps two cuts the timeline made before: the finest tick level is not drawn (on the
+default 15 s view, 60 of 76 ticks: the 0.2 s marks), and the axis title is set as HTML again
+only when its text changes, not on every range change (pyqtgraph does so to update an SI
+prefix). Ticks given by hand (``setTicks``), another orientation or a grid drawn by the axis
+fall back to pyqtgraph's own drawing.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+import pyqtgraph as pg
+from PySide6.QtCore import QLineF, QPointF, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen, QStaticText
+
+#: Labels kept laid out; a moving axis shows a few dozen distinct strings at most.
+TEXT_CACHE = 512
+
+
+class TimeAxis(pg.AxisItem):
+    """A bottom axis for seconds that follows the clock. ``unit``: appended to each tick's
+    label (the timeline's axis has no title; each tick says "s")."""
+
+    _label_html: str | None = None  # a class default: AxisItem.__init__ already calls the hook
+
+    def __init__(self, unit: str = "") -> None:
+        super().__init__("bottom")
+        self.unit = unit
+        self.setStyle(maxTickLevel=1)
+        self._texts: dict[str, tuple[QStaticText, float, float]] = {}
+        self._font_key: str | None = None
+        self._ticks_key: tuple[float, ...] | None = None
+        self._ticks: list[tuple[float, list[float]]] = []
+
+    def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
+        html = self.labelString()
+        if html != self._label_html:
+            self._label_html = html
+            super()._updateLabel()
+        else:  # what _updateLabel does besides the label: redraw the ticks
+            self.picture = None
+            self.update()
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        """pyqtgraph's tick levels, the same values, without numpy: its version compares every
+        tick with every tick of the levels above through ``np.isclose``, several times the
+        cost of the rest of the axis. The last answer is kept (the bars' grid asks again for
+        the same range in the same frame)."""
+        if self.logMode:
+            return super().tickValues(minVal, maxVal, size)
+        key = (minVal, maxVal, size, self.scale, self.style["maxTickLevel"])
+        if key == self._ticks_key:
+            return self._ticks
+        scale = self.scale
+        lo, hi = sorted((minVal * scale, maxVal * scale))
+        levels = self.tickSpacing(lo, hi, size)
+        ticks: list[tuple[float, list[float]]] = []
+        above: list[int] = []  # the levels above, as multiples of this level's spacing
+        prev = None
+        for spacing, offset in levels:
+            # pyqtgraph's levels start at 0 and each divides the one above: tick k of a level
+            # is k * spacing, and it belongs to a level above when k is a multiple of that
+            # level's spacing in these units. Anything else: pyqtgraph's own comparison.
+            ratio = prev / spacing if prev else 1.0
+            if offset != 0 or abs(ratio - round(ratio)) > 1e-6:
+                return super().tickValues(minVal, maxVal, size)
+            above = [a * round(ratio) for a in above] + ([round(ratio)] if prev else [])
+            prev = spacing
+            k0 = ceil(lo / spacing)
+            k1 = k0 + int((hi - k0 * spacing) / spacing)
+            values = [k * spacing / scale for k in range(k0, k1 + 1)
+                      if not any(k % m == 0 for m in above)]
+            ticks.append((spacing / scale, values))
+        self._ticks_key, self._ticks = key, ticks
+        return ticks
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        strings = super().tickStrings(values, scale, spacing)
+        return [f"{t} {self.unit}" for t in strings] if self.unit else strings
+
+    # -- painting ---------------------------------------------------------------------------------
+    def _text(self, s: str, fm: QFontMetricsF) -> tuple[QStaticText, float, float]:
+        """The label ``s`` laid out once: (text, width, height as pyqtgraph measures it)."""
+        hit = self._texts.get(s)
+        if hit is None:
+            if len(self._texts) >= TEXT_CACHE:
+                self._texts.clear()
+            st = QStaticText(s)
+            st.setTextFormat(Qt.TextFormat.PlainText)
+            st.setPerformanceHint(QStaticText.PerformanceHint.AggressiveCaching)
+            hit = self._texts[s] = (st, fm.horizontalAdvance(s), fm.height())
+        return hit
+
+    def paint(self, p: QPainter, *args: object) -> None:
+        if self._tickLevels is not None or self.grid is not False or self.orientation != "bottom":
+            super().paint(p, *args)
+            return
+        rect = self.mapRectFromParent(self.geometry())
+        w = rect.width()
+        lo, hi = self.range
+        if w <= 0 or hi == lo:
+            return
+        font = self.style["tickFont"] or self.font()
+        key = font.key()
+        if key != self._font_key:  # laid-out labels belong to one font
+            self._font_key = key
+            self._texts.clear()
+        p.setFont(font)
+        fm = QFontMetricsF(font)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        top = rect.top()
+        # The axis line, as pyqtgraph draws it (a pixel past each end, a pixel down).
+        p.setPen(self.pen())
+        p.drawLine(QLineF(rect.left() - 1, top + 1, rect.right() + 1, top + 1))
+        levels = self.tickValues(lo, hi, w)
+        scale = w / (hi - lo)
+        tick_len = self.style["tickLength"]
+        base = self.tickPen()
+        xs_of: list[list[float]] = []
+        for i, (_spacing, values) in enumerate(levels):
+            xs = [(v - lo) * scale + rect.left() for v in values]
+            xs = [x if rect.left() <= x <= rect.right() else None for x in xs]
+            xs_of.append(xs)  # type: ignore[arg-type]
+            length = tick_len / (i * 0.5 + 1.0)
+            pen = QPen(base)
+            if pen.brush().style() == Qt.BrushStyle.SolidPattern:
+                c = QColor(pen.color())
+                alpha = self.style["tickAlpha"]
+                c.setAlpha(int(255 / (i + 1) if alpha is None else
+                               (alpha * 255 if isinstance(alpha, float) else alpha)))
+                pen.setColor(c)
+            lines = [QLineF(x, top, x, top + length) for x in xs if x is not None]
+            if lines:
+                p.setPen(pen)
+                p.drawLines(lines)
+        if not self.style["showValues"]:
+            return
+        # Labels: the levels pyqtgraph labels, as densely as its textFillLimits allow, none
+        # that would stick out of the axis' bounds.
+        p.setPen(self.textPen())
+        bounds = self.boundingRect()
+        y = top + max(0, tick_len) + self.style["tickTextOffset"][1]
+        drawn = 0
+        used = 0.0
+        text_h = 0.0
+        for i in range(min(len(levels), self.style["maxTextLevel"] + 1)):
+            spacing, values = levels[i]
+            strings = self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing)
+            items = [(x, self._text(s, fm)) for x, s in zip(xs_of[i], strings, strict=False)
+                     if x is not None]
+            if not items:
+                continue
+            used += sum(t[1] for _, t in items)
+            if i > 0 and any(drawn >= n and used / w >= limit
+                             for n, limit in self.style["textFillLimits"]):
+                break
+            for x, (st, tw, th) in items:
+                x0 = x - tw / 2
+                if x0 < bounds.left() or x0 + tw > bounds.right():
+                    continue
+                p.drawStaticText(QPointF(x0, y), st)
+                drawn += 1
+                text_h = max(text_h, th * 0.8)
+        self._updateMaxTextSize(int(text_h))
