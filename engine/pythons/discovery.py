@@ -295,6 +295,8 @@ def engine_python(path: str) -> str:
     Raises :class:`NotPrepared` with one line: not a Python, too old, not prepared (the fix
     names ``taskscope pythons add PATH``), or prepared for another TaskScope."""
     exe = os.path.expanduser(path)
+    if os.sep not in exe and not os.path.exists(exe):
+        exe = shutil.which(exe) or exe  # a name on PATH: python3.13
     if os.path.abspath(exe) == os.path.abspath(sys.executable):
         return sys.executable
     base = probe(exe, imports=False)

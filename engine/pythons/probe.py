@@ -196,7 +196,11 @@ def _run(path: str, imports: bool, timeout: float) -> Probe:
             answer["subinterpreters_error"] = (
                 f"importing InterpreterPoolExecutor ended the process (exit status {cp.returncode})")
         return Probe.from_answer(path, answer)
-    last = (cp.stderr.strip().splitlines() or [""])[-1].strip()
+    lines = cp.stderr.strip().splitlines()
+    if lines and lines[0].startswith("pyenv: "):  # a shim of a version pyenv has not selected
+        return Probe(path, False, f"{lines[0].strip()} (a pyenv shim: give that version's own "
+                                  "python, e.g. $(pyenv root)/versions/3.13.0/bin/python3.13)")
+    last = (lines or [""])[-1].strip()
     # A Python that breaks says why on its last line (no module named 'encodings'); a program
     # that is not one may echo our script back: keep its last line only if short and not that.
     useful = last and len(last) <= 120 and "sys." not in last and _MARK not in last

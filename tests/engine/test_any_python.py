@@ -69,6 +69,10 @@ def test_bad_python_paths_are_one_line_naming_python(tmp_path: Path) -> None:
     p = taskscope("run", "--python", str(other), "-m", "threads", "-w", "cpu", env=env)
     _one_line_error(p, 2, "--python", "no TaskScope environment yet",
                     f"run: taskscope pythons add {other}")
+    # A name is looked up on PATH, as a shell would (it was "not a Python: no such file").
+    on_path = {**env, "PATH": f"{other.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    p = taskscope("run", "--python", other.name, "-m", "threads", "-w", "cpu", env=on_path)
+    _one_line_error(p, 2, "--python", "no TaskScope environment yet")
 
 
 # --- on pyenv's 3.13 and 3.12 ---------------------------------------------------------------------
