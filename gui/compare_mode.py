@@ -97,9 +97,11 @@ class CompareMode:
 
         self.started_ns = now_ns()
         try:
+            # The models' own options (a Dask scheduler): each model takes those it names.
+            options = {k: v for s in specs for k, v in s.options.items()}
             request = CompareRequest(s0.workload, [s.model for s in specs], s0.tasks,
                                      s0.size_s, workers, dict(s0.params), s0.timeout_s,
-                                     s0.policy)
+                                     s0.policy, options or None)
             job = self.session.start_compare(request, on_progress, **self.options)
         except SpecError as e:
             form.show_error(e)

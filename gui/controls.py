@@ -30,6 +30,7 @@ from engine import RunSpec, SpecError
 
 from .custom_panel import CustomPanel
 from .interpreter_picker import InterpreterPicker
+from .model_options import ClusterOptions
 from .settings import restore_each
 
 #: Bounds for "Coroutines on the GUI loop": a lesson, not a way to run big jobs on the UI.
@@ -195,6 +196,9 @@ class Controls(QWidget):
         self.gui_loop_field.editor.hide()
         ml.addWidget(self.gui_loop_field)
         outer.addWidget(mbox)
+        # A cluster model's own options (Dask's scheduler), shown while one is ticked.
+        self.cluster = ClusterOptions(Field)
+        outer.addWidget(self.cluster)
 
         # Which interpreters run them (issue 14): the models' availability follows the ticks.
         self.interpreters = InterpreterPicker()
@@ -203,6 +207,7 @@ class Controls(QWidget):
         self._show_available()
         self.interpreters.changed.connect(self._interpreters_changed)
         self.persist("interpreters", self.interpreters.ticked, self.interpreters.tick)
+        self.persist("scheduler", self.cluster.scheduler.text, self._restore_scheduler)
 
         # Workload and sizes
         wbox = QGroupBox("Workload")
@@ -340,6 +345,7 @@ class Controls(QWidget):
         self.models_field.set_error("")
         models = self.selected_models()
         self.custom.set_models(models)
+        self.cluster.show_for(self._info(m) for m in models)
         n_py = len(self.interpreters.selected())
         if n_py > 1:
             self.start_btn.setText(f"Compare on {n_py} interpreters  (Ctrl+R)")
@@ -352,6 +358,16 @@ class Controls(QWidget):
         else:
             self.start_btn.setText("Start  (Ctrl+R)")
             self.start_btn.setToolTip("")
+
+    def _info(self, model: str) -> engine.ModelInfo:
+        """The model as the ticked interpreter has it (this one's before any is known)."""
+        info = getattr(self, "available", {}).get(model)
+        return info if info is not None else engine.model_info(model)
+
+    def _restore_scheduler(self, value: Any) -> None:
+        if not isinstance(value, str) or len(value) > 300:
+            raise TypeError
+        self.cluster.scheduler.setText(value)
 
     def _preset_chosen(self, i: int) -> None:
         if i <= 0:
@@ -469,7 +485,8 @@ class Controls(QWidget):
         return [n for n, cb in self.model_boxes.items() if cb.isChecked() and cb.isEnabled()]
 
     def clear_errors(self) -> None:
-        for f in (*self.fields.values(), self.models_field, self.gui_loop_field):
+        for f in (*self.fields.values(), self.models_field, self.gui_loop_field,
+                  self.cluster.field):
             f.set_error("")
         self.custom.clear_errors()
 
@@ -491,7 +508,8 @@ class Controls(QWidget):
                 "params.args", "params.kwargs") else self.custom.args)
             return
         name = err.field.split(".", 1)[0]
-        target = {"model": self.models_field, "loop": self.gui_loop_field}.get(name) \
+        target = {"model": self.models_field, "loop": self.gui_loop_field,
+                  "options": self.cluster.field}.get(name) \
             or self.fields.get(name) or self.models_field
         msg = err.message if "." not in err.field else f"{err.field.split('.', 1)[1]}: {err.message}"
         target.set_error(msg)
@@ -500,7 +518,8 @@ class Controls(QWidget):
         self.fieldShown.emit(target)
 
     def _say_not_started(self, err: SpecError) -> None:
-        name = err.field.split(".", 1)[-1] if err.field.startswith("params.") else err.field
+        name = (err.field.split(".", 1)[-1] if err.field.startswith(("params.", "options."))
+                else err.field)
         label = {"model": "models", "loop": "Coroutines on the GUI loop", "size": "size / task",
                  "root": "function", "kwargs": "args"}.get(name, name)
         self.say(f"{self._refusal}: {label}: {err.message}")
@@ -542,7 +561,7 @@ class Controls(QWidget):
                 specs.append(engine.make_spec(
                     m, workload, self.tasks.text(), size,
                     w, self.timeout.text().strip() or None, self.policy.currentText(), params,
-                    models=self.available))
+                    self.cluster.options_for(self._info(m)), models=self.available))
         except SpecError as e:
             self.show_error(e)
             return None

@@ -641,10 +641,13 @@ class MainWindow(QMainWindow):
         for rec in self.store.runs():
             if rec.end_ns is None:
                 live = True
+                # A cluster's address and dashboard, once the run reports them.
+                self.controls.cluster.show_cluster(rec.info.get("cluster"))
             runs_key.append((rec.run_id, rec.end_ns, tuple(rec.counts.values())))
             if rec.run_id not in known and (rec.run_id in self.run_model
                                             or self.compare.adopt(rec)):
                 self.show_run(rec)
+                self.controls.cluster.show_cluster(rec.info.get("cluster"))
                 if self.tasks.rowCount() > MAX_SHOWN_TASKS:
                     self._bound_shown()
         if changed:

@@ -29,6 +29,7 @@ from engine.spec import workload_label
 
 from . import theme
 from .task_text import fmt_s, worker_text
+from .worker_kind import worker_kind
 
 Index = QModelIndex | QPersistentModelIndex
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -373,6 +374,9 @@ class TaskTableModel(_RecordTableModel):
                 return f"Cancel task {r.task_id} (cooperative: it stops at its next check)"
             if c == self.C_FORCE:
                 if self.can_force(r.run_id):
+                    model = self.model_of(r.run_id)
+                    if worker_kind(model) == "cluster":  # in the model's own words
+                        return f"Kill ({model}). Cancel: {engine.model_info(model).cancel_note}"
                     return "Force cancel: kill this task's worker process (the pool replaces it)"
                 return _no_kill(self.model_of(r.run_id), "This task")
             if r.error:

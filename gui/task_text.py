@@ -8,7 +8,7 @@ from __future__ import annotations
 from engine import TaskRecord
 
 from . import theme
-from .worker_kind import worker_kind
+from .worker_kind import worker_address, worker_kind
 
 
 def fmt_s(seconds: float | None) -> str:
@@ -25,6 +25,8 @@ def worker_text(rec: TaskRecord, model: str) -> str:
     if not rec.pid:
         return ""
     kind = worker_kind(model)
+    if kind == "cluster":
+        return f"worker {worker_address(rec.thread)} · pid {rec.pid}"
     if kind == "process":
         return f"process {rec.pid}"
     if kind == "loop":

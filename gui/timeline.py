@@ -338,11 +338,19 @@ class LaneAxis(pg.AxisItem):
         return QFontMetricsF(font).height() + 2
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        """Each lane's label, ending in "…" where it is wider than the axis: pyqtgraph drops
+        a label wider than its axis altogether (a Dask worker's "run1 127.0.0.1:41199
+        (12109)" showed as no label at all), and characters are no measure of pixels."""
         labels = self.data.row_labels()
+        font = self.style.get("tickFont") or self.font()
+        fm = QFontMetricsF(font)
+        room = max(20.0, self.width() - self.style["tickTextOffset"][0] - 6)
         out = []
         for v in values:
             lab = labels.get(int(v - 0.5), ("", False))[0]
-            out.append(lab if len(lab) <= 30 else lab[:29] + "…")
+            if fm.horizontalAdvance(lab) > room:
+                lab = fm.elidedText(lab, Qt.TextElideMode.ElideRight, room)
+            out.append(lab)
         return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from engine import State, TaskRecord
 
-from .worker_kind import worker_kind
+from .worker_kind import worker_address, worker_kind
 
 #: Coroutine sub-lanes per worker before stacking wraps around.
 MAX_SUBLANES = 64
@@ -30,12 +30,13 @@ RUNNING_CODES = (STATE_CODE[State.RUNNING], STATE_CODE[State.CANCEL_REQUESTED])
 
 @dataclass
 class Worker:
-    """One real worker: a thread, a process or a loop thread, within one run."""
+    """One real worker: a thread, a process, a loop thread or a cluster's worker, within one
+    run."""
 
     key: tuple[int, int, int]
     run_id: int
     label: str
-    kind: str  # "thread", "process", "loop"
+    kind: str  # "thread", "process", "loop", "cluster"
     #: Slot occupying each sub-lane (the last bar placed there).
     subs: list[int] = field(default_factory=list)
     base: int = 0  # first row
@@ -93,7 +94,9 @@ class TimelineData:
             return w
         r = rec.run_id
         kind = worker_kind(model)
-        if kind == "process":
+        if kind == "cluster":
+            label = f"run{r} {worker_address(rec.thread)}"  # its pid: in the task's line
+        elif kind == "process":
             label = f"run{r} process {rec.pid}"
         elif kind == "loop":
             label = f"run{r} asyncio loop ({rec.tid})"

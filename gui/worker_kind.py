@@ -1,4 +1,5 @@
-"""What kind of worker runs a model's tasks: a process, an event loop or a thread.
+"""What kind of worker runs a model's tasks: a cluster's worker, a process, an event loop or a
+thread.
 
 The task table's Worker column and the timeline's lanes both name a task's worker by it. The
 answer comes from the engine's description of the model (:func:`engine.model_info`), so a new
@@ -13,13 +14,22 @@ from typing import Literal
 
 import engine
 
-Kind = Literal["process", "loop", "thread"]
+Kind = Literal["cluster", "process", "loop", "thread"]
 
 _kinds: dict[str, Kind] = {}
 
 
+def worker_address(thread: str) -> str:
+    """A cluster worker's address, from its task's thread name (which begins with it), without
+    the scheme: ``"tcp://10.0.0.5:40123 0-Dask-…"`` -> ``"10.0.0.5:40123"``."""
+    head = thread.split(" ", 1)[0]
+    return head.partition("://")[2] or head
+
+
 def worker_kind(model: str) -> Kind:
-    """``"process"`` if the model's workers are processes (:attr:`engine.ModelInfo.isolated`),
+    """``"cluster"`` if its workers are a cluster's, known by their addresses
+    (:attr:`engine.ModelInfo.addressed_workers`: a Dask worker, named by its address where it
+    was "process PID"); ``"process"`` if they are processes (:attr:`engine.ModelInfo.isolated`),
     ``"loop"`` if its tasks are coroutines sharing one thread, else ``"thread"``; also
     ``"thread"`` for a model unknown here (a trace from a newer TaskScope, or no model at all),
     which is not kept, so a model registered later is asked again."""
@@ -30,6 +40,7 @@ def worker_kind(model: str) -> Kind:
         info = engine.model_info(model.split(" · ", 1)[0])
     except engine.SpecError:
         return "thread"
-    kind = "process" if info.isolated else "loop" if info.coroutines else "thread"
+    kind: Kind = ("cluster" if info.addressed_workers else "process" if info.isolated
+                  else "loop" if info.coroutines else "thread")
     _kinds[model] = kind
     return kind

@@ -84,6 +84,8 @@ class ModelEntry:
     #: Options the model takes (``RunSpec.options``): name -> (default, validator). A
     #: validator gets ``(value, field)`` and returns the clean value or raises SpecError.
     options: Mapping[str, tuple[Any, Callable[[Any, str], Any]]] = field(default_factory=dict)
+    #: Its workers are a cluster's, each known by its address (see ModelInfo).
+    addressed_workers: bool = False
     #: Checks that need the outside world (a cluster's scheduler answers), run by
     #: ``Session.start`` before the run is admitted: raise SpecError and nothing starts.
     prepare: Callable[[SpecView, Resources], None] | None = None
@@ -122,6 +124,12 @@ class ModelInfo:
     caller_loop: bool = False
     #: The reference a comparison's speed-ups are measured against.
     baseline: bool = False
+    #: The options a run of it takes (``RunSpec.options``), by name: a front end asks for
+    #: them only when the model is chosen (the window's Scheduler field).
+    options: tuple[str, ...] = ()
+    #: Its workers are a cluster's, each known by its address: a task's thread name begins
+    #: with its worker's address, which front ends show as the worker's name.
+    addressed_workers: bool = False
 
 
 def free_threading() -> Availability:
@@ -178,7 +186,7 @@ def info(name: str) -> ModelInfo:
     a = e.available()
     return ModelInfo(e.name, a.ok, a.reason, e.description, e.isolated, e.can_force,
                      e.cancel_note, e.coroutines, a.fix, e.max_workers, e.caller_loop,
-                     e.baseline)
+                     e.baseline, tuple(e.options), e.addressed_workers)
 
 
 for _e in (
@@ -215,7 +223,7 @@ for _e in (
                "processes, or an existing one (--scheduler)", "dask:dask_runner",
                isolated=True, can_force=True, cancel_note=dask.CANCEL_NOTE,
                available=dask.available, max_workers=MAX_PROCESS_WORKERS, script="dask",
-               workers_noun="Dask workers",
+               workers_noun="Dask workers", addressed_workers=True,
                options={"scheduler": (None, dask.check_scheduler)}, prepare=dask.prepare),
 ):
     register(_e)

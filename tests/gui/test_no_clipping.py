@@ -134,3 +134,29 @@ def test_the_info_line_tells_a_hovered_bar_whole_at_1366(qtbot: Any) -> None:
     pane.show_hovered(-1)  # off the bars: the hint, and the legend back
     _settle(qtbot)
     assert pane.legend.isVisible() and "wheel: zoom time" in info.text()
+
+
+def test_every_lane_label_fits_its_axis(qtbot: Any) -> None:
+    """pyqtgraph drops a label wider than the lane axis: a thread named by a library at
+    length (cut at 30 characters, still 210 px) showed no label at all."""
+    from gui.panes import TimelinePane
+    from gui.timeline_data import TimelineData
+
+    long = "run1-ThreadPoolExecutor-worker-thread-of-a-library_0"
+    recs = [_rec(1, 1, 0, 0.0, 0.3, 10, 140_001, long),
+            _rec(2, 1, 1, 0.0, 0.3, 10, 140_002, "run1-thread_1")]
+    data = TimelineData(T0)
+    data.update(recs, lambda r: "threads")
+    pane = TimelinePane(data, lambda: 5.0, lambda t: f"task {t}", lambda t: f"task {t}")
+    qtbot.addWidget(pane)
+    pane.resize(988, 220)
+    pane.show()
+    _settle(qtbot)
+    axis = pane.timeline.lane_axis
+    fm = QFontMetricsF(axis.style.get("tickFont") or axis.font())
+    lo, hi = pane.timeline.getPlotItem().getViewBox().viewRange()[1]
+    rows = axis.tickValues(lo, hi, 200)[0][1]
+    labels = axis.tickStrings(rows, 1, 1)
+    assert len(labels) == 2 and labels[0].startswith("run1-ThreadPool") and labels[0].endswith("…")
+    assert labels[1] == "run1-thread_1 (140002)"
+    assert all(fm.horizontalAdvance(lab) <= axis.width() - 8 for lab in labels), labels
