@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -458,6 +458,22 @@ class CompareView(QWidget):
                 it = t.item(i, c)
                 if it is not None:
                     it.setToolTip(tip)
+        self._fit_model_column(t)
+
+    def _fit_model_column(self, t: QTableWidget) -> None:
+        """The model column as wide as its longest name, status included: a fixed 190 px cut
+        "processes · partial (cancelled)" to "processes · partial (cancel…". It only
+        grows (a column the user widened stays)."""
+        need = 0
+        for i in range(t.rowCount()):
+            it = t.item(i, 1)
+            if it is not None and it.text():
+                font = it.font()
+                font.setBold(True)  # the winner's row is bold: room for it either way
+                need = max(need, QFontMetrics(font).horizontalAdvance(it.text()))
+        need += 20  # the cell's padding, with air
+        if need > t.columnWidth(1):
+            t.setColumnWidth(1, need)
 
     def row_texts(self) -> list[list[str]]:
         """The table as text (for tests and for copying)."""

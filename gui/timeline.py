@@ -307,11 +307,17 @@ class LaneAxis(pg.AxisItem):
         self.data = data
         self.setWidth(190)
         self.setStyle(tickLength=0, autoExpandTextSpace=False)
+        #: Rows labelled with their worker's name though not its first (see tickValues).
+        self._moved: dict[int, str] = {}
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
         """The rows to label: never two closer than a line of text. Workers' names first
-        (in lane order), then coroutine slots in the gaps left between them."""
+        (in lane order), each on its first row or, when that is too close to the name
+        above, on the first of its own rows that has room (a replayed asyncio loop just
+        under a sequential lane lost its name and showed only "coroutine slot 3, 6");
+        then coroutine slots in the gaps left between them."""
         labels = self.data.row_labels()
+        self._moved = {}
         if not labels:
             return []
         lo, hi = sorted((minVal, maxVal))  # an inverted view hands them over reversed
@@ -322,14 +328,24 @@ class LaneAxis(pg.AxisItem):
             return [(1.0, [r + 0.5 for r in rows])]
         min_rows = line / max(px_per_row, 1e-9)  # rows between two labels, at least
         taken: list[int] = []
-        for first in (True, False):
-            for r in rows:
-                if labels[r][1] != first:
-                    continue
-                i = bisect.bisect_left(taken, r)
-                if (i == 0 or r - taken[i - 1] >= min_rows) and (
-                        i == len(taken) or taken[i] - r >= min_rows):
-                    taken.insert(i, r)
+
+        def take(r: int) -> bool:
+            i = bisect.bisect_left(taken, r)
+            if (i == 0 or r - taken[i - 1] >= min_rows) and (
+                    i == len(taken) or taken[i] - r >= min_rows):
+                taken.insert(i, r)
+                return True
+            return False
+
+        for w in sorted(self.data.workers, key=lambda w: w.base):
+            for r in range(w.base, w.base + max(1, len(w.subs))):
+                if lo - 1 <= r <= hi and take(r):
+                    if r != w.base:
+                        self._moved[r] = w.label
+                    break
+        for r in rows:
+            if not labels[r][1] and r not in self._moved:
+                take(r)
         return [(1.0, [r + 0.5 for r in taken])]
 
     def line_px(self) -> float:
@@ -347,7 +363,8 @@ class LaneAxis(pg.AxisItem):
         room = max(20.0, self.width() - self.style["tickTextOffset"][0] - 6)
         out = []
         for v in values:
-            lab = labels.get(int(v - 0.5), ("", False))[0]
+            row = int(v - 0.5)
+            lab = self._moved.get(row) or labels.get(row, ("", False))[0]
             if fm.horizontalAdvance(lab) > room:
                 lab = fm.elidedText(lab, Qt.TextElideMode.ElideRight, room)
             out.append(lab)
@@ -377,8 +394,10 @@ class NowLine:
         self.label.setZValue(10)
         vb.addItem(self.label, ignoreBounds=True)
         self._x = 0.0
+        self._left = False  # the label on the line's left (at the view's right edge)
         self._place_label()
         vb.sigYRangeChanged.connect(self._span)
+        vb.sigXRangeChanged.connect(self._side)
         self._span()
 
     def value(self) -> float:
@@ -393,16 +412,29 @@ class NowLine:
         self._place_label()
 
     def _place_label(self) -> None:
-        # Just right of the line, its baseline a little above the bottom of the view (device
-        # pixels: the label ignores the view's scaling).
-        h = self.label.boundingRect().height()
-        self.label.setTransform(QTransform.fromTranslate(3.0, -h - 1.0))
+        # Just right of the line (left of it at the view's right edge), its baseline a little
+        # above the bottom of the view (device pixels: the label ignores the view's scaling).
+        r = self.label.boundingRect()
+        dx = -r.width() - 3.0 if self._left else 3.0
+        self.label.setTransform(QTransform.fromTranslate(dx, -r.height() - 1.0))
+
+    def _side(self, *args: object) -> None:
+        """The label goes left of the line when right of it would run off the view: a
+        replay's "end" at the right edge read "enc", cut by the window."""
+        x0, x1 = self.vb.viewRange()[0]
+        width = self.vb.width()
+        room = (x1 - self._x) * width / (x1 - x0) if x1 > x0 and width > 0 else 1e9
+        left = room < self.label.boundingRect().width() + 6
+        if left != self._left:
+            self._left = left
+            self._place_label()
 
     def _span(self, *args: object) -> None:
         y0, y1 = self.vb.viewRange()[1]
         x = self._x
         self.line.setLine(x, y0, x, y1)
         self.label.setPos(x, max(y0, y1) if self.vb.yInverted() else min(y0, y1))
+        self._side()
 
 
 class LaneViewBox(pg.ViewBox):

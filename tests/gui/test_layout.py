@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings, QSize
+from PySide6.QtCore import QPoint, QSettings, QSize
 from PySide6.QtWidgets import QApplication
 
 from gui.main_window import COMPARE_MIN_H, VIEWS_MIN_H, MainWindow
@@ -62,6 +62,9 @@ def test_default_layout_at_1366x768_shows_what_a_user_needs(window: Any, qtbot: 
     ys = sorted(v for v, _ in cpu.total_plot.getPlotItem().getAxis("left")._tickLevels[0])
     lo, hi = cpu.total_plot.getPlotItem().getViewBox().viewRange()[1]
     assert ys == [0, 50, 100] and lo < 0 and hi > 100
+    # The right-edge labels keep a margin from the window's edge.
+    total = cpu.total_plot
+    assert total.mapTo(window, QPoint(total.width(), 0)).x() <= window.width() - 6
     # The timeline has room for its lanes.
     assert window.timeline.getPlotItem().getViewBox().height() >= 100
     # The Compare tab: whole, at its readable size, scrolling inside the tab.
@@ -86,6 +89,16 @@ def test_default_layout_at_1366x768_shows_what_a_user_needs(window: Any, qtbot: 
     assert band_px(view) >= line_px(view)
     assert view.bands.geometry().bottom() < view.charts.parentWidget().geometry().top()
     assert window.size() == QSize(1366, 768)
+    # An export's message is read whole: the least needed readouts step aside for it.
+    msg = ("Saved session trace: /home/someone/taskscope-20261205-070112.json (287.9 KB; "
+           "3 runs, 60 tasks, 229 samples)")
+    window.status_message(msg)
+    settle(qtbot)
+    bar = window.statusBar()
+    taken = sum(w.width() for w in (window.st_gui, window.st_engine, window.st_gil,
+                                    window.st_events, window.st_frame, window.st_tasks)
+                if w.isVisible())
+    assert bar.fontMetrics().horizontalAdvance(msg) + 16 <= bar.width() - taken
 
 
 def test_at_1100x700_nothing_collapses(window: Any, qtbot: Any) -> None:

@@ -160,3 +160,59 @@ def test_every_lane_label_fits_its_axis(qtbot: Any) -> None:
     assert len(labels) == 2 and labels[0].startswith("run1-ThreadPool") and labels[0].endswith("…")
     assert labels[1] == "run1-thread_1 (140002)"
     assert all(fm.horizontalAdvance(lab) <= axis.width() - 8 for lab in labels), labels
+
+
+def test_a_partial_models_name_is_whole_in_the_compare_table(qtbot: Any) -> None:
+    """The model column was 190 px: "asyncio-processes · partial (cancelled)" lost its end."""
+    from engine.compare import ModelResult
+
+    view = CompareView(lambda t: f"task {t}")
+    qtbot.addWidget(view)
+    view.resize(1200, 500)
+    view.show()
+    view.begin(["threads", "asyncio-processes"], "cpu · 8 tasks × 500 ms")
+    view.model_done(ModelResult("threads", "complete", run_id=1, tasks=8, wall_s=1.0))
+    view.model_done(ModelResult("asyncio-processes", "cancelled", run_id=2, tasks=8,
+                                wall_s=0.4, counts={"finished": 2, "cancelled": 6}))
+    _settle(qtbot)
+    t = view.table
+    item = t.item(1, 1)
+    assert item.text() == "asyncio-processes · partial (cancelled)"
+    assert QFontMetricsF(item.font()).horizontalAdvance(item.text()) + 8 <= t.columnWidth(1)
+
+
+def test_a_replayed_timeline_names_every_worker_and_its_end(qtbot: Any) -> None:
+    """Preset 1 replayed at 1366x768: the asyncio loop, just under the sequential lane, lost
+    its name (only "coroutine slot 3", "coroutine slot 6" were left), and the "end" label
+    at the right edge read "enc"."""
+    from gui.panes import TimelinePane
+    from gui.timeline_data import TimelineData
+
+    recs = preset_1_bands()
+    models = {1: "sequential", 2: "asyncio", 3: "threads"}
+    data = TimelineData(T0)
+    data.update(recs, lambda r: models[r])
+    pane = TimelinePane(data, lambda: 6.0, lambda t: f"task {t}", lambda t: f"task {t}")
+    qtbot.addWidget(pane)
+    pane.resize(1366, 200)
+    pane.show()
+    _settle(qtbot)
+    view = pane.timeline
+    view.fit()
+    _settle(qtbot)
+    axis = view.lane_axis
+    vb = view.getPlotItem().getViewBox()
+    lo, hi = vb.viewRange()[1]
+    assert vb.height() / (hi - lo) < axis.line_px()  # fewer labels than lanes: a choice
+    names = axis.tickStrings(axis.tickValues(lo, hi, vb.height())[0][1], 1, 1)
+    for w in data.workers:
+        if w.kind == "loop":
+            assert w.label in names, names
+    assert names[0].startswith("run1-sequential_0")
+    # The end line at the view's right edge: its label inside the view.
+    x0, x1 = vb.viewRange()[0]
+    view.now_line.set_text("end")
+    view.now_line.setValue(x1 - (x1 - x0) * 0.001)
+    _settle(qtbot)
+    label = view.now_line.label.sceneBoundingRect()
+    assert label.right() <= vb.sceneBoundingRect().right() and label.width() > 0
