@@ -743,14 +743,8 @@ class MainWindow(QMainWindow):
         if changed:
             self.tasks.changed(changed)
         if self._table_tick:
-            # Only the Duration column moves with the clock: its strip of the view, not every
-            # cell of every visible row (Qt repaints the cells the dirty region touches).
             self._table_tick = False
-            view = self.tasks_view
-            x = view.columnViewportPosition(self.tasks.C_DUR)
-            if x >= 0:
-                view.viewport().update(x, 0, view.columnWidth(self.tasks.C_DUR),
-                                       view.viewport().height())
+            self.tables.repaint_running_durations()
 
     def wake(self) -> None:
         """Back to the full frame rate at once (called when work starts)."""

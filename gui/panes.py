@@ -280,6 +280,31 @@ class TablesPane(QWidget):
                 return self.tasks.recs[src.row()].run_id
         return None
 
+    def repaint_running_durations(self) -> None:
+        """Repaint the Duration cell of each running task in view: the only cells that move
+        with the clock. The whole column strip, finished and queued rows too, was repainted
+        five times a second before (issue 17: each cell is Qt's text layout and a Python
+        call)."""
+        view, proxy, recs = self.tasks_view, self.proxy, self.tasks.recs
+        vp = view.viewport()
+        if not vp.isVisible() or view.isColumnHidden(TaskTableModel.C_DUR):
+            return
+        first = view.rowAt(0)
+        if first < 0:
+            return
+        last = view.rowAt(vp.height() - 1)
+        if last < 0:
+            last = proxy.rowCount() - 1
+        x = view.columnViewportPosition(TaskTableModel.C_DUR)
+        w = view.columnWidth(TaskTableModel.C_DUR)
+        if x + w <= 0 or x >= vp.width():
+            return
+        index, to_source = proxy.index, proxy.mapToSource
+        for row in range(first, last + 1):
+            rec = recs[to_source(index(row, 0)).row()]
+            if rec.start_ns is not None and rec.end_ns is None:
+                vp.update(x, view.rowViewportPosition(row), w, view.rowHeight(row))
+
     def show_count(self) -> None:
         """How many tasks the filter shows, of how many."""
         shown = self.proxy.rowCount()

@@ -124,6 +124,8 @@ class TaskTableModel(_RecordTableModel):
         #: The clock the last Duration sort read, when a row was running (its key grows).
         self._sorted_now: int | None = None
         self.sorts = 0  # how many times the rows were sorted (tests and benchmarks count them)
+        #: task id -> the look last announced (see changed), for rows that can still change.
+        self._looks: dict[int, tuple[Any, ...]] = {}
 
     # -- updates from the frame tick ---------------------------------------------------------
     def add(self, recs: list[TaskRecord]) -> None:
@@ -141,16 +143,65 @@ class TaskTableModel(_RecordTableModel):
 
     def clear(self) -> None:
         super().clear()
+        self._looks.clear()
         self.rows_version += 1
 
     def changed(self, task_ids: Iterable[int], running_too: bool = True) -> None:
-        """One dataChanged covering every changed row (and the running ones' durations)."""
-        rows = [self.row_of[t] for t in task_ids if t in self.row_of]
+        """Announce changed rows: each with only the cells whose look changed (up to
+        TIGHT_ROWS rows), or one dataChanged over them all.
+
+        A view repaints what dataChanged covers, and the task table's cells are the dearest
+        part of the window to paint (Qt's item delegate lays out each cell's text again, and
+        every cell is a Python ``multiData`` call: ~60-200 us per cell on a busy 2-core
+        machine). One range from the first to the last changed row, every column, repainted
+        rows that had not changed and, for a running task whose progress moved, eight cells
+        that had not either: the table was a third of the window's CPU during a live run
+        (issue 17). A row's look (:meth:`_look`) is kept while it can still change; a row
+        seen for the first time announces every column.
+        """
+        row_of, recs = self.row_of, self.recs
+        rows = sorted(row_of[t] for t in task_ids if t in row_of)
         if not rows:
             return
         self.data_version += 1
-        self.dataChanged.emit(self.index(min(rows), 0),
-                              self.index(max(rows), len(self.COLS) - 1))
+        if len(rows) > self.TIGHT_ROWS:
+            self._looks.clear()  # a flood: one range, as cheap as any; looks start again
+            self.dataChanged.emit(self.index(rows[0], 0),
+                                  self.index(rows[-1], len(self.COLS) - 1))
+            return
+        looks, index, emit = self._looks, self.index, self.dataChanged.emit
+        last = len(self.COLS) - 1
+        for row in rows:
+            r = recs[row]
+            look = self._look(r)
+            old = looks.get(r.task_id)
+            if r.state.terminal:
+                looks.pop(r.task_id, None)  # it ends here: no further look to compare
+            else:
+                looks[r.task_id] = look
+            if old is None:
+                lo, hi = 0, last
+            else:
+                cols = [c for part, was, now in zip(self._LOOK_COLS, old, look, strict=True)
+                        if was != now for c in part]
+                if not cols:
+                    continue
+                lo, hi = min(cols), max(cols)
+            emit(index(row, lo), index(row, hi))
+
+    #: Changed rows announced one by one, each with its changed cells; more: one range.
+    TIGHT_ROWS = 64
+    #: The columns each part of a row's look (:meth:`_look`) shows: state (its text and
+    #: colour, and whether Cancel and Kill are live), worker, core, duration, progress.
+    _LOOK_COLS = ((2, 7, 8), (3,), (4,), (5,), (6,))
+
+    @staticmethod
+    def _look(r: TaskRecord) -> tuple[Any, ...]:
+        """What a row's changing cells are drawn from, part by part (see _LOOK_COLS): the
+        record's own fields, not the cells' texts (a running task's Duration moves with the
+        clock; the window repaints those cells itself, see MainWindow._table_paint)."""
+        return (r.state, (r.pid, r.tid, r.thread, r.task_name), r.core,
+                (r.start_ns, r.end_ns), int(r.progress * 1000))
 
     # -- sorting -----------------------------------------------------------------------------
     #: Columns whose key is the task id (-1: unsorted, task-id order) or the same for every

@@ -128,3 +128,90 @@ def test_live_window_costs_little_cpu(window: Any, qtbot: Any) -> None:
         pytest.skip(f"machine too busy to judge the window's live cost: {figure}")
     print(figure)
     assert pct < LOOSE_LIVE_PCT, figure
+
+
+def _task(i: int, state: Any, progress: float = 0.0) -> Any:
+    from engine import State, TaskRecord
+
+    r = TaskRecord(task_id=i + 1, run_id=1, index=i, state=state, progress=progress)
+    if state is not State.QUEUED:
+        r.start_ns, r.pid, r.tid, r.core = 1_000_000_000 + i * 1000, 4242, 4243 + i, 0
+    if state.terminal:
+        r.end_ns = r.start_ns + 3_000_000
+    return r
+
+
+def test_changed_rows_announce_only_their_changed_cells(qapp: object) -> None:
+    """A task whose progress moved repaints its progress cell, not its row; a state change
+    its state, duration and buttons; a row that did not change, nothing; rows seen for the
+    first time, whole; a flood, one range (issue 17: the table's cells are the dearest part
+    of a frame to paint)."""
+    from engine import State
+    from gui.task_table import TaskTableModel
+
+    C = TaskTableModel
+    tasks = TaskTableModel(lambda: 2_000_000_000, lambda r: "processes", lambda r: True)
+    recs = [_task(i, State.RUNNING, 0.1) for i in range(6)]
+    tasks.add(recs)
+    seen: list[tuple[int, int, int, int]] = []
+    tasks.dataChanged.connect(
+        lambda a, b, *_: seen.append((a.row(), a.column(), b.row(), b.column())))
+    tasks.changed([recs[1].task_id, recs[4].task_id])
+    assert seen == [(1, 0, 1, 8), (4, 0, 4, 8)]  # first seen: every column
+    seen.clear()
+    recs[1].progress = 0.5
+    tasks.changed([recs[1].task_id, recs[4].task_id])
+    assert seen == [(1, C.C_PROG, 1, C.C_PROG)]  # row 4 did not change
+    seen.clear()
+    recs[4].state, recs[4].end_ns = State.FINISHED, recs[4].start_ns + 5  # type: ignore[operator]
+    tasks.changed([recs[4].task_id])
+    assert seen == [(4, C.C_STATE, 4, C.C_FORCE)]
+    seen.clear()
+    tasks.changed([r.task_id for r in recs])
+    assert all(a == b for a, _, b, _ in seen)  # one row per signal
+    seen.clear()
+    many = [_task(i, State.RUNNING) for i in range(6, 6 + C.TIGHT_ROWS + 1)]
+    tasks.add(many)
+    tasks.changed([r.task_id for r in many])
+    assert seen == [(6, 0, 6 + C.TIGHT_ROWS, 8)]
+
+
+def test_the_clock_repaints_only_running_durations(qtbot: Any) -> None:
+    """Five times a second the task table repaints the Duration cells of the running tasks in
+    view, and nothing else: finished and queued rows do not move with the clock."""
+    from PySide6.QtCore import QEvent, QObject, QRect
+
+    from engine import State
+    from gui.panes import TablesPane
+    from gui.task_table import TaskTableModel
+
+    pane = TablesPane(lambda: 2_000_000_000, lambda r: "threads", lambda r: False,
+                      lambda r: False)
+    qtbot.addWidget(pane)
+    states = [State.FINISHED, State.RUNNING, State.QUEUED, State.RUNNING, State.FAILED]
+    pane.tasks.add([_task(i, s) for i, s in enumerate(states)])
+    pane.resize(1000, 400)
+    pane.show()
+    qtbot.waitExposed(pane)
+    view, vp = pane.tasks_view, pane.tasks_view.viewport()
+    regions: list[Any] = []
+
+    class Spy(QObject):
+        def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+            if ev.type() == QEvent.Type.Paint:
+                regions.append(ev.region())  # type: ignore[attr-defined]
+            return False
+
+    spy = Spy()
+    vp.installEventFilter(spy)
+    qtbot.wait(50)
+    regions.clear()
+    pane.repaint_running_durations()
+    qtbot.waitUntil(lambda: bool(regions), timeout=2000)
+    painted = regions[0]
+    for row, state in enumerate(states):
+        cell = view.visualRect(pane.proxy.index(row, TaskTableModel.C_DUR))
+        assert painted.contains(cell.center()) == (state is State.RUNNING), (row, state)
+    others = QRect(0, 0, view.columnViewportPosition(TaskTableModel.C_DUR), vp.height())
+    assert not painted.intersects(others)
+    vp.removeEventFilter(spy)
