@@ -28,8 +28,9 @@ from .timeline_data import TimelineData
 
 #: Rows a band takes at least (a one-worker model would be a sliver next to a pool of ten).
 MIN_BAND_ROWS = 3
-#: A band is at least 1/MIN_BAND_SHARE of the widest one (one worker beside a pool of 32).
-MIN_BAND_SHARE = 4
+#: A band is at least 1/MIN_BAND_SHARE of the widest one (one worker beside a pool of 32):
+#: the thinnest band sets the height the bands need for its label.
+MIN_BAND_SHARE = 2
 #: Coroutine sub-lanes per worker in a band; more overlapping coroutines stack (they start and
 #: end together, so the band still reads "all at once").
 BAND_SUBLANES = 8
@@ -72,8 +73,8 @@ class BandData(TimelineData):
         self.spans = {}
         needs = {rid: sum(max(1, len(self.workers[i].subs)) for i in ids)
                  for rid, ids in by_run.items()}
-        # No band thinner than a quarter of the widest: its label needs a line of text, and
-        # the view's height that takes grows with the widest band over the thinnest.
+        # No band thinner than half the widest: its label needs a line of text, and the
+        # height the bands need for that grows with the widest band over the thinnest.
         least = max(MIN_BAND_ROWS, -(-max(needs.values(), default=0) // MIN_BAND_SHARE))
         for rid in sorted(by_run):
             need = needs[rid]
@@ -177,7 +178,7 @@ class BandAxis(pg.AxisItem):
     def line_px(self) -> float:
         """The height of one label, in pixels, with a little air."""
         font = self.style.get("tickFont") or self.font()
-        return QFontMetricsF(font).height() + 4
+        return QFontMetricsF(font).height() + 2
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         by_mid = {lo + n / 2: rid for rid, lo, n in self.data.bands()}
