@@ -17,6 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import QGraphicsItem
 
 from engine import TaskRecord
 
@@ -171,6 +172,8 @@ class BandAxis(pg.AxisItem):
         self.label_of = label
         self.setWidth(160)  # pyqtgraph drops a label wider than its axis
         self.setStyle(tickLength=0, autoExpandTextSpace=False)
+        # A pixmap between label changes (see LaneAxis): the bands repaint on every frame.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
         return [(1.0, [lo + n / 2 for _, lo, n in self.data.bands()])]

@@ -307,6 +307,10 @@ class LaneAxis(pg.AxisItem):
         self.data = data
         self.setWidth(190)
         self.setStyle(tickLength=0, autoExpandTextSpace=False)
+        # Its labels change only when lanes come or the rows scroll, but the view around it
+        # repaints on every frame while it follows the clock: kept as a pixmap, not replayed
+        # from a QPicture (laying every label out again) each time (issue 17).
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         #: Rows labelled with their worker's name though not its first (see tickValues).
         self._moved: dict[int, str] = {}
 
@@ -499,6 +503,7 @@ class TimelineView(pg.PlotWidget):
         #: every lane (see all_rows).
         self.rows_shown: float | None = None
         self._tick_version = -1
+        self._lanes_version = -1
         self._tick_at = -math.inf
         vb.sigRangeChangedManually.connect(self._manual)
         vb.sigLanesZoomed.connect(self._lanes_zoomed)
@@ -655,7 +660,8 @@ class TimelineView(pg.PlotWidget):
             px = self._px_per_s()  # 0 before the view has a size: then the clock alone
             if dt >= 0 and (dt < self.IDLE_TICK_S or 0 < dt * px < self.IDLE_STEP_PX):
                 return
-        labels_changed = d.version != self._tick_version
+        labels_changed = d.lanes_version != self._lanes_version
+        self._lanes_version = d.lanes_version
         self._tick_version = d.version
         self._tick_at = now
         self.now_line.setValue(now)
@@ -671,6 +677,9 @@ class TimelineView(pg.PlotWidget):
             if self.empty.isVisible():
                 self._place_empty()
         if labels_changed:  # lanes came or went; otherwise the axis redraws itself on a range
-            self.lane_axis.picture = None  # change (and the range moves only when rows do)
+            # change (and the range moves only when rows do). Not on every event: each new
+            # picture lays its labels out again, a few hundred us per frame with events on
+            # every frame (issue 17).
+            self.lane_axis.picture = None
             self.lane_axis.update()
             self._place_empty()

@@ -63,15 +63,19 @@ class TimelineData:
         self.rows = 0
         self.t_max = 0.0
         self.version = 0
+        #: + 1 whenever the lanes are laid out again (workers or sub-lanes came): the lane
+        #: labels change only then, while ``version`` moves with every event.
+        self.lanes_version = 0
         #: Bars still running (no end yet): they grow with the clock on every frame.
         self.running = 0
         #: Some worker has more bars in flight than MAX_SUBLANES, so bars overlap on a row.
         self.stacked = False
 
     def clear(self) -> None:
-        version = self.version
+        version, lanes = self.version, self.lanes_version
         self.__init__(self.t0_ns)  # type: ignore[misc]
         self.version = version + 1  # never goes back: views compare it with the last they drew
+        self.lanes_version = lanes + 1
 
     def seconds(self, t_ns: int) -> float:
         return (t_ns - self.t0_ns) / 1e9
@@ -138,6 +142,7 @@ class TimelineData:
                 lanes_changed = True
             if lanes_changed:
                 self._layout()
+                self.lanes_version += 1
         self.running = int(np.count_nonzero(np.isnan(self.end[: self.n])))
         self.version += 1
 
@@ -193,6 +198,7 @@ class TimelineData:
         self.running = int(np.count_nonzero(np.isnan(ends)))
         self.stacked = any(len(w.subs) > MAX_SUBLANES for w in self.workers)
         self._layout()
+        self.lanes_version += 1
         self.version += 1
 
     def _set(self, slot: int, rec: TaskRecord) -> None:

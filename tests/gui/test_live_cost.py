@@ -215,3 +215,38 @@ def test_the_clock_repaints_only_running_durations(qtbot: Any) -> None:
     others = QRect(0, 0, view.columnViewportPosition(TaskTableModel.C_DUR), vp.height())
     assert not painted.intersects(others)
     vp.removeEventFilter(spy)
+
+
+def test_lane_labels_are_laid_out_again_only_when_lanes_change(qtbot: Any) -> None:
+    """Events that move bars but add no lane leave the lane axis' labels as they were laid
+    out (they were laid out again on every event: each frame of a live run), and the axis is
+    kept as a pixmap between changes."""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    from engine import State
+
+    data = TimelineData(T0)
+    clock = [1.0]
+    view = TimelineView(data, lambda: clock[0], lambda t: "")
+    qtbot.addWidget(view)
+    view.resize(700, 250)
+    view.show()
+    qtbot.waitExposed(view)
+    axis = view.lane_axis
+    assert axis.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
+    rec = _task(0, State.RUNNING)
+    rec.start_ns = T0 + 100_000_000
+    data.update([rec], lambda r: "threads")
+    view.tick()
+    axis.picture = object()  # stands for the labels laid out
+    for i in range(1, 6):
+        rec.progress = i / 10
+        data.update([rec], lambda r: "threads")
+        clock[0] += 1 / 30
+        view.tick()
+    assert axis.picture is not None
+    other = _task(1, State.RUNNING)
+    other.start_ns, other.tid = T0 + 200_000_000, 99  # another thread: a new lane
+    data.update([other], lambda r: "threads")
+    view.tick()
+    assert axis.picture is None
