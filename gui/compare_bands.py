@@ -205,6 +205,10 @@ class BandsView(pg.PlotWidget):
         # The vertical grid is drawn by the bars' item, not by the axis (see
         # TimelineItem.grid_axis): the axis' grid is replayed through a QPicture on every frame.
         self.item.grid_axis = pi.getAxis("bottom")
+        for name in ("top", "right"):
+            # Hidden, but linked to the view: on every frame of a comparison (the range grows
+            # with the clock) each set its empty title as HTML again (issue 17).
+            pi.getAxis(name).unlinkFromView()
         pi.setMenuEnabled(False)
         pi.hideButtons()
         vb = pi.getViewBox()

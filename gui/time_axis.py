@@ -86,6 +86,13 @@ class TimeAxis(pg.AxisItem):
         self._ticks_key, self._ticks = key, ticks
         return ticks
 
+    def ticks_shown(self) -> list[tuple[float, list[float]]]:
+        """The tick levels this axis draws for its current range and width (what
+        :meth:`paint` asks for, so a grid that follows the ticks reuses the same answer)."""
+        lo, hi = self.range
+        w = self.mapRectFromParent(self.geometry()).width()
+        return self.tickValues(lo, hi, w) if w > 0 and hi != lo else []
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         strings = super().tickStrings(values, scale, spacing)
         return [f"{t} {self.unit}" for t in strings] if self.unit else strings

@@ -192,15 +192,26 @@ class TimelineItem(pg.GraphicsObject):
         top, bottom = max(y0, b.top()), min(y1, b.bottom())
         if hi <= lo or bottom <= top:
             return
-        levels = axis.tickValues(x0, x1, max(1.0, (x1 - x0) / px))
+        # The axis' own ticks for its range and width (the time axis keeps its last answer,
+        # so the ticks are worked out once per frame for both).
+        levels = (axis.ticks_shown() if isinstance(axis, TimeAxis)
+                  else axis.tickValues(x0, x1, max(1.0, (x1 - x0) / px)))
+        # Drawn in device pixels: a vertical line through the item's scaling cost several
+        # times as much to stroke, for the same pixels (the view neither rotates nor shears).
+        t = p.transform()
+        sx, dx, sy, dy = t.m11(), t.dx(), t.m22(), t.dy()
+        y_a, y_b = top * sy + dy, bottom * sy + dy
         drawn: set[float] = set()
+        p.save()
+        p.resetTransform()
         for (_spacing, values), pen in zip(levels, self.grid_pens, strict=False):
-            lines = [QLineF(v, top, v, bottom) for v in values
-                     if lo <= v <= hi and v not in drawn]
+            lines = [QLineF(x, y_a, x, y_b) for x in
+                     (v * sx + dx for v in values if lo <= v <= hi and v not in drawn)]
             drawn.update(values)
             if lines:
                 p.setPen(pen)
                 p.drawLines(lines)
+        p.restore()
 
     def _draw(self, p: QPainter, code: int, x: np.ndarray, y: np.ndarray, w: np.ndarray,
               h: np.ndarray) -> None:

@@ -88,6 +88,8 @@ def test_comparison_bands_relabel_only_when_a_band_changes(qtbot: Any) -> None:
     qtbot.addWidget(view)
     assert isinstance(view.getPlotItem().getAxis("bottom"), TimeAxis)
     assert view.item.grid_axis is view.getPlotItem().getAxis("bottom")
+    # The hidden axes do not follow the range (each set its title as HTML on every frame).
+    assert all(view.getPlotItem().getAxis(n).linkedView() is None for n in ("top", "right"))
     data.spans = {1: (0, 3)}
     view.tick(force=True)
     axis = view.axis
