@@ -43,6 +43,8 @@ class TimeAxis(pg.AxisItem):
         self._font_key: str | None = None
         self._ticks_key: tuple[float, ...] | None = None
         self._ticks: list[tuple[float, list[float]]] = []
+        self._pens_key: tuple[object, ...] | None = None
+        self._pens: list[QPen] = []
 
     def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
         html = self.labelString()
@@ -80,8 +82,9 @@ class TimeAxis(pg.AxisItem):
             prev = spacing
             k0 = ceil(lo / spacing)
             k1 = k0 + int((hi - k0 * spacing) / spacing)
-            values = [k * spacing / scale for k in range(k0, k1 + 1)
-                      if not any(k % m == 0 for m in above)]
+            # The multiples of the levels above, found by stepping, not by testing every k.
+            skip = {j for m in above for j in range(-(-k0 // m) * m, k1 + 1, m)}
+            values = [k * spacing / scale for k in range(k0, k1 + 1) if k not in skip]
             ticks.append((spacing / scale, values))
         self._ticks_key, self._ticks = key, ticks
         return ticks
@@ -110,6 +113,24 @@ class TimeAxis(pg.AxisItem):
             hit = self._texts[s] = (st, fm.horizontalAdvance(s), fm.height())
         return hit
 
+    def _level_pens(self, base: QPen, levels: int) -> list[QPen]:
+        """Each tick level's pen, as pyqtgraph makes it (fainter by level), made once per
+        tick pen and style rather than on every frame."""
+        alpha = self.style["tickAlpha"]
+        key = (base, alpha, levels)
+        if key != self._pens_key:
+            pens = []
+            for i in range(levels):
+                pen = QPen(base)
+                if pen.brush().style() == Qt.BrushStyle.SolidPattern:
+                    c = QColor(pen.color())
+                    c.setAlpha(int(255 / (i + 1) if alpha is None else
+                                   (alpha * 255 if isinstance(alpha, float) else alpha)))
+                    pen.setColor(c)
+                pens.append(pen)
+            self._pens_key, self._pens = key, pens
+        return self._pens
+
     def paint(self, p: QPainter, *args: object) -> None:
         if self._tickLevels is not None or self.grid is not False or self.orientation != "bottom":
             super().paint(p, *args)
@@ -137,18 +158,14 @@ class TimeAxis(pg.AxisItem):
         tick_len = self.style["tickLength"]
         base = self.tickPen()
         xs_of: list[list[float]] = []
+        left, right = rect.left(), rect.right()
+        pens = self._level_pens(base, len(levels))
         for i, (_spacing, values) in enumerate(levels):
-            xs = [(v - lo) * scale + rect.left() for v in values]
-            xs = [x if rect.left() <= x <= rect.right() else None for x in xs]
+            xs = [x if left <= x <= right else None
+                  for x in [(v - lo) * scale + left for v in values]]
             xs_of.append(xs)  # type: ignore[arg-type]
             length = tick_len / (i * 0.5 + 1.0)
-            pen = QPen(base)
-            if pen.brush().style() == Qt.BrushStyle.SolidPattern:
-                c = QColor(pen.color())
-                alpha = self.style["tickAlpha"]
-                c.setAlpha(int(255 / (i + 1) if alpha is None else
-                               (alpha * 255 if isinstance(alpha, float) else alpha)))
-                pen.setColor(c)
+            pen = pens[i]
             lines = [QLineF(x, top, x, top + length) for x in xs if x is not None]
             if lines:
                 p.setPen(pen)
