@@ -84,7 +84,12 @@ def load_trace(path: str | os.PathLike[str]) -> Replay:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise TraceError(f"{p.name}: not a trace file: not UTF-8 text (byte {e.start})") from None
+        if e.reason != "unexpected end of data":
+            raise TraceError(f"{p.name}: not a trace file: not UTF-8 text (byte {e.start})"
+                             ) from None
+        # Cut inside a character ("·" is two bytes): what precedes it is judged as any cut
+        # file is (bytes before the first bad one decode).
+        text = data[:e.start].decode("utf-8")
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:

@@ -729,6 +729,16 @@ def test_a_cut_inside_any_token_reads_truncated(session_file: Path, tmp_path: Pa
             trace.load_trace(path)
 
 
+def test_a_cut_inside_a_character_reads_truncated(tmp_path: Path) -> None:
+    """A label's "·" is two bytes in UTF-8: a file cut between them is truncated, not "not
+    UTF-8" (test_a_cut_inside_any_token_reads_truncated failed so when its window of cuts
+    held one)."""
+    path = tmp_path / "cut.json"
+    whole = '{"traceEvents": [], "taskscope": {"label": "cpu · 4 tasks"}}'.encode()
+    path.write_bytes(whole[:whole.index("·".encode()) + 1])
+    _assert_rejected(path, "truncated JSON")
+
+
 @pytest.mark.parametrize("content,match", [
     (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "not UTF-8"),
     (b"\x00\x01\x02binary junk", "malformed JSON"),
