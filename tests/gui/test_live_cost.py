@@ -8,6 +8,7 @@ bounded loosely, and the moving time axes, which were the largest cost, are pinn
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any
@@ -16,6 +17,7 @@ import pyqtgraph as pg
 import pytest
 
 from gui.compare_bands import BandData, BandsView
+from gui.frame_pacer import FRAME_MS
 from gui.time_axis import TimeAxis
 from gui.timeline import TimelineView
 from gui.timeline_data import TimelineData
@@ -124,12 +126,18 @@ def test_live_window_costs_little_cpu(window: Any, qtbot: Any) -> None:
     qtbot.waitUntil(lambda: all(r.done for r in window.runs.runs), timeout=20_000)
     pct = 100.0 * (c1 - c0) / (t1 - t0)
     fps = (f1 - f0) / (t1 - t0)
+    per_frame_ms = 1e3 * (c1 - c0) / max(1, f1 - f0)
     figure = (f"window {pct:.1f}% of one core over {t1 - t0:.2f} s live, {fps:.0f} frames/s, "
-              f"{1e3 * (c1 - c0) / max(1, f1 - f0):.2f} ms of CPU per frame")
-    if not live or fps < 20:
+              f"{per_frame_ms:.2f} ms of CPU per frame; load {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores")
+    if not live or fps < 20 or os.getloadavg()[0] > 3.5 * (os.cpu_count() or 1):
         pytest.skip(f"machine too busy to judge the window's live cost: {figure}")
     print(figure)
-    assert pct < LOOSE_LIVE_PCT, figure
+    # Judged per frame (LOOSE_LIVE_PCT of a core at the full frame rate): a frame rate a little
+    # under 30 on a busy machine neither hides a regression nor fails a fast window. Measured
+    # on the loaded 2-core machine: 4.9-5.5 ms per frame now, 7.6-8.1 ms with the window as it
+    # was before issue 17 (a69bbcc), against a bound of 6.6 ms.
+    assert per_frame_ms < LOOSE_LIVE_PCT / 100 * FRAME_MS, figure
 
 
 def _task(i: int, state: Any, progress: float = 0.0) -> Any:
