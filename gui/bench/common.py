@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from engine.bench.figures import Figure
@@ -39,3 +40,24 @@ def probe_stats(win: Any, t0_ns: int, t1_ns: int) -> tuple[dict[str, float] | No
         return None, 0
     vals = [ms for t, ms in list(probe.history) if t0_ns <= t <= t1_ns]
     return lag_stats(vals), len(vals)
+
+
+@contextmanager
+def settings_elsewhere() -> Iterator[str]:
+    """Point the app's QSettings at a temporary folder (removed after) for a probe's window.
+
+    A bench opens the window offscreen: it must neither change what the user's window remembers
+    nor start from it (a remembered window comes back at the offscreen screen's size, the form
+    squeezed: seen, an 800x800 layout at 1366x768)."""
+    import shutil
+    import tempfile
+
+    from PySide6.QtCore import QSettings
+
+    folder = tempfile.mkdtemp(prefix="taskscope-bench-settings-")
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -32,7 +32,7 @@ import psutil
 
 from engine.clock import now_ns
 
-from .common import probe_stats
+from .common import probe_stats, settings_elsewhere
 
 #: The probe's report line starts with this; a JSON object follows.
 OBSERVER_TAG = "TASKSCOPE_BENCH_OBSERVER"
@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
         threading.Thread(target=body, name="bench-observer-watch", daemon=True).start()
 
-    return run(parse_args(["--preset", str(args.preset), "--start"]), on_shown=probe)
+    # Never the user's remembered window, and nothing written to it.
+    with settings_elsewhere():
+        return run(parse_args(["--preset", str(args.preset), "--start"]), on_shown=probe)
 
 
 if __name__ == "__main__":

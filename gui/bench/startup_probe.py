@@ -97,25 +97,14 @@ def probe(win: Any) -> None:
 
 
 def main() -> int:
-    """Start the app with its default options and :func:`probe` on the shown window.
-
-    Its settings (form, size, panes) go to a temporary folder, removed after: a bench opens
-    the window offscreen, and the user's remembered window would otherwise come back at the
-    offscreen screen's size, the form squeezed (seen: an 800x800 layout at 1366x768)."""
-    import shutil
-    import tempfile
-
-    from PySide6.QtCore import QSettings
-
+    """Start the app with its default options and :func:`probe` on the shown window, its
+    settings in a temporary folder (:func:`~gui.bench.common.settings_elsewhere`)."""
     from gui.app import parse_args, run
 
-    folder = tempfile.mkdtemp(prefix="taskscope-bench-settings-")
-    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
-        QSettings.setPath(fmt, QSettings.Scope.UserScope, folder)
-    try:
+    from .common import settings_elsewhere
+
+    with settings_elsewhere():
         return run(parse_args([]), on_shown=probe)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
