@@ -373,7 +373,8 @@ class CompareView(QWidget):
         self.bands.fit()
 
     def tick(self) -> None:
-        self.bands.tick()
+        if self.bands.isVisible():  # in a hidden tab: caught up when the tab shows
+            self.bands.tick()
 
     def _mark_partial(self, r: ModelResult) -> None:
         if r.run_id is not None and r.partial:

@@ -260,3 +260,26 @@ def test_lane_labels_are_laid_out_again_only_when_lanes_change(qtbot: Any) -> No
     data.update([other], lambda r: "threads")
     view.tick()
     assert axis.picture is None
+
+
+def test_a_hidden_tab_does_not_move_its_view(window: Any, qtbot: Any) -> None:
+    """While the Compare tab shows, the frame does not move the timeline with the clock (a
+    new range, a scene and an axis update on every frame, for nothing on screen); when the
+    Timeline tab shows again its view has caught up with the clock before it is painted."""
+    vb = window.timeline.getPlotItem().getViewBox()
+    window.timeline.follow = True
+    window.timeline.span_s = 1.0  # a range that moves from the start (xMin -1 holds a wider one)
+    window.views.setCurrentWidget(window.compare_scroll)
+    qtbot.wait(100)
+    window.timeline.data.running = 1  # as if a bar ran: the view would move on every frame
+    try:
+        x_hidden = vb.viewRange()[0][1]
+        qtbot.wait(300)
+        assert vb.viewRange()[0][1] == x_hidden
+        window.views.setCurrentWidget(window.tl_pane)
+        # Caught up at once, not on the next frame: "now" near the right edge, as following.
+        right = window.now_s() + window.timeline.span_s * 0.08
+        assert vb.viewRange()[0][1] == pytest.approx(right, abs=0.1)
+        assert vb.viewRange()[0][1] != x_hidden
+    finally:
+        window.timeline.data.running = 0
