@@ -663,11 +663,13 @@ class MainWindow(QMainWindow):
             self.compare.tasks_changed(recs)
             self._table_changed |= changed
         table_tick = live and self._frames % TABLE_TICK_FRAMES == 0
-        if runs_key != self._runs_key or table_tick:
-            # The runs table: at once when a run's counts or end change, and 5 times a second
-            # for the running walls; it was redrawn whole on every live frame.
+        if runs_key != self._runs_key:
+            # The runs table: whole at once when a run's counts or end change (it was redrawn
+            # whole on every live frame), and 5 times a second only the running runs' walls.
             self._runs_key = runs_key
             self.runs.refresh()
+        elif table_tick:
+            self.tables.repaint_running_walls()
         if table_tick:
             # Running durations grow between events: redraw them 5 times a second, not on
             # every frame (rows whose record changed are redrawn at once by the model's

@@ -305,6 +305,21 @@ class TablesPane(QWidget):
             if rec.start_ns is not None and rec.end_ns is None:
                 vp.update(x, view.rowViewportPosition(row), w, view.rowHeight(row))
 
+    def repaint_running_walls(self) -> None:
+        """Repaint the Wall cell of each run still going: between its events only its wall
+        moves with the clock."""
+        view, runs = self.runs_view, self.runs.runs
+        vp = view.viewport()
+        if not vp.isVisible() or view.isColumnHidden(RunTableModel.C_WALL):
+            return
+        x = view.columnViewportPosition(RunTableModel.C_WALL)
+        w = view.columnWidth(RunTableModel.C_WALL)
+        for row, run in enumerate(runs):
+            if not run.done:
+                y = view.rowViewportPosition(row)
+                if -view.rowHeight(row) < y < vp.height():
+                    vp.update(x, y, w, view.rowHeight(row))
+
     def show_count(self) -> None:
         """How many tasks the filter shows, of how many."""
         shown = self.proxy.rowCount()

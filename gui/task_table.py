@@ -458,7 +458,7 @@ class RunTableModel(_RecordTableModel):
     """One row per run: what it is, its progress, its counts, and Cancel run."""
 
     COLS = ("Run", "Model", "Workload", "Progress", "Counts", "Wall", "Cancel", "Force")
-    C_PROG, C_CANCEL, C_FORCE = 3, 6, 7
+    C_PROG, C_WALL, C_CANCEL, C_FORCE = 3, 5, 6, 7
 
     def __init__(self, now_ns: Callable[[], int], can_force: Callable[[int], bool],
                  on_gui_loop: Callable[[int], bool]) -> None:
@@ -530,7 +530,7 @@ class RunTableModel(_RecordTableModel):
                 parts = [f"{run.counts.get(k, 0)} {k.replace('_', ' ')}" for k in order
                          if run.counts.get(k, 0) > 0]
                 return ", ".join(parts)
-            if c == 5:
+            if c == self.C_WALL:
                 end = run.end_ns if run.end_ns is not None else self.now_ns()
                 return fmt_s((end - run.start_ns) / 1e9)
             if c == self.C_CANCEL:

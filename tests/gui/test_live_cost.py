@@ -283,3 +283,47 @@ def test_a_hidden_tab_does_not_move_its_view(window: Any, qtbot: Any) -> None:
         assert vb.viewRange()[0][1] != x_hidden
     finally:
         window.timeline.data.running = 0
+
+
+def test_the_clock_repaints_only_running_walls(qtbot: Any) -> None:
+    """Five times a second the runs table repaints the Wall cell of each run still going,
+    not the whole table (it is redrawn whole only when a run's counts or end change)."""
+    from PySide6.QtCore import QEvent, QObject
+
+    from engine import RunRecord, make_spec
+    from gui.panes import TablesPane
+    from gui.task_table import RunTableModel
+
+    pane = TablesPane(lambda: 5_000_000_000, lambda r: "threads", lambda r: False,
+                      lambda r: False)
+    qtbot.addWidget(pane)
+    spec = make_spec("threads", "sleep", 2, 0.1, 2)
+    done = RunRecord(1, spec, range(1, 3), 1_000_000_000, 2_000_000_000, {"finished": 2}, {})
+    going = RunRecord(2, spec, range(3, 5), 3_000_000_000, None, {"running": 2}, {})
+    pane.runs.add(done)
+    pane.runs.add(going)
+    pane.set_rows(2)
+    pane.resize(1000, 400)
+    pane.show()
+    qtbot.waitExposed(pane)
+    view, vp = pane.runs_view, pane.runs_view.viewport()
+    regions: list[Any] = []
+
+    class Spy(QObject):
+        def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+            if ev.type() == QEvent.Type.Paint:
+                regions.append(ev.region())  # type: ignore[attr-defined]
+            return False
+
+    spy = Spy()
+    vp.installEventFilter(spy)
+    qtbot.wait(50)
+    regions.clear()
+    pane.repaint_running_walls()
+    qtbot.waitUntil(lambda: bool(regions), timeout=2000)
+    painted = regions[0]
+    wall = [view.visualRect(pane.runs.index(r, RunTableModel.C_WALL)) for r in (0, 1)]
+    assert painted.contains(wall[1].center()) and not painted.contains(wall[0].center())
+    first = view.visualRect(pane.runs.index(1, 0))
+    assert not painted.contains(first.center())
+    vp.removeEventFilter(spy)
