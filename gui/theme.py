@@ -76,10 +76,14 @@ def qcolor(state: State) -> QColor:
 
 
 def apply(app: QApplication) -> None:
-    """Fusion style with a dark palette that matches the pyqtgraph views."""
+    """Fusion style with a dark palette that matches the pyqtgraph views.
+
+    Each part is set only when it differs: setting a style, palette, font or style sheet again
+    re-polishes every widget the application holds, hidden ones too."""
     import pyqtgraph as pg
 
-    app.setStyle("Fusion")
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")
     pal = QPalette()
     roles = {
         QPalette.ColorRole.Window: BG,
@@ -102,12 +106,14 @@ def apply(app: QApplication) -> None:
     for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText,
                  QPalette.ColorRole.WindowText):
         pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#5d656f"))
-    app.setPalette(pal)
+    if app.palette() != pal:
+        app.setPalette(pal)
     font = QFont(app.font())
     if font.pointSizeF() < 9.5:
         font.setPointSizeF(9.5)
-    app.setFont(font)
-    app.setStyleSheet(STYLESHEET)
+        app.setFont(font)
+    if app.styleSheet() != STYLESHEET:
+        app.setStyleSheet(STYLESHEET)
     pg.setConfigOptions(antialias=False, background=BASE, foreground=DIM)
 
 
