@@ -20,7 +20,9 @@ from gui.worker_kind import worker_kind
 
 def test_a_models_workers_are_processes_exactly_when_the_engine_says_it_is_isolated() -> None:
     for info in engine.all_models():
-        assert (worker_kind(info.name) == "process") == info.isolated, info.name
+        # A cluster's workers are processes too, named by their address.
+        assert (worker_kind(info.name) in ("process", "cluster")) == info.isolated, info.name
+        assert (worker_kind(info.name) == "cluster") == info.addressed_workers, info.name
     assert worker_kind("") == worker_kind("no-such-model") == "thread"  # a trace's unknown
 
 
@@ -50,7 +52,8 @@ def test_the_table_and_the_timeline_name_a_worker_by_its_kind() -> None:
         assert d.workers[-1].kind == kind
         text = worker_text(r, info.name)
         assert text == {"process": f"process {r.pid}", "loop": f"task-{i} on loop {r.tid}",
-                        "thread": f"run{i}-thread_0 ({r.tid})"}[kind]
+                        "thread": f"run{i}-thread_0 ({r.tid})",
+                        "cluster": f"worker run{i}-thread_0 · pid {r.pid}"}[kind]
 
 
 # -- the window's helpers ask the window through gui.hosts ------------------------------------
