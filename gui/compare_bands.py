@@ -24,7 +24,7 @@ from engine import TaskRecord
 from .compare_charts import PARTIAL_BRUSH
 from .theme import model_color
 from .time_axis import TimeAxis
-from .timeline import TimelineItem
+from .timeline import TimelineItem, no_scene_index
 from .timeline_data import TimelineData
 
 #: Rows a band takes at least (a one-worker model would be a sliver next to a pool of ten).
@@ -197,6 +197,7 @@ class BandsView(pg.PlotWidget):
         self.axis = BandAxis(data, label)
         super().__init__(axisItems={"left": self.axis, "bottom": TimeAxis()})
         self.setAntialiasing(False)
+        no_scene_index(self)
         self.item = TimelineItem(data, now_s, describe)
         self.bg = BandBackground(data)
         pi = self.getPlotItem()
