@@ -14,6 +14,7 @@ values is tests/engine/test_bad_input.py.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,22 @@ def primed(window: Any, qtbot: Any) -> Any:
                     timeout=WAIT)
     qtbot.wait(80)  # one more frame
     assert [t.state for t in window.store.tasks()] == [State.FINISHED] * 3
+    _settle(qtbot)
     return window
+
+
+def _settle(qtbot: Any, timeout_s: float = 20.0) -> None:
+    """Wait until the engine's own background start-up (its forkserver, started after the
+    window shows; late on a loaded machine) has no child process still appearing, so a
+    process seen after a refused Start is one that Start began."""
+    deadline = time.monotonic() + timeout_s
+    seen = set(engine_children())
+    while time.monotonic() < deadline:
+        qtbot.wait(300)
+        now = set(engine_children())
+        if now == seen:
+            return
+        seen = now
 
 
 def _press_start(win: Any, qtbot: Any, how: str) -> None:
