@@ -490,7 +490,8 @@ def _compare(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
         if workload == "custom":
-            _custom_note(make_spec("sequential", workload, args.tasks, args.size, None,
+            baseline = next(m.name for m in all_models() if m.baseline)
+            _custom_note(make_spec(baseline, workload, args.tasks, args.size, None,
                                    args.timeout, args.policy, params))
         if session is not None:
             res = cmp.compare(session, request, progress, cancel, settle_s=settle)

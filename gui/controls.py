@@ -64,6 +64,9 @@ class Preset:
     params: str = ""
 
 
+#: The model ticked on a first launch (the form remembers the user's ticks after that).
+DEFAULT_MODELS: tuple[str, ...] = ("threads",)
+
 PRESETS: tuple[Preset, ...] = (
     Preset("I/O-bound: sequential vs threads vs asyncio",
            "20 requests of 300 ms simulated latency. Sequential waits for each in turn; "
@@ -286,7 +289,8 @@ class Controls(QWidget):
         fl.addWidget(self.summary)
         outer.addWidget(self.footer)
 
-        self.model_boxes["threads"].setChecked(True)
+        for name in DEFAULT_MODELS:
+            self.model_boxes[name].setChecked(True)
         self.set_workload("cpu")
         self._workload_changed("cpu")
         self._models_changed()
@@ -338,9 +342,11 @@ class Controls(QWidget):
         self._models_changed()
 
     def _models_changed(self) -> None:
-        asyncio_on = self.model_boxes["asyncio"].isChecked()
-        self.gui_loop.setEnabled(asyncio_on)
-        if not asyncio_on:
+        # Offered while a model that can run on the caller's loop (asyncio) is ticked.
+        loop_on = any(cb.isChecked() and self._info(name).caller_loop
+                      for name, cb in self.model_boxes.items())
+        self.gui_loop.setEnabled(loop_on)
+        if not loop_on:
             self.gui_loop.setChecked(False)
         self.models_field.set_error("")
         models = self.selected_models()
@@ -555,9 +561,9 @@ class Controls(QWidget):
                 params = parse_params(self.params.text()) if self.params.isEnabled() else {}
             workers = self.workers.text().strip() or None
             for m in models:
-                # In a comparison the pool size is for the pooled models: sequential always
-                # has exactly one worker. Alone, a wrong value is an error at the field.
-                w = None if (m == "sequential" and len(models) > 1) else workers
+                # In a comparison the pool size is for the pooled models: a one-worker model
+                # (sequential) keeps its one. Alone, a wrong value is an error at the field.
+                w = None if (self._info(m).max_workers == 1 and len(models) > 1) else workers
                 specs.append(engine.make_spec(
                     m, workload, self.tasks.text(), size,
                     w, self.timeout.text().strip() or None, self.policy.currentText(), params,
@@ -566,7 +572,7 @@ class Controls(QWidget):
             self.show_error(e)
             return None
         if self.gui_loop.isChecked():
-            s = specs[models.index("asyncio")]
+            s = next(s for s in specs if self._info(s.model).caller_loop)
             if s.tasks > GUI_LOOP_MAX_TASKS:
                 self.show_error(SpecError(
                     "tasks", f"at most {GUI_LOOP_MAX_TASKS} tasks with 'Coroutines on the GUI "

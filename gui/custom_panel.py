@@ -77,7 +77,8 @@ def check(ref: str, args_text: str, models: Sequence[str]) -> CheckResult:
     except Exception as e:  # noqa: BLE001 - user code: whatever it raises is a message
         return CheckResult("function", f"{type(e).__name__}: {e}")
     params = {"function": ref, "args": args_text.strip() or "[]"}
-    order = sorted(models or ["sequential"],
+    baseline = [m.name for m in engine.all_models() if m.baseline][:1]  # none ticked yet
+    order = sorted(models or baseline,
                    key=lambda m: engine.model_info(m).isolated)  # in-process models first
     for m in order:
         try:

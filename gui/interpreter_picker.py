@@ -221,24 +221,24 @@ class InterpreterPicker(QGroupBox):
     def _fix(self, m: Any, sel: list[Interpreter]) -> str:
         """What to do in this window to have model ``m``: tick a listed interpreter that has
         it, or add one. The engine's own fix speaks to the command line (``--python``)."""
-        if m.name not in ("interpreters", "free-threaded"):
+        if not m.needs:
             return m.fix  # not a matter of which Python (e.g. dask: a pip install)
         others = [label(i) for i in self.interpreters()
                   if i.ready and i not in sel and self._has(i, m)[0]]
         if others:
             return f"tick {', '.join(others)} in the Interpreter box"
         need = ("Python 3.13+ (3.13 with the interpreters-pep-734 backport, which Add… "
-                "installs)" if m.name == "interpreters"
+                "installs)" if m.needs == "subinterpreters"
                 else "a free-threaded build with the GIL off (e.g. python3.14t)")
         return f"Find or Add… {need} in the Interpreter box"
 
     def _has(self, i: Interpreter, m: Any) -> tuple[bool, str]:
         if i.source == "current":
             return m.available, m.reason
-        if m.name == "interpreters":
+        if m.needs == "subinterpreters":
             note = next((n for n in i.notes if "sub-interpreters" in n), "")
             return i.subinterpreters is not None, note or f"Python {label(i)} has none"
-        if m.name == "free-threaded":
+        if m.needs == "free-threading":
             return i.free_threaded_model, (f"Python {label(i)} is not a free-threaded build "
                                            "with the GIL off")
         return m.available, m.reason  # as here; that engine says for good when it runs

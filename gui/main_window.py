@@ -494,7 +494,8 @@ class MainWindow(QMainWindow):
             return []
         ids = []
         for spec in specs:
-            loop = self.loop if (on_gui_loop and spec.model == "asyncio") else None
+            loop = (self.loop if on_gui_loop and engine.model_info(spec.model).caller_loop
+                    else None)
             try:
                 run = self.session.start(spec, loop=loop)
             except SpecError as e:

@@ -86,6 +86,9 @@ class ModelEntry:
     options: Mapping[str, tuple[Any, Callable[[Any, str], Any]]] = field(default_factory=dict)
     #: Its workers are a cluster's, each known by its address (see ModelInfo).
     addressed_workers: bool = False
+    #: What the interpreter must have for it (see ModelInfo): "subinterpreters",
+    #: "free-threading", or "" for nothing beyond the engine's own needs.
+    needs: str = ""
     #: Checks that need the outside world (a cluster's scheduler answers), run by
     #: ``Session.start`` before the run is admitted: raise SpecError and nothing starts.
     prepare: Callable[[SpecView, Resources], None] | None = None
@@ -130,6 +133,10 @@ class ModelInfo:
     #: Its workers are a cluster's, each known by its address: a task's thread name begins
     #: with its worker's address, which front ends show as the worker's name.
     addressed_workers: bool = False
+    #: What the interpreter must have for it: "subinterpreters" (PEP 734), "free-threading"
+    #: (a build with the GIL off), or "". A front end that runs engines on several
+    #: interpreters asks each one for that capability, not for the model by name.
+    needs: str = ""
 
 
 def free_threading() -> Availability:
@@ -186,7 +193,7 @@ def info(name: str) -> ModelInfo:
     a = e.available()
     return ModelInfo(e.name, a.ok, a.reason, e.description, e.isolated, e.can_force,
                      e.cancel_note, e.coroutines, a.fix, e.max_workers, e.caller_loop,
-                     e.baseline, tuple(e.options), e.addressed_workers)
+                     e.baseline, tuple(e.options), e.addressed_workers, e.needs)
 
 
 for _e in (
@@ -215,10 +222,11 @@ for _e in (
                "InterpreterPoolExecutor", "interpreters:interpreters",
                cancel_note=interpreters.CANCEL_NOTE, available=interpreters.available,
                max_workers=MAX_PROCESS_WORKERS, prepare=interpreters.prepare,
-               refuses=interpreters.REFUSES, workers_noun="sub-interpreters"),
+               refuses=interpreters.REFUSES, workers_noun="sub-interpreters",
+               needs="subinterpreters"),
     ModelEntry("free-threaded", "threads on a free-threaded build with the GIL off",
                "threads:threads", available=free_threading, script="thread-pool",
-               default_workers=lambda tasks: min(32, cpu_count() + 4)),
+               needs="free-threading", default_workers=lambda tasks: min(32, cpu_count() + 4)),
     ModelEntry("dask", "a Dask cluster: an embedded LocalCluster of single-threaded worker "
                "processes, or an existing one (--scheduler)", "dask:dask_runner",
                isolated=True, can_force=True, cancel_note=dask.CANCEL_NOTE,

@@ -368,10 +368,12 @@ class RemoteSession(FrontLoopLag):
         return r
 
     def _start_local(self, spec: RunSpec, loop: asyncio.AbstractEventLoop) -> RemoteRun:
+        from ..models import all_models, model_info
         from ..session import Session
 
-        if spec.model != "asyncio":
-            raise SpecError("loop", "a caller's loop can only run the asyncio model")
+        if not model_info(spec.model).caller_loop:
+            runs = [m.name for m in all_models() if m.caller_loop]
+            raise SpecError("loop", f"a caller's loop can only run {', '.join(runs)}")
         if self._local is None:
             self._local = Session(self.store, warm=False, sample_hz=None)
         ids = self._call(Op.RESERVE, spec.tasks)

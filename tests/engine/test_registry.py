@@ -7,8 +7,10 @@ change anywhere else in the engine.
 
 from __future__ import annotations
 
+import ast
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +163,48 @@ def test_a_front_end_learns_what_it_needs_from_model_info(tiny: ModelEntry) -> N
         assert (i.max_workers, i.caller_loop, i.baseline, i.coroutines, i.isolated) == (
             e.max_workers, e.caller_loop, e.baseline, e.coroutines, e.isolated)
     assert [n for n in names() if engine.model_info(n).baseline] == ["sequential"]
+
+
+def _decisions_by_model_name(tree: ast.AST, model_names: set[str]) -> list[tuple[int, str]]:
+    """Where code decides by a model's name: ``x == "asyncio"``, ``m in ("a", "b")``,
+    ``models.index("asyncio")``, ``boxes["threads"]``."""
+    def named(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Constant) and node.value in model_names:
+            return node.value
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return next((n for n in map(named, node.elts) if n), None)
+        return None
+
+    out = []
+    for node in ast.walk(tree):
+        hits: list[str | None] = []
+        if isinstance(node, ast.Compare):
+            hits = [named(n) for n in (node.left, *node.comparators)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "index":
+            hits = [named(a) for a in node.args]
+        elif isinstance(node, ast.Subscript):  # by model: boxes["threads"], models["dask"]
+            base = node.value
+            label = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+            if "model" in label or "box" in label:
+                hits = [named(node.slice)]
+        out += [(node.lineno, h) for h in hits if h]
+    return out
+
+
+def test_no_code_outside_the_registry_decides_by_a_models_name() -> None:
+    """Adding a model is a runner module and an entry: front ends, compare, remote and the
+    CLI ask the model's info (baseline, caller_loop, needs, ...) instead of its name."""
+    root = Path(__file__).resolve().parents[2]
+    # The models' own package; benches; scriptgen's shapes (the registry names each model's
+    # script shape, and one shape is called "dask" too).
+    outside = ("engine/models/", "engine/bench/", "gui/bench/", "engine/scriptgen/")
+    found = {}
+    for path in sorted([*root.glob("engine/**/*.py"), *root.glob("gui/**/*.py")]):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(outside):
+            continue
+        hits = _decisions_by_model_name(ast.parse(path.read_text()), set(names()))
+        if hits:
+            found[rel] = hits
+    assert not found, found
