@@ -20,9 +20,10 @@ from gui.worker_kind import worker_kind
 
 def test_a_models_workers_are_processes_exactly_when_the_engine_says_it_is_isolated() -> None:
     for info in engine.all_models():
-        # A cluster's workers are processes too, named by their address.
-        assert (worker_kind(info.name) in ("process", "cluster")) == info.isolated, info.name
-        assert (worker_kind(info.name) == "cluster") == info.addressed_workers, info.name
+        kind = worker_kind(info.name)
+        assert (kind in ("process", "cluster")) == info.isolated, info.name
+        # A cluster's workers (Dask's) are processes known by their addresses.
+        assert (kind == "cluster") == info.addressed_workers, info.name
     assert worker_kind("") == worker_kind("no-such-model") == "thread"  # a trace's unknown
 
 
@@ -45,15 +46,19 @@ def test_a_model_the_gui_never_heard_of_gets_its_lanes_from_its_registry_entry()
 def test_the_table_and_the_timeline_name_a_worker_by_its_kind() -> None:
     d = TimelineData(0)
     for i, info in enumerate(engine.all_models(), 1):
+        # A cluster worker's task names its worker's address first (as Dask's do).
+        address = f"tcp://10.0.0.{i}:4000 " if info.addressed_workers else ""
         r = TaskRecord(i, i, 0, state=State.RUNNING, queued_ns=0, start_ns=1, pid=100 + i,
-                       tid=200 + i, thread=f"run{i}-thread_0", task_name=f"task-{i}")
+                       tid=200 + i, thread=f"{address}run{i}-thread_0", task_name=f"task-{i}")
         d.update([r], lambda _rid, m=info.name: m)
         kind = worker_kind(info.name)
         assert d.workers[-1].kind == kind
         text = worker_text(r, info.name)
         assert text == {"process": f"process {r.pid}", "loop": f"task-{i} on loop {r.tid}",
                         "thread": f"run{i}-thread_0 ({r.tid})",
-                        "cluster": f"worker run{i}-thread_0 · pid {r.pid}"}[kind]
+                        "cluster": f"worker 10.0.0.{i}:4000 · pid {r.pid}"}[kind]
+        if kind == "cluster":
+            assert d.workers[-1].label == f"run{i} 10.0.0.{i}:4000"
 
 
 # -- the window's helpers ask the window through gui.hosts ------------------------------------
