@@ -134,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         parser.print_help()
         return 0
+    except KeyboardInterrupt:  # Ctrl+C before a run's own handler, or a second one
+        print("\ntaskscope: interrupted", file=sys.stderr)
+        return 130
     except UsageError as e:
         print(f"taskscope: error: {e}", file=sys.stderr)
         return 2
@@ -193,37 +196,49 @@ def _run(args: argparse.Namespace) -> int:
     from .models import model_info
     from .session import Session
 
-    if python is not None and python != sys.executable:
-        from .remote import RemoteSession
-
-        # The engine on that interpreter: it judges whether it has the model (one line, and
-        # nothing runs, if not).
-        session: SessionAPI = RemoteSession(10.0, python=python)
-        try:
-            spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
-                             args.timeout, args.policy, params, _options(args),
-                             models=session.models())
-        except BaseException:
-            session.shutdown()
-            raise
-    else:
-        # The forkserver only for a model that needs worker processes: started in the
-        # background, it imports the engine and NumPy on the other core while the first tasks
-        # run (a "300ms" numpy task under sequential took 358-378 ms instead of 303 when it
-        # overlapped them).
-        session = Session(warm=model_info(spec.model).isolated)
+    # Ctrl+C is a cancel from the moment the session starts to exist: a KeyboardInterrupt
+    # raised inside its start-up would leave its threads running (seen: a run that never
+    # ended, at load 5).
     interrupted = threading.Event()
+    started: list[SessionAPI] = []
 
     def on_sigint(signum: int, frame: Any) -> None:
         if interrupted.is_set():
             raise KeyboardInterrupt
         interrupted.set()
         print("\ntaskscope: cancelling (Ctrl+C again to stop at once)", file=sys.stderr)
-        session.cancel_all(reason="interrupted")
+        if started:
+            started[0].cancel_all(reason="interrupted")
 
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
+        if python is not None and python != sys.executable:
+            from .remote import RemoteSession
+
+            # The engine on that interpreter: it judges whether it has the model (one line,
+            # and nothing runs, if not).
+            session: SessionAPI = RemoteSession(10.0, python=python)
+            try:
+                spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
+                                 args.timeout, args.policy, params, _options(args),
+                                 models=session.models())
+            except BaseException:
+                session.shutdown()
+                raise
+        else:
+            # The forkserver only for a model that needs worker processes: started in the
+            # background, it imports the engine and NumPy on the other core while the first
+            # tasks run (a "300ms" numpy task under sequential took 358-378 ms instead of 303
+            # when it overlapped them).
+            session = Session(warm=model_info(spec.model).isolated)
+    except BaseException:
+        signal.signal(signal.SIGINT, old)
+        raise
+    started.append(session)
+    try:
         run = session.start(spec)
+        if interrupted.is_set():  # Ctrl+C while the session started: cancel what it began
+            session.cancel_all(reason="interrupted")
         while not run.wait(1.0):  # a signal still runs its handler at once
             if session.gone_reason is not None:
                 print(f"taskscope: error: the engine process stopped ({session.gone_reason})",

@@ -14,6 +14,14 @@ SUBCOMMANDS = {"run", "compare", "bench", "models", "workloads", "pythons"}
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:  # Ctrl+C while it imports, before any handler of its own
+        print("\ntaskscope: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: list[str]) -> int:
     if args and args[0] == "bench":
         # The bench opens a window (offscreen), so it lives on the GUI side: gui/bench/.
         from gui.bench.cli import main as bench_main

@@ -179,3 +179,45 @@ def test_ctrl_c_cancels_the_run_and_leaves_no_worker(model: str, tmp_path: Path)
     assert "cancelled" in {t["state"] for t in doc["tasks"]}
     assert not [p for p in workers if psutil.pid_exists(p)
                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def _mapped(pid: int, name: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            return name in fh.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("moment", ["importing", "session starting"])
+def test_ctrl_c_while_it_starts_exits_130_at_once_without_a_traceback(moment: str) -> None:
+    """Ctrl+C while the engine imports (psutil's library just mapped) or while the session
+    starts its threads: a clean exit (it once raised inside the session's start-up, which
+    left its threads running)."""
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen([TASKSCOPE, "run", "-m", "threads", "-w", "cpu", "-n", "4", "-s",
+                             "20s", "-k", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if moment == "importing" and _mapped(proc.pid, "_psutil_linux"):
+                break
+            if moment == "session starting" and psutil.Process(proc.pid).num_threads() >= 2:
+                break
+            time.sleep(0.002)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "Traceback" not in err, err
+    assert took < 10, took
