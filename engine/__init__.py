@@ -8,7 +8,9 @@ No Qt here, ever (an import-linter contract and a test enforce it). The public s
   (the same session in a process of its own);
 * :class:`EventStore` (``session.store``) holds events, task records and samples, read
   incrementally by cursor;
-* :func:`all_models` / :data:`WORKLOADS` say what can run here.
+* :func:`all_models` / :data:`WORKLOADS` say what can run here;
+* :func:`preflight` makes a run's checks that wait on the network (a window: off its GUI
+  thread, before it starts the run).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .api import CompareJobAPI, Pumped, RunHandle, SessionAPI, ShutdownReport
     from .events import Event, Kind, State
-    from .models import ModelInfo, all_models, model_info, model_names
+    from .models import ModelInfo, all_models, model_info, model_names, preflight
     from .session import Run, Session
     from .spec import RunSpec, SpecError, make_spec
     from .store import EventStore, RunRecord, TaskRecord
@@ -34,7 +36,7 @@ _WHERE = {
     "ShutdownReport": "api",
     "Event": "events", "Kind": "events", "State": "events",
     "ModelInfo": "models", "all_models": "models", "model_info": "models",
-    "model_names": "models",
+    "model_names": "models", "preflight": "models",
     "Run": "session", "Session": "session",
     "RunSpec": "spec", "SpecError": "spec", "make_spec": "spec",
     "EventStore": "store", "RunRecord": "store", "TaskRecord": "store",
@@ -44,7 +46,7 @@ _WHERE = {
 __all__ = [
     "WORKLOADS", "CompareJobAPI", "Event", "EventStore", "Kind", "ModelInfo", "Pumped", "Run",
     "RunHandle", "RunRecord", "RunSpec", "Session", "SessionAPI", "ShutdownReport", "SpecError",
-    "State", "TaskRecord", "all_models", "make_spec", "model_info", "model_names",
+    "State", "TaskRecord", "all_models", "make_spec", "model_info", "model_names", "preflight",
 ]
 assert sorted(__all__) == sorted(_WHERE)
 

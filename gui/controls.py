@@ -201,6 +201,7 @@ class Controls(QWidget):
         outer.addWidget(mbox)
         # A cluster model's own options (Dask's scheduler), shown while one is ticked.
         self.cluster = ClusterOptions(Field)
+        self.cluster.checking.connect(lambda busy: self.start_btn.setEnabled(not busy))
         outer.addWidget(self.cluster)
 
         # Which interpreters run them (issue 14): the models' availability follows the ticks.
@@ -592,6 +593,13 @@ class Controls(QWidget):
         return specs
 
     def request_start(self) -> None:
+        """Validate the form and ask for its runs; a scheduler it names is tried first, off
+        the GUI thread (Start waits, disabled, meanwhile: see gui.model_options)."""
+        if self.cluster.busy:
+            return
         specs = self.build_specs()
         if specs is not None:
-            self.startRequested.emit(specs, self.gui_loop.isChecked())
+            on_loop = self.gui_loop.isChecked()
+            go = lambda: self.startRequested.emit(specs, on_loop)  # noqa: E731
+            if not self.cluster.check(specs, go, self.show_error):
+                go()

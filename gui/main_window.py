@@ -232,6 +232,7 @@ class MainWindow(QMainWindow):
         tb = self.toolbar = RunToolbar(self)
         self.addToolBar(tb)
         tb.act_start.triggered.connect(self.controls.request_start)
+        self.controls.cluster.checking.connect(lambda busy: tb.act_start.setEnabled(not busy))
         tb.act_cancel_all.triggered.connect(self.cancel_all)
         tb.act_kill_all.triggered.connect(lambda: self.cancel_all(force=True))
         tb.act_follow.toggled.connect(self.timeline.set_follow)

@@ -26,7 +26,7 @@ replaced, and no other task is affected.
 
 from __future__ import annotations
 
-from .protocol import Launch, Runner, RunSink, RunView
+from .protocol import Launch, Runner, RunSink, RunView, SpecView
 from .registry import (
     Availability,
     ModelEntry,
@@ -59,6 +59,16 @@ def default_workers(model: str, tasks: int) -> int:
     return entry(model).default_workers(tasks)
 
 
+def preflight(spec: SpecView) -> None:
+    """The checks of a run that wait on the network (its model's ``reach``: a cluster's
+    scheduler must answer), with the SpecError its start would raise; up to a few seconds
+    against a silent host, so a window calls this off its GUI thread before it starts the
+    run. ``Session.start`` makes them again (quick once they passed)."""
+    reach = entry(spec.model).reach
+    if reach is not None:
+        reach(spec)
+
+
 __all__ = [
     "Availability",
     "Launch",
@@ -73,6 +83,7 @@ __all__ = [
     "entry",
     "model_info",
     "model_names",
+    "preflight",
     "register",
     "unregister",
 ]

@@ -92,6 +92,11 @@ class ModelEntry:
     #: Checks that need the outside world (a cluster's scheduler answers), run by
     #: ``Session.start`` before the run is admitted: raise SpecError and nothing starts.
     prepare: Callable[[SpecView, Resources], None] | None = None
+    #: The part of ``prepare`` that waits on the network (a scheduler's port must answer, up
+    #: to a few seconds), and needs no session: a front end with a GUI thread makes it first,
+    #: off that thread (:func:`engine.models.preflight`), so that its call to start the run
+    #: no longer waits on a silent host.
+    reach: Callable[[SpecView], None] | None = None
     #: Workloads the model cannot run, and why in one phrase (``make_spec`` refuses them
     #: before anything starts): e.g. NumPy, which does not import in a sub-interpreter.
     refuses: Mapping[str, str] = field(default_factory=dict)
@@ -232,7 +237,8 @@ for _e in (
                isolated=True, can_force=True, cancel_note=dask.CANCEL_NOTE,
                available=dask.available, max_workers=MAX_PROCESS_WORKERS, script="dask",
                workers_noun="Dask workers", addressed_workers=True,
-               options={"scheduler": (None, dask.check_scheduler)}, prepare=dask.prepare),
+               options={"scheduler": (None, dask.check_scheduler)}, prepare=dask.prepare,
+               reach=dask.reach),
 ):
     register(_e)
 del _e

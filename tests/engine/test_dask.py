@@ -363,6 +363,19 @@ def test_the_cli_refuses_a_bad_or_unreachable_scheduler_in_one_line() -> None:
     assert took < 30.0, took
 
 
+def test_a_front_ends_preflight_tries_the_scheduler_without_a_session() -> None:
+    # What a window calls off its GUI thread before its Start (its start call would wait on a
+    # silent host in the engine process's answer): the same one-line refusal, and nothing
+    # to try for a model without a scheduler.
+    import engine
+
+    with pytest.raises(SpecError) as e:
+        engine.preflight(make_spec("dask", "cpu", options={"scheduler": "tcp://127.0.0.1:9"}))
+    assert e.value.field == "options.scheduler" and "cannot reach" in e.value.message
+    engine.preflight(make_spec("dask", "cpu"))  # a LocalCluster: nothing to reach
+    engine.preflight(make_spec("threads", "cpu"))
+
+
 def test_an_unreachable_scheduler_starts_nothing(dsession: Session) -> None:
     t0 = time.monotonic()
     with pytest.raises(SpecError) as e:

@@ -9,15 +9,20 @@ user who leaves the field empty, closed with the window's session); the others n
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import socket
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 import engine
+from engine.models.dask.cluster import CONNECT_S
 from gui.controls import Controls
 from gui.model_options import NO_DASHBOARD
 from gui.task_table import TaskTableModel
@@ -87,6 +92,7 @@ def test_a_dask_run_names_its_workers_by_address(window: Any, qtbot: Any) -> Non
     # A scheduler nobody listens on: refused at the field before anything starts.
     c.cluster.scheduler.setText("tcp://127.0.0.1:1")
     c.request_start()
+    qtbot.waitUntil(lambda: not c.cluster.busy, timeout=5000)  # tried off the GUI thread
     assert window.store.runs() == []
     assert c.cluster.field.error.isVisible(), c.summary.text()
     assert c.summary.text().startswith("Not started: scheduler: ")
@@ -119,3 +125,51 @@ def test_a_dask_run_names_its_workers_by_address(window: Any, qtbot: Any) -> Non
     # Kill's tooltip says what it does on Dask, in the model's words.
     tip = m.index(0, TaskTableModel.C_FORCE).data(Qt.ItemDataRole.ToolTipRole)
     assert "nanny" in tip and "Dask cannot stop a running task" in tip, tip
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[str]:
+    """A port whose host does not answer: a listener with a backlog of one, filled by one
+    connection, drops every other SYN (Linux), so a connect waits out its timeout as against
+    a black-holed host. A TEST-NET address is no such host everywhere: here 192.0.2.1 is the
+    gateway (refused at once) and other unroutable addresses are accepted by a proxy."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@needs_dask
+def test_a_silent_scheduler_is_tried_off_the_gui_thread(window: Any, qtbot: Any) -> None:
+    """Start with a scheduler whose host does not answer: the GUI loop keeps running while
+    the engine's connect timeout runs out (it sat 2 s in Start, in the engine process's
+    answer), Start waits disabled with "checking scheduler…" at the field, then the one-line
+    refusal is at the field and no run started."""
+    c = window.controls
+    fill(window, ("dask",), "sleep", 2, "10ms", workers="1")
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    with silent_port() as address:
+        c.cluster.scheduler.setText(address)
+        timer.start()
+        t0 = time.monotonic()
+        c.request_start()
+        handler_s = time.monotonic() - t0
+        assert handler_s < 0.5, f"Start took {handler_s:.2f} s on the GUI thread"
+        assert c.cluster.check_note.isVisible() and not c.start_btn.isEnabled()
+        assert not window.act_start.isEnabled()
+        qtbot.waitUntil(lambda: c.cluster.field.error.isVisible(),
+                        timeout=int((CONNECT_S + 3) * 1000))
+        took = time.monotonic() - t0
+        timer.stop()
+    gaps = [b - a for a, b in zip([t0, *ticks], ticks, strict=False)]
+    assert len(ticks) > 10 and max(gaps) < 1.0, f"GUI loop stalled {max(gaps):.2f} s"
+    assert took < CONNECT_S + 2.0, took
+    assert "cannot reach the Dask scheduler" in c.cluster.field.error.text()
+    assert c.summary.text().startswith("Not started: scheduler: ")
+    assert not c.cluster.check_note.isVisible() and c.start_btn.isEnabled()
+    assert window.act_start.isEnabled()
+    assert window.store.runs() == []

@@ -74,17 +74,22 @@ def check_scheduler(value: Any, field: str) -> str:
     return f"tcp://{shown}:{int(port)}"
 
 
-def prepare(spec: SpecView, resources: Resources) -> None:
-    """Before a run is admitted: an existing scheduler's port must answer (a SpecError naming
-    ``options.scheduler`` at once for a refused port, within ``CONNECT_S`` for a silent host;
-    nothing starts). Only a TCP connection: the caller (the window's Start, through the
-    engine process) waits for this, so Dask's own connect happens in the run's background
-    start, like a LocalCluster's start-up."""
+def reach(spec: SpecView) -> None:
+    """An existing scheduler's port must answer: a SpecError naming ``options.scheduler`` at
+    once for a refused port, within ``CONNECT_S`` for a silent host. Only a TCP connection
+    (Dask's own connect happens in the run's background start, like a LocalCluster's
+    start-up); it needs no Dask, so a window makes it first, off its GUI thread."""
     address = spec.options.get("scheduler")
     if address:
         from .cluster import reachable
 
         reachable(address)
+
+
+def prepare(spec: SpecView, resources: Resources) -> None:
+    """Before a run is admitted: :func:`reach` (nothing starts if the scheduler does not
+    answer). The caller (the engine process's answer to a Start) waits for this."""
+    reach(spec)
 
 
 def dask_runner(run: RunView, launch: Launch) -> Any:
