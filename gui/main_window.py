@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
-    QMainWindow,
     QMenu,
     QScrollArea,
     QSplitter,
@@ -32,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 import engine
-from engine import Pumped, RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
+from engine import RunRecord, RunSpec, SessionAPI, SpecError, TaskRecord
 from engine.clock import now_ns
 from engine.compare import CompareResult
 from engine.remote import Engines
@@ -54,25 +52,16 @@ from .settings import WindowSettings
 from .status_readouts import StatusReadouts
 from .task_text import describe_task, describe_task_line
 from .timeline_data import TimelineData
+from .window_frame import FrameTick
+from .window_layout import VIEWS_MIN_H, WindowLayout
 
 #: The Compare tab's content never gets smaller than this: it scrolls instead.
 COMPARE_MIN_W, COMPARE_MIN_H = 600, 400
-#: The Timeline/Compare tabs never get shorter than this (the default layout and the splitter
-#: keep the timeline readable at 1100x700).
-VIEWS_MIN_H = 180
-#: The CPU plots never get shorter than this (two cores' bands keep their scale readable).
-CPU_MIN_H = 130
-IDLE_STATUS_S = 0.5  # see MainWindow.frame: the status bar's figures while idle
-LIVE_STATUS_S = 0.2  # ...and while anything runs
-TABLE_TICK_FRAMES = 6  # see MainWindow.frame: durations in the task table move at 5 Hz
-TABLE_OFFSET_MS = FRAME_MS // 2  # see MainWindow._table_paint
+TABLE_OFFSET_MS = FRAME_MS // 2  # see FrameTick._table_paint
 CLOSE_TIMEOUT_S = 1.5
-#: Tasks the tables and the timeline keep. Past it, the oldest *finished* runs leave the view
-#: (down to 3/4 of it, so this is not redone every frame); active runs always stay.
-MAX_SHOWN_TASKS = 1_000_000
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FrameTick, WindowLayout):
     """TaskScope's window. Pass the session and the GUI's (qasync) event loop.
 
     With ``replay`` (a trace read by :func:`engine.trace.load_trace`) and no session, the same
@@ -255,97 +244,6 @@ class MainWindow(QMainWindow):
         self.act_reset_layout.triggered.connect(self.reset_layout)
         menu.addAction(self.act_reset_layout)
         self.addAction(self.act_reset_layout)
-
-    # -- size and layout --------------------------------------------------------------------------
-    def default_size(self) -> QSize:
-        """1600x1000, or the screen's available area if that is smaller."""
-        size = QSize(1600, 1000)
-        screen = self.screen()
-        if screen is not None:
-            size = size.boundedTo(screen.availableGeometry().size())
-        return size
-
-    def _restore(self) -> None:
-        """The remembered form, size and pane sizes, where they are sound (else defaults)."""
-        saved = self.settings.layout() if self.settings is not None else {}
-        if self.settings is not None:
-            self.controls.restore_state(self.settings.form())
-        geometry = saved.get("geometry")
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(self.default_size())
-        else:  # never larger than the screen it opens on
-            self.resize(self.size().boundedTo(self._screen_size()))
-        restored = all(name in saved and split.restoreState(saved[name])
-                       for name, split in self._splits().items())
-        # Splitter states that do not fit these panes (sizes summing to another window) are
-        # redone for this window's size on show.
-        self._laid_out = restored
-
-    def _screen_size(self) -> QSize:
-        screen = self.screen()
-        return screen.availableGeometry().size() if screen is not None else QSize(1600, 1000)
-
-    def _splits(self) -> dict[str, QSplitter]:
-        return {"mainSplit": self.main_split, "rightSplit": self.right_split,
-                "tablesSplit": self.tables.split}
-
-    def layout_state(self) -> dict[str, QByteArray]:
-        """The window's geometry and splitter states, to remember."""
-        out = {name: split.saveState() for name, split in self._splits().items()}
-        out["geometry"] = self.saveGeometry()
-        return out
-
-    def save_settings(self) -> None:
-        if self.settings is None:
-            return
-        self.settings.save_form(self.controls.state())
-        self.settings.save_layout(self.layout_state())
-        self.settings.sync()
-
-    def default_layout(self) -> None:
-        """Pane sizes for this window's size: the form at its width; on the right, the CPU
-        plots readable (about 40 px a core, with their scale), the Tasks table with 8 rows
-        and the Runs table with 3 when they fit, the timeline the rest (at least
-        VIEWS_MIN_H). At 1366x768 that is all of them; below, the tables give rows first."""
-        self.centralWidget().layout() and self.centralWidget().layout().activate()
-        width = max(1, self.main_split.width())
-        narrowest = self.controls_pane.minimumSizeHint().width()
-        form_w = min(400, max(narrowest, self.controls.sizeHint().width() + 24))
-        if width < 1250:  # a small window: the form at its narrowest, the room to the right
-            form_w = narrowest
-        self.main_split.setSizes([form_w, max(1, width - form_w)])
-        total = sum(self.right_split.sizes()) or self.right_split.height()
-        handles = 2 * self.right_split.handleWidth()
-        avail = max(1, total - handles)
-        cpu = int(min(260, max(CPU_MIN_H, avail * 0.2)))
-        for runs, tasks in ((3, 8), (2, 8), (2, 6), (2, 5), (2, 4), (2, 3)):
-            tables = self.tables.height_for(runs, tasks)
-            if avail - cpu - tables >= VIEWS_MIN_H:
-                break
-        extra = avail - cpu - tables - VIEWS_MIN_H
-        if extra > 0 and tables < 0.36 * avail:  # a tall window: the tables grow a little too
-            tables += int(min(extra / 3, 0.36 * avail - tables))
-        views = max(VIEWS_MIN_H, avail - cpu - tables)
-        self.right_split.setSizes([cpu, views, tables])
-        self.tables.split.setSizes([self.tables.rows_height(self.runs_view, runs),
-                                    max(1, tables - self.tables.rows_height(self.runs_view, runs)
-                                        - self.tables.split.handleWidth())])
-        self._laid_out = True
-
-    def reset_layout(self) -> None:
-        """View > Reset layout: the default size (to fit the screen) and pane sizes."""
-        if self.isMaximized() or self.isFullScreen():
-            self.showNormal()
-        self.resize(self.default_size())
-        if self.settings is not None:
-            self.settings.forget_layout()
-        self.default_layout()
-        self.status_message("Layout reset to the default", 3000)
-
-    def showEvent(self, ev: QShowEvent) -> None:
-        super().showEvent(ev)
-        if not self._laid_out:
-            self.default_layout()
 
     def _cores(self) -> list[float]:
         if self.replay is not None:  # the traced machine's cores, not this one's
@@ -597,193 +495,10 @@ class MainWindow(QMainWindow):
         self.tl_data.update(keep_tasks, lambda r: self.run_model.get(r, ""))
         self.timeline.item.select(None)
 
-    def _bound_shown(self) -> None:
-        """Keep the views' memory bounded (see MAX_SHOWN_TASKS), oldest finished runs first."""
-        total, goal = self.tasks.rowCount(), MAX_SHOWN_TASKS * 3 // 4
-        drop: set[int] = set()
-        for r in self.runs.runs:  # oldest first
-            if total <= goal:
-                break
-            if r.done:
-                drop.add(r.run_id)
-                total -= len(r.task_ids)
-        if drop:
-            self.drop_runs(drop)
-            self.status_message(
-                f"{len(drop)} finished run{'s' if len(drop) != 1 else ''} left the view: it "
-                f"keeps at most {MAX_SHOWN_TASKS:,} tasks", 8000)
-
     def select_task(self, task_id: int) -> None:
         self.tables.select_task(task_id)
 
     # -- the frame -------------------------------------------------------------------------------------
-    def frame(self) -> None:
-        """Drain events and samples once, update every view in bulk."""
-        if self._closed:
-            return
-        t0 = time.perf_counter()
-        # The engine runs in its own process (engine.remote): one pump folds what it sent
-        # since the last frame into the mirror store, within a time budget.
-        pumped = self.session.pump() if self.session is not None else Pumped()
-        changed = pumped.changed
-        n_events = pumped.events
-        self.dropped += pumped.dropped
-        if self.session is not None and self.engine_gone is None and self.session.gone_reason:
-            self.engine_gone = self.session.gone_reason
-            self.status_message(
-                f"The engine process stopped ({self.engine_gone}): runs cannot go on; close "
-                "and reopen TaskScope")
-        now = time.monotonic()
-        self.ev_window.append((now, n_events))
-        while self.ev_window and now - self.ev_window[0][0] > 1.0:
-            self.ev_window.popleft()
-
-        known = self.runs.row_of
-        live = False
-        runs_key = []
-        for rec in self.store.runs():
-            if rec.end_ns is None:
-                live = True
-                # A cluster's address and dashboard, once the run reports them.
-                self.controls.cluster.show_cluster(rec.info.get("cluster"))
-            runs_key.append((rec.run_id, rec.end_ns, tuple(rec.counts.values())))
-            if rec.run_id not in known and (rec.run_id in self.run_model
-                                            or self.compare.adopt(rec)):
-                self.show_run(rec)
-                self.controls.cluster.show_cluster(rec.info.get("cluster"))
-                if self.tasks.rowCount() > MAX_SHOWN_TASKS:
-                    self._bound_shown()
-        if changed:
-            recs: list[TaskRecord] = []
-            row_of = self.tasks.row_of
-            all_recs = self.tasks.recs
-            for tid in changed:
-                row = row_of.get(tid)
-                if row is not None:
-                    recs.append(all_recs[row])
-            self.tl_data.update(recs, lambda r: self.run_model.get(r, ""))
-            self.compare.tasks_changed(recs)
-            self._table_changed |= changed
-        table_tick = live and self._frames % TABLE_TICK_FRAMES == 0
-        if runs_key != self._runs_key:
-            # The runs table: whole at once when a run's counts or end change (it was redrawn
-            # whole on every live frame), and 5 times a second only the running runs' walls.
-            self._runs_key = runs_key
-            self.runs.refresh()
-        elif table_tick:
-            self.tables.repaint_running_walls()
-        if table_tick:
-            # Running durations grow between events: redraw them 5 times a second, not on
-            # every frame (rows whose record changed are redrawn at once by the model's
-            # dataChanged). At 30 Hz this repaint was the window's largest cost under load,
-            # which on saturated cores is what makes it late.
-            self._table_tick = True
-        if (self._table_changed or self._table_tick) and not self._table_timer.isActive():
-            self._table_timer.start()
-        self.pacer.pace(live or bool(changed) or bool(pumped.backlog))
-        self._frames += 1
-        if self._frames % 10 == 0 and self.proxy.active:
-            self.proxy.refresh()  # an active filter or sort follows state changes at 3 Hz
-
-        samples, self.sample_cursor = self.store.read_samples(self.sample_cursor)
-        if samples:  # the plot moves when a sample arrives (10 Hz), not on every frame
-            self.cpu.add_samples(samples)
-            self.last_sample = samples[-1]
-            self.cpu.redraw(self.clock_ns())
-        # A view in a hidden tab is not moved: following the clock is a new range, a scene
-        # update and an axis update on every frame (about a third of a millisecond of CPU),
-        # for nothing on screen. The tab ticks its view at once when it shows (_tab_shown).
-        if self.timeline.isVisible():
-            self.timeline.tick()
-        self.compare.tick()
-        live = live or self.compare.active
-        if self._was_live and not live:
-            self._all_ended()
-        self._was_live = live
-        if self._started:
-            self._say_ended()
-        # The status bar's figures (lags, frame time) change on nearly every frame, and each
-        # changed rich-text label is laid out and repainted with the bar under it: they are
-        # refreshed twice a second while idle, 5 times a second while anything runs (faster
-        # than anyone reads a number; at 30 Hz this was a repaint of the bar on every frame).
-        if now - self._status_at >= (LIVE_STATUS_S if self.pacer.full_rate else IDLE_STATUS_S):
-            self._status_at = now
-            self.refresh_status()
-        self.frame_ms.append((time.perf_counter() - t0) * 1e3)
-
-    def _tab_shown(self, i: int) -> None:
-        """A tab shows: its view catches up with the clock before it is painted (the frame
-        does not move a view in a hidden tab)."""
-        page = self.views.widget(i)
-        if page is self.tl_pane:
-            self.timeline.tick()
-        elif page is self.compare_scroll:
-            self.compare.view.tick()
-
-    def _all_ended(self) -> None:
-        """Every run (and comparison) has ended: the timeline stops following the clock, so
-        the bars stay where they are (they slid off the left edge), and messages about the
-        runs go."""
-        if self.act_follow.isChecked():
-            self.act_follow.setChecked(False)
-        if self._run_message is not None:
-            if self.statusBar().currentMessage() == self._run_message:
-                self.statusBar().clearMessage()
-            self._run_message = None
-
-    def _say_ended(self) -> None:
-        """Once the runs started by hand have ended, the form's line says how, instead of
-        "Started run 1." (issue 16)."""
-        runs = [self.store.run(rid) for rid in sorted(self._started)]
-        if any(r is not None and r.end_ns is None for r in runs):
-            return
-        done = [r for r in runs if r is not None]
-        self._started.clear()
-        if not done:
-            return
-        parts = []
-        for r in done:
-            counts = ", ".join(f"{n} {state}" for state, n in r.counts.items() if n)
-            wall = ((r.end_ns or r.start_ns) - r.start_ns) / 1e9
-            parts.append(f"Run {r.run_id} ended after {wall:.2f} s: {counts or 'no tasks'}.")
-        self.controls.say(" ".join(parts))
-
-    def _table_paint(self) -> None:
-        """Mark the task table's changed rows (and, at 5 Hz, its running durations) for a
-        repaint, half a frame after :meth:`frame`. Qt paints every dirty part of a window in
-        one pass: the timeline and the table together were 8-10 ms of GUI thread at a time
-        on saturated cores, and a timer due then ran that late (``taskscope bench``, GUI lag
-        p99). Apart, each pass is about half that. The model's data is current at once; only
-        the repaint moves, by ~16 ms."""
-        if self._closed:
-            return
-        changed, self._table_changed = self._table_changed, set()
-        if changed:
-            self.tasks.changed(changed)
-        if self._table_tick:
-            self._table_tick = False
-            self.tables.repaint_running_durations()
-
-    def wake(self) -> None:
-        """Back to the full frame rate at once (called when work starts)."""
-        self.pacer.wake()
-
-    def _probe_idle(self, idle: bool) -> None:
-        """The GUI-loop lag probe fires every 250 ms while the window idles, every 20 ms
-        otherwise: 50 qasync timers a second were about 1% of a core in an idle window."""
-        if self.session is not None:
-            self.session.set_loop_idle(idle)
-
-    def refresh_status(self) -> None:
-        """The status bar's figures and the task count, from the latest frame's state."""
-        runs = self.runs.runs
-        gui_lag = self.session.gui_lag() if self.session is not None else None
-        self.readouts.show(
-            self.last_sample, sum(n for _, n in self.ev_window), self.dropped, gui_lag,
-            self.frame_ms, active=sum(1 for r in runs if not r.done),
-            running=sum(r.counts.get("running", 0) for r in runs if not r.done))
-        self.tables.show_count()
-
     # -- closing ---------------------------------------------------------------------------------------
     async def wait_closed(self) -> None:
         """Return once the window has closed and the session has shut down."""

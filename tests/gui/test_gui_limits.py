@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from gui import main_window
+from gui import window_frame
 from gui.cpu_view import CpuView
 
 from .helpers import fill
@@ -60,7 +60,7 @@ def test_clear_finished_stays_cleared(window: Any, qtbot: Any) -> None:
 
 def test_tables_and_timeline_are_bounded_oldest_finished_runs_first(
         window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(main_window, "MAX_SHOWN_TASKS", 10)
+    monkeypatch.setattr(window_frame, "MAX_SHOWN_TASKS", 10)
     ids = []
     for _ in range(4):  # 4 finished runs of 3 tasks: 12 > 10
         rid = _start(window, qtbot, 3)
