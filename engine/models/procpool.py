@@ -19,6 +19,11 @@ same ``submit`` interface (so ``loop.run_in_executor`` takes it) built for cance
 Workers start with forkserver where the platform has it (spawn elsewhere), never fork: the GUI
 process has Qt threads by then. Their entry point, :mod:`engine.models._procworker`, imports no
 Qt.
+
+Why one piece of about 600 lines: the job table, the worker slots and the kill-and-replace path
+share one lock and one state per job (queued, sent, running, ended). A cancel can race a
+worker's death or its result; each such race is settled in one place, under that lock, which a
+split across modules would spread out.
 """
 
 from __future__ import annotations
