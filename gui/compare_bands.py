@@ -1,6 +1,6 @@
 """Compare mode's bands: one timeline band per model, on one aligned time scale.
 
-The bands reuse the live timeline's :class:`~gui.timeline.TimelineItem` (one ``drawRects`` per
+The bands reuse the live timeline's :class:`~gui.timeline_item.TimelineItem` (one ``drawRects`` per
 state colour, never an item per task) over a :class:`BandData`, a
 :class:`~gui.timeline_data.TimelineData` whose clock can start each run at 0 ("align starts",
 the default: the bars of every model line up, so their lengths compare directly) or use one
@@ -24,8 +24,9 @@ from engine import TaskRecord
 from .compare_charts import PARTIAL_BRUSH
 from .theme import model_color
 from .time_axis import TimeAxis
-from .timeline import TimelineItem, no_scene_index
+from .timeline import no_scene_index
 from .timeline_data import TimelineData
+from .timeline_item import TimelineItem
 
 #: Rows a band takes at least (a one-worker model would be a sliver next to a pool of ten).
 MIN_BAND_ROWS = 3

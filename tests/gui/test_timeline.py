@@ -142,8 +142,8 @@ def test_stacked_coroutines_paint_the_same_pixels_merged(qtbot: Any) -> None:
     overlapping bars of a row into one before drawing. The picture must be pixel for pixel
     the one drawn bar by bar, including bars of other states on the same rows, a failed bar
     inside a running pile, and back-to-back bars that keep their one-pixel gap."""
-    from gui.timeline import _union
     from gui.timeline_data import MAX_SUBLANES
+    from gui.timeline_item import _union
 
     d = TimelineData(T0)
     recs = [rec(1, 1, 100, 100, 0.0, None, State.RUNNING)]
