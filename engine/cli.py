@@ -182,6 +182,31 @@ def _engine_pythons(text: str | None) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Ctrl+C is a cancel from the start: before the session exists it only marks the run as
+    # interrupted (nothing starts then). A KeyboardInterrupt raised inside an import or the
+    # session's start-up would leave threads or an import lock behind (seen: a run that never
+    # ended, at load 5; a process that hung on exit).
+    interrupted = threading.Event()
+    started: list[SessionAPI] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        print("\ntaskscope: cancelling (Ctrl+C again to stop at once)", file=sys.stderr)
+        if started:
+            started[0].cancel_all(reason="interrupted")
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return _run_interruptible(args, interrupted, started)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _run_interruptible(args: argparse.Namespace, interrupted: threading.Event,
+                       started: list[SessionAPI]) -> int:
+    """``taskscope run`` under :func:`_run`'s Ctrl+C handler."""
     workload, params = _workload_params(args)
     elsewhere = args.python is not None and not args.show_code
     spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
@@ -196,44 +221,27 @@ def _run(args: argparse.Namespace) -> int:
     from .models import model_info
     from .session import Session
 
-    # Ctrl+C is a cancel from the moment the session starts to exist: a KeyboardInterrupt
-    # raised inside its start-up would leave its threads running (seen: a run that never
-    # ended, at load 5).
-    interrupted = threading.Event()
-    started: list[SessionAPI] = []
+    if interrupted.is_set():  # Ctrl+C before anything started: nothing will
+        return 130
+    if python is not None and python != sys.executable:
+        from .remote import RemoteSession
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        if interrupted.is_set():
-            raise KeyboardInterrupt
-        interrupted.set()
-        print("\ntaskscope: cancelling (Ctrl+C again to stop at once)", file=sys.stderr)
-        if started:
-            started[0].cancel_all(reason="interrupted")
-
-    old = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        if python is not None and python != sys.executable:
-            from .remote import RemoteSession
-
-            # The engine on that interpreter: it judges whether it has the model (one line,
-            # and nothing runs, if not).
-            session: SessionAPI = RemoteSession(10.0, python=python)
-            try:
-                spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
-                                 args.timeout, args.policy, params, _options(args),
-                                 models=session.models())
-            except BaseException:
-                session.shutdown()
-                raise
-        else:
-            # The forkserver only for a model that needs worker processes: started in the
-            # background, it imports the engine and NumPy on the other core while the first
-            # tasks run (a "300ms" numpy task under sequential took 358-378 ms instead of 303
-            # when it overlapped them).
-            session = Session(warm=model_info(spec.model).isolated)
-    except BaseException:
-        signal.signal(signal.SIGINT, old)
-        raise
+        # The engine on that interpreter: it judges whether it has the model (one line,
+        # and nothing runs, if not).
+        session: SessionAPI = RemoteSession(10.0, python=python)
+        try:
+            spec = make_spec(args.model, workload, args.tasks, args.size, args.workers,
+                             args.timeout, args.policy, params, _options(args),
+                             models=session.models())
+        except BaseException:
+            session.shutdown()
+            raise
+    else:
+        # The forkserver only for a model that needs worker processes: started in the
+        # background, it imports the engine and NumPy on the other core while the first
+        # tasks run (a "300ms" numpy task under sequential took 358-378 ms instead of 303
+        # when it overlapped them).
+        session = Session(warm=model_info(spec.model).isolated)
     started.append(session)
     try:
         run = session.start(spec)
@@ -246,7 +254,6 @@ def _run(args: argparse.Namespace) -> int:
                 return 1
         doc = run_document(session, run.run_id)
     finally:
-        signal.signal(signal.SIGINT, old)
         session.shutdown()
     if not (args.json == "-" and args.quiet):
         print(format_summary(doc, brief=args.quiet), file=sys.stdout if args.json != "-" else sys.stderr)

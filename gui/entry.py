@@ -6,6 +6,7 @@ as their ``__main__``, and a worker must never import Qt.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -28,8 +29,17 @@ def _dispatch(args: list[str]) -> int:
 
         return bench_main(args[1:])
     if args and (args[0] in SUBCOMMANDS or not args[0].startswith("-")):
-        from engine.cli import main as cli_main
-
+        # Ctrl+C while the engine imports is held until the import is whole: a
+        # KeyboardInterrupt inside an import can leave its lock taken, and the process then
+        # hangs on its way out. The commands set their own handling from here on.
+        hit: list[int] = []
+        old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+        try:
+            from engine.cli import main as cli_main
+        finally:
+            signal.signal(signal.SIGINT, old)
+        if hit:
+            raise KeyboardInterrupt
         return cli_main(args)
     from gui.app import main as gui_main
 

@@ -113,7 +113,8 @@ def paint_figures(quick: bool) -> list[Figure]:
     """Timeline frame time at 10k, 100k and 1M bars, all visible and panned (1200x400)."""
     from PySide6.QtWidgets import QApplication
 
-    from ..timeline import LOD_BARS, TimelineView
+    from ..timeline import TimelineView
+    from ..timeline_item import LOD_BARS
 
     app = QApplication.instance()
     assert app is not None
