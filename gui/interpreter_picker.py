@@ -89,7 +89,7 @@ class InterpreterPicker(QGroupBox):
     changed = Signal()
 
     def __init__(self) -> None:
-        super().__init__("Interpreter (several: compared one after another)")
+        super().__init__("Interpreter · several: compared in turn")
         lay = QVBoxLayout(self)
         lay.setSpacing(2)
         self._rows: dict[str, tuple[QCheckBox, Interpreter]] = {}

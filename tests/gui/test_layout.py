@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QSettings, QSize
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QGroupBox
 
 from gui.main_window import COMPARE_MIN_H, VIEWS_MIN_H, MainWindow
 
@@ -67,6 +67,11 @@ def test_default_layout_at_1366x768_shows_what_a_user_needs(window: Any, qtbot: 
     assert total.mapTo(window, QPoint(total.width(), 0)).x() <= window.width() - 6
     # The timeline has room for its lanes.
     assert window.timeline.getPlotItem().getViewBox().height() >= 100
+    # Every box of the form shows its whole title (8 px from the left, 4 px padding each side).
+    for box in window.controls.findChildren(QGroupBox):
+        if box.isVisible():
+            need = box.fontMetrics().horizontalAdvance(box.title()) + 16
+            assert need <= box.width(), (box.title(), need, box.width())
     # The Compare tab: whole, at its readable size, scrolling inside the tab.
     window.show_compare_tab()
     settle(qtbot)
