@@ -12,6 +12,7 @@ with it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -124,8 +125,6 @@ class TimelineItem(pg.GraphicsObject):
 
     # -- painting ---------------------------------------------------------------------------
     def paint(self, p: QPainter, *args: object) -> None:
-        import time
-
         t0 = time.perf_counter()
         self.paint_count += 1
         d = self.data

@@ -137,9 +137,19 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], needle: str, tmp_pa
     assert not out.exists()  # nothing ran: not even the output file was opened
 
 
+def _interrupt(proc: subprocess.Popen, timeout: float) -> tuple[str, str, float]:
+    """Ctrl+C to ``proc``; its output and how long it took to exit."""
+    import signal
+    import time
+
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
+    return out, err, time.monotonic() - t0
+
+
 @pytest.mark.parametrize("model", ["processes", "threads"])
 def test_ctrl_c_cancels_the_run_and_leaves_no_worker(model: str, tmp_path: Path) -> None:
-    import signal
     import time
 
     import psutil
@@ -161,10 +171,7 @@ def test_ctrl_c_cancels_the_run_and_leaves_no_worker(model: str, tmp_path: Path)
                 workers = {p.pid for p in kids}
                 time.sleep(0.5)
                 break
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
-        took = time.monotonic() - t0
+        out, err, took = _interrupt(proc, timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -194,7 +201,6 @@ def test_ctrl_c_while_it_starts_exits_130_at_once_without_a_traceback(moment: st
     """Ctrl+C while the engine imports (psutil's library just mapped) or while the session
     starts its threads: a clean exit (it once raised inside the session's start-up, which
     left its threads running)."""
-    import signal
     import time
 
     import psutil
@@ -210,10 +216,7 @@ def test_ctrl_c_while_it_starts_exits_130_at_once_without_a_traceback(moment: st
             if moment == "session starting" and psutil.Process(proc.pid).num_threads() >= 2:
                 break
             time.sleep(0.002)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-        took = time.monotonic() - t0
+        out, err, took = _interrupt(proc, timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -186,10 +186,32 @@ def test_changed_rows_announce_only_their_changed_cells(qapp: object) -> None:
     assert seen == [(6, 0, 6 + C.TIGHT_ROWS, 8)]
 
 
+def _first_paint(qtbot: Any, vp: Any, repaint: Any) -> Any:
+    """The region of the first paint of viewport ``vp`` after ``repaint()``."""
+    from PySide6.QtCore import QEvent, QObject
+
+    regions: list[Any] = []
+
+    class Spy(QObject):
+        def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+            if ev.type() == QEvent.Type.Paint:
+                regions.append(ev.region())  # type: ignore[attr-defined]
+            return False
+
+    spy = Spy()
+    vp.installEventFilter(spy)
+    qtbot.wait(50)
+    regions.clear()
+    repaint()
+    qtbot.waitUntil(lambda: bool(regions), timeout=2000)
+    vp.removeEventFilter(spy)
+    return regions[0]
+
+
 def test_the_clock_repaints_only_running_durations(qtbot: Any) -> None:
     """Five times a second the task table repaints the Duration cells of the running tasks in
     view, and nothing else: finished and queued rows do not move with the clock."""
-    from PySide6.QtCore import QEvent, QObject, QRect
+    from PySide6.QtCore import QRect
 
     from engine import State
     from gui.panes import TablesPane
@@ -204,27 +226,12 @@ def test_the_clock_repaints_only_running_durations(qtbot: Any) -> None:
     pane.show()
     qtbot.waitExposed(pane)
     view, vp = pane.tasks_view, pane.tasks_view.viewport()
-    regions: list[Any] = []
-
-    class Spy(QObject):
-        def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
-            if ev.type() == QEvent.Type.Paint:
-                regions.append(ev.region())  # type: ignore[attr-defined]
-            return False
-
-    spy = Spy()
-    vp.installEventFilter(spy)
-    qtbot.wait(50)
-    regions.clear()
-    pane.repaint_running_durations()
-    qtbot.waitUntil(lambda: bool(regions), timeout=2000)
-    painted = regions[0]
+    painted = _first_paint(qtbot, vp, pane.repaint_running_durations)
     for row, state in enumerate(states):
         cell = view.visualRect(pane.proxy.index(row, TaskTableModel.C_DUR))
         assert painted.contains(cell.center()) == (state is State.RUNNING), (row, state)
     others = QRect(0, 0, view.columnViewportPosition(TaskTableModel.C_DUR), vp.height())
     assert not painted.intersects(others)
-    vp.removeEventFilter(spy)
 
 
 def test_lane_labels_are_laid_out_again_only_when_lanes_change(qtbot: Any) -> None:
@@ -290,7 +297,6 @@ def test_a_hidden_tab_does_not_move_its_view(window: Any, qtbot: Any) -> None:
 def test_the_clock_repaints_only_running_walls(qtbot: Any) -> None:
     """Five times a second the runs table repaints the Wall cell of each run still going,
     not the whole table (it is redrawn whole only when a run's counts or end change)."""
-    from PySide6.QtCore import QEvent, QObject
 
     from engine import RunRecord, make_spec
     from gui.panes import TablesPane
@@ -309,23 +315,8 @@ def test_the_clock_repaints_only_running_walls(qtbot: Any) -> None:
     pane.show()
     qtbot.waitExposed(pane)
     view, vp = pane.runs_view, pane.runs_view.viewport()
-    regions: list[Any] = []
-
-    class Spy(QObject):
-        def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
-            if ev.type() == QEvent.Type.Paint:
-                regions.append(ev.region())  # type: ignore[attr-defined]
-            return False
-
-    spy = Spy()
-    vp.installEventFilter(spy)
-    qtbot.wait(50)
-    regions.clear()
-    pane.repaint_running_walls()
-    qtbot.waitUntil(lambda: bool(regions), timeout=2000)
-    painted = regions[0]
+    painted = _first_paint(qtbot, vp, pane.repaint_running_walls)
     wall = [view.visualRect(pane.runs.index(r, RunTableModel.C_WALL)) for r in (0, 1)]
     assert painted.contains(wall[1].center()) and not painted.contains(wall[0].center())
     first = view.visualRect(pane.runs.index(1, 0))
     assert not painted.contains(first.center())
-    vp.removeEventFilter(spy)
