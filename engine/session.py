@@ -44,12 +44,14 @@ TASK_ID_STRIDE = 1_000_000_000_000
 
 class _Sink:
     """The part of a session a runner may use (:class:`~engine.models.protocol.RunSink`):
-    put an event, ingest a batch, look up a task, note facts about its run."""
+    put an event, flush what was put, ingest a batch, look up a task, note facts about its
+    run."""
 
-    __slots__ = ("ingest", "put", "run_info", "task")
+    __slots__ = ("flush", "ingest", "put", "run_info", "task")
 
     def __init__(self, session: Session) -> None:
         self.put = session._put
+        self.flush = session._batcher.flush
         self.ingest = session.ingest
         self.task = session.store.task
         self.run_info = session.store.run_info
@@ -115,15 +117,17 @@ class Run:
         """Block until the run ended and its workers were released. True if it did."""
         return self._closed.wait(timeout)
 
-    def _on_terminal(self, task_id: int, state: State) -> None:
+    def _on_terminal(self, ended: list[tuple[int, State]]) -> None:
+        """Tasks of this run reached their terminal state: ``(task_id, state)`` each, from
+        one batch (one lock for the batch, not one a task)."""
+        task_id = -1
         with self._lock:
-            self._ended += 1
+            self._ended += len(ended)
             done = self._ended >= self.n
-            fire = (state is State.FAILED and self.spec.policy == "fail-fast"
-                    and not self._fail_fast_fired and not done)
-            if fire:
-                self._fail_fast_fired = True
-        if fire:
+            if not done and not self._fail_fast_fired and self.spec.policy == "fail-fast":
+                task_id = next((tid for tid, st in ended if st is State.FAILED), -1)
+                self._fail_fast_fired = task_id >= 0
+        if task_id >= 0:
             rec = self._session.store.task(task_id)
             idx = rec.index if rec is not None else task_id
             self._session.cancel_run(self.run_id, reason=f"fail-fast: task {idx} failed")
@@ -227,11 +231,17 @@ class Session(FrontLoopLag):
         ended = self.store.append(batch)
         if not ended:
             return
-        runs = self._runs
+        by_run: dict[int, list[tuple[int, State]]] = {}
         for run_id, task_id, state in ended:
+            of_run = by_run.get(run_id)
+            if of_run is None:
+                of_run = by_run[run_id] = []
+            of_run.append((task_id, state))
+        runs = self._runs
+        for run_id, of_run in by_run.items():
             run = runs.get(run_id)
             if run is not None:
-                run._on_terminal(task_id, state)
+                run._on_terminal(of_run)
 
     # -- runs ------------------------------------------------------------------------------------
     def reserve_ids(self, n_tasks: int) -> tuple[int, int]:

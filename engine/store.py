@@ -119,6 +119,12 @@ _STATE_OF_KIND = {
     Kind.CANCELLED: State.CANCELLED,
     Kind.TIMED_OUT: State.TIMED_OUT,
 }
+#: A terminal kind and its state share one string (``finished``...): a run's counts key.
+_STATE_OF_TERMINAL = {k: _STATE_OF_KIND[k] for k in TERMINAL_KINDS}
+_TERMINAL_STATES = frozenset(_STATE_OF_TERMINAL.values())
+_QUEUED, _RUNNING, _CANCEL_REQUESTED = State.QUEUED, State.RUNNING, State.CANCEL_REQUESTED
+_PROGRESS, _STARTED, _CANCEL_REQUESTED_KIND = Kind.PROGRESS, Kind.STARTED, Kind.CANCEL_REQUESTED
+_FINISHED, _FAILED, _CANCELLED = Kind.FINISHED, Kind.FAILED, Kind.CANCELLED
 
 
 #: Comparisons a store keeps (the oldest go first): a few kB each.
@@ -178,14 +184,18 @@ class EventStore:
         with self._lock:
             tasks = self._tasks
             events = self._events
+            runs = self._runs
             n = 0
+            # Module constants, not State.X / Kind.X / state.value: an Enum member's lookup
+            # and its value are Python-level (0.15-0.3 µs each), and this loop runs for every
+            # event of every run (about 2 µs an event before, measured on 10,000-task runs).
             for ev in batch:
                 rec = tasks.get(ev.task_id)
                 if rec is None:
                     self.unknown_events += 1
                     continue
                 kind = ev.kind
-                if rec.state.terminal:
+                if rec.state in _TERMINAL_STATES:
                     if kind in TERMINAL_KINDS:
                         self.duplicate_terminals += 1
                     continue  # nothing happens to a task after its end
@@ -199,28 +209,32 @@ class EventStore:
                         rec.task_name = ev.task_name
                     if ev.core >= 0:
                         rec.core = ev.core
-                if kind == Kind.PROGRESS:
+                if kind == _PROGRESS:
                     rec.progress = ev.value
                     continue
-                if kind == Kind.STARTED:
+                if kind == _STARTED:
                     rec.start_ns = ev.t_ns
-                    if rec.state is State.QUEUED:
+                    if rec.state is _QUEUED:
                         # A cancel request can arrive before the worker's 'started' (they travel
                         # different paths); the task is then running *with* a cancel pending.
-                        rec.state = (State.CANCEL_REQUESTED if rec.cancel_requested_ns is not None
-                                     else State.RUNNING)
-                    self._count(rec.run_id, "running")
+                        rec.state = (_CANCEL_REQUESTED if rec.cancel_requested_ns is not None
+                                     else _RUNNING)
+                    run = runs.get(rec.run_id)
+                    if run is not None:
+                        c = run.counts
+                        c["running"] = c.get("running", 0) + 1
+                        c["queued"] = c.get("queued", 0) - 1
                     continue
-                if kind == Kind.CANCEL_REQUESTED:
+                if kind == _CANCEL_REQUESTED_KIND:
                     if rec.cancel_requested_ns is None:
                         rec.cancel_requested_ns = ev.t_ns
-                    if rec.state is State.RUNNING:
-                        rec.state = State.CANCEL_REQUESTED
+                    if rec.state is _RUNNING:
+                        rec.state = _CANCEL_REQUESTED
                     if ev.info:
                         rec.reason = ev.info.get("reason", rec.reason)
                     continue
-                if kind in TERMINAL_KINDS:
-                    new = _STATE_OF_KIND[kind]
+                new = _STATE_OF_TERMINAL.get(kind)
+                if new is not None:
                     was_running = rec.start_ns is not None
                     rec.state = new
                     rec.end_ns = ev.t_ns
@@ -229,22 +243,22 @@ class EventStore:
                         # still on its way from the worker): it never reached the task.
                         rec.cancel_requested_ns = None
                         rec.reason = ""
-                    if kind == Kind.FINISHED:
+                    if kind == _FINISHED:
                         rec.progress = 1.0
                     if ev.info:
-                        if kind == Kind.FAILED or "type" in ev.info:
+                        if kind == _FAILED or "type" in ev.info:
                             rec.error = ev.info
                         # Why a task was cancelled is the requester's to say ("fail-fast:
                         # task 3 failed"); a worker process only saw its flag, so its own
                         # 'cancelled' does not overwrite a requested reason.
-                        requested = (kind == Kind.CANCELLED and rec.cancel_requested_ns is not None
+                        requested = (kind == _CANCELLED and rec.cancel_requested_ns is not None
                                      and rec.reason)
                         if "reason" in ev.info and not requested:
                             rec.reason = ev.info["reason"]
-                    run = self._runs.get(rec.run_id)
+                    run = runs.get(rec.run_id)
                     if run is not None:
                         c = run.counts
-                        c[new.value] = c.get(new.value, 0) + 1
+                        c[kind] = c.get(kind, 0) + 1  # a terminal kind is its state's value
                         if was_running:
                             c["running"] = c.get("running", 0) - 1
                         else:
@@ -252,14 +266,6 @@ class EventStore:
                     ended.append((rec.run_id, rec.task_id, new))
             self._event_seq += n
         return ended
-
-    def _count(self, run_id: int, key: str) -> None:
-        run = self._runs.get(run_id)
-        if run is not None:
-            c = run.counts
-            c[key] = c.get(key, 0) + 1
-            if key == "running":
-                c["queued"] = c.get("queued", 0) - 1
 
     def run_info(self, run_id: int, info: Any) -> None:
         """Merge facts about a run into its record's ``info`` (a new dict: readers that hold

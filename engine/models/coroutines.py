@@ -30,6 +30,7 @@ class AsyncioRunner(TaskQueue):
         self._tasks: dict[int, tuple[asyncio.Task, FlagContext]] = {}
         self._feeder: asyncio.Task | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._fed = False  # the feeder has handed out every task
 
     def start(self) -> None:
         self.loop.call_soon_threadsafe(self._begin)
@@ -48,6 +49,8 @@ class AsyncioRunner(TaskQueue):
                 await sem.acquire()
             tid, order = self._take()
             if tid < 0:
+                self._fed = True
+                self._flush_if_done()
                 return
             if order is None:
                 if limited:
@@ -75,6 +78,13 @@ class AsyncioRunner(TaskQueue):
             if self.limit < self.run.n:
                 assert self._sem is not None
                 self._sem.release()
+            self._flush_if_done()
+
+    def _flush_if_done(self) -> None:
+        """Once every task handed out has ended, store their events now, not at the batcher's
+        next turn, so that the run ends when its last task did (on the loop's thread)."""
+        if self._fed and not self._tasks:
+            self.sink.flush()
 
     def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
         handed = self._cancel_queued(task_ids, reason)

@@ -2,7 +2,7 @@
 
 Every concurrency model is one :class:`Runner`. The session calls exactly the six methods
 below, each with one signature, and nothing else. A runner reports through its run's
-:class:`RunSink` (put an event, ingest a batch, look up a task): it never reaches into the
+:class:`RunSink` (put an event, flush, ingest a batch, look up a task): it never reaches into the
 session. Like trio's ``Instrument``, the hooks are documented here, once, for every model.
 
 What cancelling means differs by model, and each runner's docstring says it plainly. The
@@ -69,6 +69,11 @@ class RunSink(Protocol):
 
     def put(self, ev: Event) -> None:
         """An event from a worker thread in this process: batched, stored within a few ms."""
+
+    def flush(self) -> None:
+        """Store what was put so far now, on the calling thread, not at the batcher's next
+        turn (a few ms away): a runner calls it when its run's last task has ended, so that
+        the caller holds the last result as soon as an executor's caller would."""
 
     def ingest(self, batch: list[Event]) -> None:
         """Events to store now: a worker process's batch, or events a runner ends tasks with

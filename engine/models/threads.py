@@ -29,9 +29,11 @@ class ThreadRunner(TaskQueue):
         self.prefix = prefix
         self._running: dict[int, FlagContext] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self._working = 0  # workers that have not run out of tasks yet
 
     def start(self) -> None:
         k = min(self.workers, self.run.n)
+        self._working = k
         self._pool = ThreadPoolExecutor(max_workers=k, thread_name_prefix=self.prefix)
         for _ in range(k):
             self._pool.submit(self._work)
@@ -41,6 +43,13 @@ class ThreadRunner(TaskQueue):
         while True:
             tid, order = self._take()
             if tid < 0:
+                with self._lock:
+                    self._working -= 1
+                    last = self._working == 0
+                if last:
+                    # Every task handed out has ended: store their events now, not at the
+                    # batcher's next turn, so the run ends when its last task did.
+                    self.sink.flush()
                 return
             if order is None:
                 continue
