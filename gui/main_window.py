@@ -126,6 +126,8 @@ class MainWindow(FrameTick, WindowLayout):
         # _table_paint), so it is never painted in the same pass as the timeline.
         self._table_changed: set[int] = set()
         self._table_tick = False
+        #: Tasks whose only change is their progress: announced at the next table tick.
+        self._table_progress: set[int] = set()
         self._runs_key: list[tuple[int, int | None, tuple[int, ...]]] = []  # see frame
         self._table_timer = QTimer(self)
         self._table_timer.setSingleShot(True)

@@ -146,9 +146,13 @@ class TaskTableModel(_RecordTableModel):
         self._looks.clear()
         self.rows_version += 1
 
-    def changed(self, task_ids: Iterable[int], running_too: bool = True) -> None:
+    def changed(self, task_ids: Iterable[int], running_too: bool = True,
+                progress: bool = True) -> set[int]:
         """Announce changed rows: each with only the cells whose look changed (up to
-        TIGHT_ROWS rows), or one dataChanged over them all.
+        TIGHT_ROWS rows), or one dataChanged over them all. With ``progress`` False, a row
+        whose only change is its progress is not announced: its id is returned (the window
+        announces it again at its next table tick, with the running durations), and its
+        progress still counts as changed then.
 
         A view repaints what dataChanged covers, and the task table's cells are the dearest
         part of the window to paint (Qt's item delegate lays out each cell's text again, and
@@ -161,20 +165,24 @@ class TaskTableModel(_RecordTableModel):
         """
         row_of, recs = self.row_of, self.recs
         rows = sorted(row_of[t] for t in task_ids if t in row_of)
+        held: set[int] = set()
         if not rows:
-            return
+            return held
         self.data_version += 1
         if len(rows) > self.TIGHT_ROWS:
             self._looks.clear()  # a flood: one range, as cheap as any; looks start again
             self.dataChanged.emit(self.index(rows[0], 0),
                                   self.index(rows[-1], len(self.COLS) - 1))
-            return
+            return held
         looks, index, emit = self._looks, self.index, self.dataChanged.emit
         last = len(self.COLS) - 1
         for row in rows:
             r = recs[row]
             look = self._look(r)
             old = looks.get(r.task_id)
+            if old is not None and not progress and old[:-1] == look[:-1] and old != look:
+                held.add(r.task_id)  # only its progress moved: at the next tick (its old
+                continue  # look is kept, so the move is still seen then)
             if r.state.terminal:
                 looks.pop(r.task_id, None)  # it ends here: no further look to compare
             else:
@@ -188,6 +196,7 @@ class TaskTableModel(_RecordTableModel):
                     continue
                 lo, hi = min(cols), max(cols)
             emit(index(row, lo), index(row, hi))
+        return held
 
     #: Changed rows announced one by one, each with its changed cells; more: one range.
     TIGHT_ROWS = 64

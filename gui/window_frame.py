@@ -167,8 +167,8 @@ class FrameTick(QMainWindow):
         self.controls.say(" ".join(parts))
 
     def _table_paint(self) -> None:
-        """Mark the task table's changed rows (and, at 5 Hz, its running durations) for a
-        repaint, half a frame after :meth:`frame`. Qt paints every dirty part of a window in
+        """Mark the task table's changed rows (and, at 5 Hz, its running durations and
+        progress) for a repaint, half a frame after :meth:`frame`. Qt paints every dirty part of a window in
         one pass: the timeline and the table together were 8-10 ms of GUI thread at a time
         on saturated cores, and a timer due then ran that late (``taskscope bench``, GUI lag
         p99). Apart, each pass is about half that. The model's data is current at once; only
@@ -176,10 +176,19 @@ class FrameTick(QMainWindow):
         if self._closed:
             return
         changed, self._table_changed = self._table_changed, set()
+        tick, self._table_tick = self._table_tick, False
+        if tick:
+            changed |= self._table_progress
+            self._table_progress = set()
         if changed:
-            self.tasks.changed(changed)
-        if self._table_tick:
-            self._table_tick = False
+            # A running task's progress moves on nearly every frame; its cell is repainted
+            # with the running durations at the table tick (5 Hz), not on every frame: a
+            # table pass of its own on every frame was the largest part of the window's
+            # paints during a live run (issue 17). State, worker, core and times still show
+            # half a frame after they change.
+            held = self.tasks.changed(changed, progress=tick)
+            self._table_progress = (self._table_progress - changed) | held
+        if tick:
             self.tables.repaint_running_durations()
 
     def wake(self) -> None:

@@ -186,6 +186,64 @@ def test_changed_rows_announce_only_their_changed_cells(qapp: object) -> None:
     assert seen == [(6, 0, 6 + C.TIGHT_ROWS, 8)]
 
 
+def test_progress_moves_at_the_table_tick_and_nothing_else_waits(qapp: object) -> None:
+    """Between table ticks a row whose only change is its progress is held (its id comes
+    back) and announces nothing; at the tick it announces its progress cell with the latest
+    value. A state change is announced at once, and a held row that finished meanwhile shows
+    its final state (issue 17: the table's progress cells were a paint pass on every frame)."""
+    from engine import State
+    from gui.task_table import PROGRESS_ROLE, TaskTableModel
+
+    C = TaskTableModel
+    tasks = TaskTableModel(lambda: 2_000_000_000, lambda r: "processes", lambda r: True)
+    recs = [_task(i, State.RUNNING, 0.1) for i in range(3)]
+    tasks.add(recs)
+    tasks.changed([r.task_id for r in recs])  # first seen: announced whole
+    seen: list[tuple[int, int, int, int]] = []
+    tasks.dataChanged.connect(
+        lambda a, b, *_: seen.append((a.row(), a.column(), b.row(), b.column())))
+    recs[0].progress = 0.3
+    recs[1].progress = 0.4
+    held = tasks.changed([recs[0].task_id, recs[1].task_id], progress=False)
+    assert held == {recs[0].task_id, recs[1].task_id} and seen == []
+    recs[0].progress = 0.5  # moved again before the tick
+    recs[1].state, recs[1].end_ns = State.FINISHED, recs[1].start_ns + 9  # type: ignore[operator]
+    recs[2].state, recs[2].end_ns = State.FAILED, recs[2].start_ns + 9  # type: ignore[operator]
+    held = tasks.changed([recs[1].task_id, recs[2].task_id], progress=False)
+    assert held == set()
+    assert (1, C.C_STATE, 1, C.C_FORCE) in seen and (2, C.C_STATE, 2, C.C_FORCE) in seen
+    seen.clear()
+    assert tasks.changed({recs[0].task_id}, progress=True) == set()
+    assert seen == [(0, C.C_PROG, 0, C.C_PROG)]
+    assert tasks.index(0, C.C_PROG).data(PROGRESS_ROLE) == pytest.approx(0.5)
+
+
+def test_the_window_holds_progress_until_its_table_tick(window: Any) -> None:
+    """The window's table pass: a progress-only change waits for the table tick (5 Hz),
+    then goes with the running durations; a state change goes half a frame after it came."""
+    from engine import State
+
+    rec, other = _task(10_000, State.RUNNING, 0.1), _task(10_001, State.RUNNING, 0.1)
+    window.tasks.add([rec, other])
+    window.tasks.changed([rec.task_id, other.task_id])
+    seen: list[tuple[int, int]] = []
+    window.tasks.dataChanged.connect(lambda a, b, *_: seen.append((a.row(), a.column())))
+    row, row2 = window.tasks.row_of[rec.task_id], window.tasks.row_of[other.task_id]
+    rec.progress = other.progress = 0.6
+    window._table_changed, window._table_tick = {rec.task_id, other.task_id}, False
+    window._table_paint()
+    assert seen == [] and window._table_progress == {rec.task_id, other.task_id}
+    other.state, other.end_ns = State.FINISHED, other.start_ns + 9  # type: ignore[operator]
+    window._table_changed = {other.task_id}
+    window._table_paint()  # it ended: announced at once, and no longer held
+    assert seen == [(row2, window.tasks.C_STATE)]
+    assert window._table_progress == {rec.task_id}
+    seen.clear()
+    window._table_tick = True
+    window._table_paint()
+    assert seen == [(row, window.tasks.C_PROG)] and not window._table_progress
+
+
 def _first_paint(qtbot: Any, vp: Any, repaint: Any) -> Any:
     """The region of the first paint of viewport ``vp`` after ``repaint()``."""
     from PySide6.QtCore import QEvent, QObject
