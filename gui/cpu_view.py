@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsPathItem,
     QGraphicsRectItem,
+    QGraphicsView,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
@@ -273,6 +274,19 @@ class CpuView(QWidget):
         right_col.addWidget(self.total_plot, 1)
         lay.addLayout(right_col, 2)
         self._legend(None)
+        # Live, the plots change only in redraw (their range is fixed; nothing to drag), so
+        # they are repainted from there, not by their scenes: each scene's update otherwise
+        # painted the window in a pass of its own, right after the timeline's, three passes
+        # on every frame that brought a sample (issue 17). Qt still repaints them when shown
+        # or resized. A replay (set_replay) pans them with the timeline: scenes update again.
+        self._frame_driven(True)
+
+    def _frame_driven(self, on: bool) -> None:
+        mode = (QGraphicsView.ViewportUpdateMode.NoViewportUpdate if on
+                else QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        for plot in (self.cores_plot, self.total_plot):
+            plot.setViewportUpdateMode(mode)
+            plot.viewport().update()
 
     def band_px(self) -> float:
         """A core's band height on screen, in pixels (readable: 0% and 100% both labelled)."""
@@ -293,6 +307,7 @@ class CpuView(QWidget):
             self.app = np.zeros(self.cap)
             self.workers = np.zeros(self.cap)
         self.title.setText("CPU per core · as recorded")
+        self._frame_driven(False)
         for plot in (self.cores_plot, self.total_plot):
             pi = plot.getPlotItem()
             pi.setMouseEnabled(x=True, y=False)
@@ -342,6 +357,8 @@ class CpuView(QWidget):
         self.total_curve.setData(t, self.total[lo: self.n])
         self.app_curve.setData(t, self.app[lo: self.n])
         self.workers_curve.setData(t, self.workers[lo: self.n])
+        for plot in (self.cores_plot, self.total_plot):
+            plot.viewport().update()  # see _frame_driven
         s = self.last
         # The numbers under the plot change at LABEL_S, the plot at every sample: re-laying
         # out the rich-text legend 10 times a second was about 2% of a core on its own in an

@@ -103,17 +103,19 @@ class FrameTick(QMainWindow):
         if self._frames % 10 == 0 and self.proxy.active:
             self.proxy.refresh()  # an active filter or sort follows state changes at 3 Hz
 
-        samples, self.sample_cursor = self.store.read_samples(self.sample_cursor)
-        if samples:  # the plot moves when a sample arrives (10 Hz), not on every frame
-            self.cpu.add_samples(samples)
-            self.last_sample = samples[-1]
-            self.cpu.redraw(self.clock_ns())
         # A view in a hidden tab is not moved: following the clock is a new range, a scene
         # update and an axis update on every frame (about a third of a millisecond of CPU),
         # for nothing on screen. The tab ticks its view at once when it shows (_tab_shown).
         if self.timeline.isVisible():
             self.timeline.tick()
         self.compare.tick()
+        samples, self.sample_cursor = self.store.read_samples(self.sample_cursor)
+        if samples:  # the plot moves when a sample arrives (10 Hz), not on every frame
+            self.cpu.add_samples(samples)
+            self.last_sample = samples[-1]
+            # After the views above: the timeline's scene is processed first, and the CPU
+            # plots (repainted from here, see CpuView._frame_driven) join its paint pass.
+            self.cpu.redraw(self.clock_ns())
         live = live or self.compare.active
         if self._was_live and not live:
             self._all_ended()

@@ -378,3 +378,35 @@ def test_the_clock_repaints_only_running_walls(qtbot: Any) -> None:
     assert painted.contains(wall[1].center()) and not painted.contains(wall[0].center())
     first = view.visualRect(pane.runs.index(1, 0))
     assert not painted.contains(first.center())
+
+
+def test_cpu_plots_repaint_with_each_redraw_and_follow_a_replays_pans(qtbot: Any) -> None:
+    """The CPU plots are repainted by their redraw (a sample came), not by their scenes (each
+    scene's update painted the window in a pass of its own): every redraw still reaches the
+    screen, both plots. In a replay they pan with the timeline, so their scenes drive their
+    repaints again (a pan there must not leave them as they were)."""
+    from types import SimpleNamespace
+
+    from PySide6.QtWidgets import QGraphicsView
+
+    from gui.cpu_view import CpuView
+
+    view = CpuView(2)
+    qtbot.addWidget(view)
+    view.resize(900, 200)
+    view.show()
+    qtbot.waitExposed(view)
+    t = [100.0]
+
+    def redraw() -> None:
+        t[0] += 0.1
+        view.add_samples([SimpleNamespace(t_ns=int(t[0] * 1e9), interval_s=0.1,
+                                          cores=(40.0, 60.0), total=50.0, self_cpu=3.0,
+                                          workers={})])
+        view.redraw(int(t[0] * 1e9))
+
+    for plot in (view.cores_plot, view.total_plot):
+        assert not _first_paint(qtbot, plot.viewport(), redraw).isEmpty()
+    view.set_replay(T0, 10)
+    for plot in (view.cores_plot, view.total_plot):
+        assert plot.viewportUpdateMode() != QGraphicsView.ViewportUpdateMode.NoViewportUpdate
