@@ -45,6 +45,10 @@ class TimeAxis(pg.AxisItem):
         self._ticks: list[tuple[float, list[float]]] = []
         self._pens_key: tuple[object, ...] | None = None
         self._pens: list[QPen] = []
+        #: Each tick's label, by (spacing, scale) and value: a moving axis labels the same
+        #: values frame after frame (pyqtgraph formats them all again on every paint).
+        self._strings: dict[tuple[float, float], dict[float, str]] = {}
+        self._text_h: int | None = None  # the label height last handed to pyqtgraph
 
     def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
         html = self.labelString()
@@ -97,8 +101,24 @@ class TimeAxis(pg.AxisItem):
         return self.tickValues(lo, hi, w) if w > 0 and hi != lo else []
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
-        strings = super().tickStrings(values, scale, spacing)
-        return [f"{t} {self.unit}" for t in strings] if self.unit else strings
+        """pyqtgraph's labels (plus the unit), each value formatted once per spacing and
+        scale: the string depends on nothing else."""
+        if self.logMode:
+            strings = super().tickStrings(values, scale, spacing)
+            return [f"{t} {self.unit}" for t in strings] if self.unit else strings
+        known = self._strings.get((spacing, scale))
+        if known is None:
+            if len(self._strings) > 16:
+                self._strings.clear()
+            known = self._strings[(spacing, scale)] = {}
+        elif len(known) > TEXT_CACHE:
+            known.clear()
+        new = [v for v in values if v not in known]
+        if new:
+            strings = super().tickStrings(new, scale, spacing)
+            for v, t in zip(new, strings, strict=True):
+                known[v] = f"{t} {self.unit}" if self.unit else t
+        return [known[v] for v in values]
 
     # -- painting ---------------------------------------------------------------------------------
     def _text(self, s: str, fm: QFontMetricsF) -> tuple[QStaticText, float, float]:
@@ -112,6 +132,19 @@ class TimeAxis(pg.AxisItem):
             st.setPerformanceHint(QStaticText.PerformanceHint.AggressiveCaching)
             hit = self._texts[s] = (st, fm.horizontalAdvance(s), fm.height())
         return hit
+
+    def _axis_pens(self) -> tuple[QPen, QPen, QPen]:
+        """pyqtgraph's axis, tick and text pens, made again only when one is set (pyqtgraph
+        makes each anew on every call, three calls a paint)."""
+        key = (self._pen, self._tickPen, self._textPen, pg.getConfigOption("foreground"))
+        if self._axis_pens_key is None or any(
+                a is not b for a, b in zip(key, self._axis_pens_key, strict=True)):
+            self._axis_pens_key = key
+            self._axis_pens_made = (self.pen(), self.tickPen(), self.textPen())
+        return self._axis_pens_made
+
+    _axis_pens_key: tuple[object, ...] | None = None
+    _axis_pens_made: tuple[QPen, QPen, QPen]
 
     def _level_pens(self, base: QPen, levels: int) -> list[QPen]:
         """Each tick level's pen, as pyqtgraph makes it (fainter by level), made once per
@@ -150,13 +183,13 @@ class TimeAxis(pg.AxisItem):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
         top = rect.top()
+        axis_pen, base, text_pen = self._axis_pens()
         # The axis line, as pyqtgraph draws it (a pixel past each end, a pixel down).
-        p.setPen(self.pen())
+        p.setPen(axis_pen)
         p.drawLine(QLineF(rect.left() - 1, top + 1, rect.right() + 1, top + 1))
         levels = self.tickValues(lo, hi, w)
         scale = w / (hi - lo)
         tick_len = self.style["tickLength"]
-        base = self.tickPen()
         xs_of: list[list[float]] = []
         left, right = rect.left(), rect.right()
         pens = self._level_pens(base, len(levels))
@@ -174,7 +207,7 @@ class TimeAxis(pg.AxisItem):
             return
         # Labels: the levels pyqtgraph labels, as densely as its textFillLimits allow, none
         # that would stick out of the axis' bounds.
-        p.setPen(self.textPen())
+        p.setPen(text_pen)
         bounds = self.boundingRect()
         y = top + max(0, tick_len) + self.style["tickTextOffset"][1]
         drawn = 0
@@ -198,4 +231,6 @@ class TimeAxis(pg.AxisItem):
                 p.drawStaticText(QPointF(x0, y), st)
                 drawn += 1
                 text_h = max(text_h, th * 0.8)
-        self._updateMaxTextSize(int(text_h))
+        if int(text_h) != self._text_h:  # pyqtgraph's check, in Python, on every paint
+            self._text_h = int(text_h)
+            self._updateMaxTextSize(int(text_h))

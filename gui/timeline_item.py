@@ -95,6 +95,8 @@ class TimelineItem(pg.GraphicsObject):
         self._arrays = [PrimitiveArray(QRectF, 4) for _ in STATES] if PrimitiveArray else None
         #: The bars of a frame as QRectF rows (x, y, w, h), for _draw_by_state.
         self._rects = np.empty((256, 4), np.float64)
+        #: The grid's lines of a paint as QLineF rows (x1, y1, x2, y2), for _paint_grid.
+        self._lines = np.empty((64, 4), np.float64)
         self._bounds = QRectF(0, 0, 1, 1)
         self.last_paint_ms = 0.0
         self.paint_count = 0  # paints so far (tests: an idle frame paints the view once)
@@ -128,12 +130,12 @@ class TimelineItem(pg.GraphicsObject):
         t0 = time.perf_counter()
         self.paint_count += 1
         d = self.data
-        view = self.viewRect()
-        if view is None or d.n == 0:
+        if d.n == 0:
             return
-        x0, x1 = view.left(), view.right()
-        y0, y1 = view.top(), view.bottom()
-        px = self.pixelWidth() or (x1 - x0) / 1000 or 1e-3
+        view = self._view_rect(p)
+        if view is None:
+            return
+        x0, x1, y0, y1, px = view
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         self._paint_grid(p, x0, x1, y0, y1, px)
         p.setPen(Qt.PenStyle.NoPen)
@@ -184,6 +186,24 @@ class TimelineItem(pg.GraphicsObject):
                 p.drawRect(QRectF(s, d.row[slot] + (1 - BAR_H) / 2, max(e - s, px), BAR_H))
         self.last_paint_ms = (time.perf_counter() - t0) * 1e3
 
+    def _view_rect(self, p: QPainter) -> tuple[float, float, float, float, float] | None:
+        """The part of the view this paint covers, in data coordinates (x0, x1, y0, y1, with
+        y0 <= y1), and the width of one device pixel in seconds. From the painter's transform
+        and the view box's range: pyqtgraph's ``viewRect`` and ``pixelWidth`` map through the
+        item's device transform in Python, about a tenth of this paint (issue 17)."""
+        vb = self.getViewBox()
+        if vb is None:
+            view = self.viewRect()
+            if view is None:
+                return None
+            x0, x1, y0, y1 = view.left(), view.right(), view.top(), view.bottom()
+            return x0, x1, y0, y1, self.pixelWidth() or (x1 - x0) / 1000 or 1e-3
+        (x0, x1), (y0, y1) = vb.viewRange()
+        if y1 < y0:
+            y0, y1 = y1, y0
+        sx = abs(p.transform().m11())
+        return x0, x1, y0, y1, (1.0 / sx if sx > 0 else (x1 - x0) / 1000 or 1e-3)
+
     def _paint_grid(self, p: QPainter, x0: float, x1: float, y0: float, y1: float,
                     px: float) -> None:
         """Vertical grid lines at the time axis' major and minor ticks, within the bars'
@@ -208,13 +228,25 @@ class TimelineItem(pg.GraphicsObject):
         drawn: set[float] = set()
         p.save()
         p.resetTransform()
+        buf = self._lines
         for (_spacing, values), pen in zip(levels, self.grid_pens, strict=False):
-            lines = [QLineF(x, y_a, x, y_b) for x in
-                     (v * sx + dx for v in values if lo <= v <= hi and v not in drawn)]
+            xs = [v * sx + dx for v in values if lo <= v <= hi and v not in drawn]
             drawn.update(values)
-            if lines:
-                p.setPen(pen)
-                p.drawLines(lines)
+            k = len(xs)
+            if not k:
+                continue
+            if len(buf) < k:
+                buf = self._lines = np.empty((2 * k, 4), np.float64)
+            # One buffer of QLineF rows (x1, y1, x2, y2), drawn without a QLineF per line.
+            buf[:k, 0] = xs
+            buf[:k, 1] = y_a
+            buf[:k, 2] = xs
+            buf[:k, 3] = y_b
+            p.setPen(pen)
+            if wrapInstance is not None:
+                p.drawLines(wrapInstance(buf.__array_interface__["data"][0], QLineF), k)
+            else:  # pragma: no cover
+                p.drawLines([QLineF(*r) for r in buf[:k].tolist()])
         p.restore()
 
     def _draw_by_state(self, p: QPainter, x: np.ndarray, y: np.ndarray, w: np.ndarray,
