@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .compare import CompareJob, CompareProgress, CompareRequest
     from .probes import LagProbe
 
+_new_order = tuple.__new__  # see Run.order
+
 #: Ids apart between sessions of different ``id_base`` (see Session): a session would need a
 #: million runs, or a million runs of a million tasks, to reach the next one's.
 RUN_ID_STRIDE = 1_000_000
@@ -71,6 +73,7 @@ class Run:
         self.first_task_id = first_task_id
         self.calib = calib
         self.params = params
+        self._order_rest = (spec.workload, spec.size_s, params, calib, spec.timeout_s, "")
         self.runner: Runner | None = None
         self.server: Any = None
         self._ended = 0
@@ -94,9 +97,10 @@ class Run:
         return range(self.first_task_id, self.first_task_id + self.n)
 
     def order(self, index: int) -> TaskOrder:
-        s = self.spec
-        return TaskOrder(self.run_id, self.first_task_id + index, index, s.workload, s.size_s,
-                         self.params, self.calib, s.timeout_s)
+        # The fields every task of the run shares are one tuple, made once: built through
+        # TaskOrder(...) each time, an order cost 0.6 µs (its namedtuple __new__), once a task.
+        return _new_order(TaskOrder, (self.run_id, self.first_task_id + index, index)
+                          + self._order_rest)
 
     def deadline_ns(self) -> int | None:
         t = self.spec.timeout_s

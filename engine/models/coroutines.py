@@ -27,6 +27,7 @@ class AsyncioRunner(TaskQueue):
         super().__init__(run)
         self.loop = loop
         self.limit = limit
+        self._limited = limit < run.n  # unlimited: like gather, no need to wait for a slot
         self._tasks: dict[int, tuple[asyncio.Task, FlagContext]] = {}
         self._feeder: asyncio.Task | None = None
         self._sem: asyncio.Semaphore | None = None
@@ -43,7 +44,7 @@ class AsyncioRunner(TaskQueue):
         run = self.run
         sem = self._sem
         assert sem is not None
-        limited = self.limit < run.n  # unlimited: like gather, no need to wait for a slot
+        limited = self._limited
         while True:
             if limited:
                 await sem.acquire()
@@ -57,7 +58,8 @@ class AsyncioRunner(TaskQueue):
                     sem.release()
                 continue
             name = f"task-{tid}"
-            ctx = FlagContext(run.run_id, tid, self.put, run.deadline_ns(), name, order.index)
+            # No deadline yet: _one sets it when the task starts (see there).
+            ctx = FlagContext(run.run_id, tid, self.put, None, name, order.index)
             task = self.loop.create_task(self._one(ctx, order), name=name)
             self._tasks[tid] = (task, ctx)
             if not limited and order.index % 256 == 255:
@@ -75,7 +77,7 @@ class AsyncioRunner(TaskQueue):
             await run_async(ctx, order)
         finally:
             self._tasks.pop(ctx.task_id, None)
-            if self.limit < self.run.n:
+            if self._limited:
                 assert self._sem is not None
                 self._sem.release()
             self._flush_if_done()
