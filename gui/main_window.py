@@ -119,7 +119,8 @@ class MainWindow(FrameTick, WindowLayout):
         self._laid_out = False
         self._restore()
         self.sampler = attach(session, loop) if loop is not None and session is not None else None
-        self.pacer = FramePacer(self, self.frame, self._probe_idle)
+        self.pacer = FramePacer(self, self.frame, self._probe_idle, self._frame_rate_loaded)
+        self._load_message: str | None = None  # see _frame_rate_loaded
         self.frame_timer = self.pacer.timer
         self._status_at = float("-inf")  # see frame
         # The task table repaints half a frame after the frame that changed it (see

@@ -30,7 +30,9 @@ TIPS = {
            "to wait for: it says 'no GIL', and threads show in the CPU view running at once.",
     "events": "Task events the engine recorded per second (queued, started, progress, ended, "
               "…).",
-    "frame": "Time this window spent on its last frames (draining + drawing).",
+    "frame": "Time this window spent on its last frames (draining + drawing). \"15 fps: "
+             "busy\": frames came late, so the window draws 15 frames a second instead of 30 "
+             "until the machine frees up.",
 }
 
 
@@ -83,11 +85,13 @@ class StatusReadouts:
         self.tasks.setToolTip("As recorded when the trace was exported")
 
     def show(self, sample: Any, events: int, dropped: int, gui_lag: dict[str, float] | None,
-             frame_ms: Iterable[float], active: int, running: int) -> None:
+             frame_ms: Iterable[float], active: int, running: int,
+             lowered_fps: int | None = None) -> None:
         """``sample``: the latest engine sample (or None); ``events``: task events in the last
         second; ``gui_lag``: this process's own GUI-loop lag figures, if it measures them
         (else the sample's); ``frame_ms``: the last frames' times; ``active`` runs with
-        ``running`` tasks."""
+        ``running`` tasks; ``lowered_fps``: the frame rate, when it is lowered because the
+        machine is busy (the frame readout says so)."""
         s = sample
         self.events.setText(f"{events:,} event{'s' if events != 1 else ''}/s"
                             + (f" · {dropped:,} dropped" if dropped else ""))
@@ -106,7 +110,10 @@ class StatusReadouts:
                 self.gil.setText(f"GIL wait <span style='color:{colour}'>{s.gil * 100:.0f}%"
                                  "</span>")
         fm = sorted(frame_ms)
-        if fm:
+        if lowered_fps is not None:
+            self.frame.setText(f"<span style='color:{theme.WARN}'>{lowered_fps} fps: busy</span>"
+                               + (f" · {fm[len(fm) // 2]:.1f} ms" if fm else ""))
+        elif fm:
             self.frame.setText(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
         self.tasks.setText(f"{active} active run{'s' if active != 1 else ''} · "
                            f"{running} running")

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import QMainWindow
 
 from engine import Pumped, TaskRecord
 
+from .frame_pacer import FRAME_MS
+
 #: The status bar's figures: twice a second while idle, 5 times a second while anything runs.
 IDLE_STATUS_S = 0.5
 LIVE_STATUS_S = 0.2
@@ -40,6 +42,7 @@ class FrameTick(QMainWindow):
         if self._closed:
             return
         t0 = time.perf_counter()
+        self.pacer.ticked()
         # The engine runs in its own process (engine.remote): one pump folds what it sent
         # since the last frame into the mirror store, within a time budget.
         pumped = self.session.pump() if self.session is not None else Pumped()
@@ -197,6 +200,22 @@ class FrameTick(QMainWindow):
         """Back to the full frame rate at once (called when work starts)."""
         self.pacer.wake()
 
+    def _frame_rate_loaded(self, loaded: bool) -> None:
+        """The live frame rate dropped because frames came late (the machine is busy), or is
+        back up: the status bar says so while it lasts (and the frame readout, while another
+        message shows)."""
+        bar = self.statusBar()
+        if loaded:
+            self._load_message = (
+                f"Drawing at {self.pacer.fps} frames/s, not {round(1000 / FRAME_MS)}: the "
+                "machine is busy (frames came late); back to full rate when it frees up")
+            bar.showMessage(self._load_message)
+        elif self._load_message is not None:
+            if bar.currentMessage() == self._load_message:
+                bar.clearMessage()
+            self._load_message = None
+        self.refresh_status()
+
     def _probe_idle(self, idle: bool) -> None:
         """The GUI-loop lag probe fires every 250 ms while the window idles, every 20 ms
         otherwise: 50 qasync timers a second were about 1% of a core in an idle window."""
@@ -210,7 +229,8 @@ class FrameTick(QMainWindow):
         self.readouts.show(
             self.last_sample, sum(n for _, n in self.ev_window), self.dropped, gui_lag,
             self.frame_ms, active=sum(1 for r in runs if not r.done),
-            running=sum(r.counts.get("running", 0) for r in runs if not r.done))
+            running=sum(r.counts.get("running", 0) for r in runs if not r.done),
+            lowered_fps=self.pacer.fps if self.pacer.loaded else None)
         self.tables.show_count()
 
     def _bound_shown(self) -> None:

@@ -126,6 +126,10 @@ def _figures(suffix: str, where: str, short: str, reps: list[dict[str, Any]],
     cpu_note = (f"{where}; median of {runs} ({', '.join(f'{x:.1f}' for x in cpu)}%), the "
                 f"window process (every thread, user + system) over the live span "
                 f"({statistics.median(r['live_s'] for r in reps):.1f} s), {fps:.0f} frames/s")
+    lowered = sum(1 for r in reps if r.get("lowered"))
+    if lowered:
+        cpu_note += (f"; in {lowered} of them the machine was too busy and the window lowered "
+                     "its frame rate (not the full rate)")
     if xs:
         cpu_note += f"; the X server besides: {statistics.median(xs):.1f}%"
     wall_note = (f"{where}; window walls {', '.join(f'{w:.2f}' for w in walls)} s against "

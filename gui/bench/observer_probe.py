@@ -11,8 +11,9 @@ prints one line tagged :data:`OBSERVER_TAG` with a JSON object and closes the wi
   window has a run to the moment it shows the last one ended;
 * ``x_cpu_s``: the X server's CPU over the same span, when its pid was given;
 * ``lag``: the GUI loop's lag (p50/p99/max ms, firings) over the span, the window's own probe;
-* ``frames``: frame ticks in the span; ``runs``: each run's spec and wall (the engine's
-  ``RunRecord.wall_s``, as ``taskscope run --json`` reports it).
+* ``frames``: frame ticks in the span; ``lowered``: whether the window lowered its frame
+  rate under load at any point of it (:mod:`gui.frame_pacer`); ``runs``: each run's spec and
+  wall (the engine's ``RunRecord.wall_s``, as ``taskscope run --json`` reports it).
 
 :mod:`gui.bench.observer` launches it and reads the line. Importing this module is Qt-free
 (Qt comes with the app, inside :func:`main`): it is the ``__main__`` of its process, which the
@@ -66,7 +67,9 @@ def watch(win: Any, x_pid: int | None, timeout_s: float) -> dict[str, Any]:
         time.sleep(POLL_S)
     t0, c0, x0, f0 = now_ns(), _cpu_s(me), _cpu_s(xserver), win._frames
     ended = False
+    lowered = False
     while time.monotonic() < deadline:
+        lowered = lowered or win.pacer.loaded
         runs = store.runs()
         if runs and all(r.done for r in runs) and not win.compare.active:
             ended = True
@@ -79,6 +82,7 @@ def watch(win: Any, x_pid: int | None, timeout_s: float) -> dict[str, Any]:
         "window_cpu_s": None if c0 is None or c1 is None else c1 - c0,
         "x_cpu_s": None if x0 is None or x1 is None else x1 - x0,
         "frames": f1 - f0,
+        "lowered": lowered,
         "lag": dict(stats or {}, firings=n) if stats else None,
         "runs": [{"spec": r.spec.as_dict(), "wall_s": r.wall_s, "counts": dict(r.counts)}
                  for r in store.runs()],
