@@ -414,11 +414,61 @@ def test_without_distributed_the_model_says_how_to_get_it(
     assert "taskscope[dask]" in str(e.value)
 
 
+def _keys_held(prefix: str, dask_scheduler: Any = None) -> list[str]:
+    return [k for k, ts in dask_scheduler.tasks.items()
+            if isinstance(k, str) and k.startswith(prefix) and ts.who_wants]
+
+
 def test_no_dask_events_are_lost_or_doubled(dsession: Session, cluster: Any) -> None:
     run = dsession.start(_spec(cluster, "events", tasks=2, size="200ms"))
     assert run.wait(60)
-    check_invariants(dsession, run)
+    by_task = check_invariants(dsession, run)
     assert len(run_events(dsession, run.run_id)) > 1000
+    # Shipped in batches of hundreds, each event keeps the time its worker stamped it with:
+    # in order, spread over the task's 200 ms, not bunched at the batches' arrival times.
+    for evs in by_task.values():
+        ts = [e.t_ns for e in evs if e.kind == Kind.PROGRESS]
+        assert ts == sorted(ts) and (ts[-1] - ts[0]) / 1e6 > 150, (len(ts), ts[:3], ts[-3:])
+        assert len(set(ts)) > len(ts) // 2, "progress events share their stamps"
+
+
+def test_a_thousand_no_op_tasks_lose_no_event_and_leave_no_result_held(
+        dsession: Session, cluster: Any) -> None:
+    """Starts and ends of short tasks travel together in a worker's batch: none is lost or
+    doubled, each ending lands in the store, and the run lets go of every future (a future
+    held keeps its result on a worker, and Dask would run the task again if that worker
+    died: the next run's tasks would queue behind such a rerun)."""
+    from distributed import Client
+
+    run = dsession.start(_spec(cluster, "sleep", tasks=1000, size=0.0))
+    assert run.wait(60)
+    by_task = check_invariants(dsession, run)
+    assert all([e.kind for e in evs] == [Kind.QUEUED, Kind.STARTED, Kind.FINISHED]
+               for evs in by_task.values())
+    with Client(cluster.scheduler_address, set_as_default=False) as c:
+        held = c.run_on_scheduler(_keys_held, f"taskscope-{run.run_id}-")
+    assert held == [], f"{len(held)} results still held after the run, e.g. {held[:3]}"
+
+
+def test_a_start_after_another_tasks_end_still_shows_while_it_runs(
+        dsession: Session, cluster: Any) -> None:
+    """A start that follows another task's events within a flush interval waits for the next
+    batch, not for its own task's end: every task of back-to-back 1 s tasks shows running
+    soon after it starts."""
+    run = dsession.start(_spec(cluster, "sleep", tasks=4, size="1s"))
+    seen: dict[int, int] = {}
+    end = time.monotonic() + 60
+    while not run.ended and time.monotonic() < end:
+        for tid in run.task_ids:
+            if tid not in seen and _running(dsession, tid):
+                seen[tid] = time.monotonic_ns()
+        time.sleep(0.005)
+    assert run.wait(30)
+    check_invariants(dsession, run)
+    lags = {tid: (seen[tid] - dsession.store.task(tid).start_ns) / 1e6 if tid in seen else None
+            for tid in run.task_ids}
+    # shown running within half its second (measured: a few ms), long before it ended
+    assert all(lag is not None and lag < 500 for lag in lags.values()), lags
 
 
 def test_remote_worker_figures_survive_a_trace_and_old_traces_still_load() -> None:

@@ -248,6 +248,7 @@ class DaskRunner(TaskQueue):
         """A batch from a worker (on the client's loop thread)."""
         where = self._where
         live = self._live
+        ended = []
         for ev in batch:
             kind = ev.kind
             if kind == Kind.STARTED:
@@ -258,7 +259,16 @@ class DaskRunner(TaskQueue):
                 where[ev.task_id] = live[ev.task_id] = address
             elif kind in TERMINAL_KINDS:
                 live.pop(ev.task_id, None)
+                ended.append(ev.task_id)
         self.sink.ingest(batch)
+        if ended and self._finished:
+            # Its future finished before its ending arrived (the worker ships its events a
+            # few ms later than Dask's own message): let go of that future now. Held, it
+            # keeps the result on its worker, and Dask runs a task again whose result a
+            # client still wants when that worker dies.
+            with self._lock:
+                for tid in ended:
+                    self._finished.pop(tid, None)
 
     def on_worker_lost(self, address: str) -> None:
         """A worker left the cluster (on the client's loop thread)."""
@@ -471,6 +481,13 @@ class DaskRunner(TaskQueue):
                 rec = self.sink.task(tid)
                 if rec is not None and not rec.state.terminal and rec.start_ns is None:
                     self._end(tid, Kind.CANCELLED, {"reason": "shutdown"})
+            with self._lock:
+                # Let go of every future of the run: a future held keeps its task's result on
+                # a worker, and Dask would run that task again if the worker died.
+                self._futures.clear()
+                self._finished.clear()
+                self._keys.clear()
+                self._orders.clear()
             try:
                 cluster.forget_run(self.run.run_id, self.run.first_task_id, self.run.n)
             except Exception:  # noqa: BLE001 - the cluster is closing
