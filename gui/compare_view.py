@@ -301,7 +301,12 @@ class CompareView(QWidget):
         if self.bar.maximum() != 100 * max(1, n):
             self.bar.setRange(0, 100 * max(1, n))
         if self.bar.value() != int(100 * frac):
+            # QProgressBar.setValue repaints at once, a paint pass in the middle of the frame
+            # tick (ten times a second, with the status line beside it); with updates off it
+            # only marks the bar, painted with the frame's own pass (issue 17).
+            self.bar.setUpdatesEnabled(False)
             self.bar.setValue(int(100 * frac))
+            self.bar.setUpdatesEnabled(True)
         fmt = f"{p.index + (1 if p.phase == 'model_done' else 0)}/{n} models"
         if self.bar.format() != fmt:
             self.bar.setFormat(fmt)

@@ -67,13 +67,13 @@ def test_the_status_bar_says_when_the_rate_is_lowered(window: Any, qtbot: Any) -
     window.frame_timer.stop()  # frame starts only from this test
     pacer = window.pacer
     pacer.wake()
-    _frames(pacer, 100.0, 1.0, late_ms=3 * LATE_MS)
+    t = _frames(pacer, 100.0, 1.0, late_ms=3 * LATE_MS)
     fps = round(1000 / LOADED_FRAME_MS)
     assert pacer.loaded
     message = window.statusBar().currentMessage()
     assert f"{fps} frames/s" in message and "busy" in message
     assert f"{fps} fps: busy" in window.readouts.frame.text()
-    _frames(pacer, 110.0, RECOVER_S + 1, late_ms=0.0)
+    _frames(pacer, t, RECOVER_S + 1, late_ms=0.0)
     assert not pacer.loaded
     assert window.statusBar().currentMessage() == ""
     assert "busy" not in window.readouts.frame.text()

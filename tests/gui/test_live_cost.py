@@ -410,3 +410,37 @@ def test_cpu_plots_repaint_with_each_redraw_and_follow_a_replays_pans(qtbot: Any
     view.set_replay(T0, 10)
     for plot in (view.cores_plot, view.total_plot):
         assert plot.viewportUpdateMode() != QGraphicsView.ViewportUpdateMode.NoViewportUpdate
+
+
+def test_compare_progress_is_painted_with_the_frame_not_at_once(qtbot: Any) -> None:
+    """QProgressBar.setValue repaints at once: the comparison's progress bar was a paint pass
+    of its own in the middle of each frame tick. It is painted with the next pass instead,
+    at its new value."""
+    from PySide6.QtCore import QEvent, QObject
+
+    from engine.compare.results import CompareProgress
+    from gui.compare_view import CompareView
+
+    view = CompareView(lambda t: "")
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    view.begin(["threads", "processes"], "cpu · 8 tasks")
+    qtbot.wait(50)
+    paints: list[int] = []
+
+    class Spy(QObject):
+        def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+            if ev.type() == QEvent.Type.Paint:
+                paints.append(view.bar.value())
+            return False
+
+    spy = Spy()
+    view.bar.installEventFilter(spy)
+    view.set_progress(CompareProgress("running", "threads", 0, 2, 4, 8, 1, 1.5))
+    assert paints == []  # nothing painted inside the frame tick
+    assert view.bar.value() == 50
+    qtbot.waitUntil(lambda: bool(paints), timeout=2000)
+    assert paints[-1] == 50
+    view.bar.removeEventFilter(spy)
