@@ -99,7 +99,8 @@ class TimelineData:
         r = rec.run_id
         kind = worker_kind(model)
         if kind == "cluster":
-            label = f"run{r} {worker_address(rec.thread)}"  # its pid: in the task's line
+            # one lane per worker thread (a worker may run several): its pid is in the task's line
+            label = f"run{r} {worker_address(rec.thread)} ({rec.tid})"
         elif kind == "process":
             label = f"run{r} process {rec.pid}"
         elif kind == "loop":

@@ -52,6 +52,18 @@ def test_one_lane_per_thread_and_coroutines_stack_into_sub_lanes() -> None:
     assert any("asyncio loop" in lab for lab, _ in labels.values())
 
 
+def test_two_threads_of_one_dask_worker_get_two_lanes_with_their_own_labels() -> None:
+    d = TimelineData(T0)
+    addr = "tcp://127.0.0.1:40123"
+    recs = [rec(1, 1, 10, 300, 0.0, 1.0, name=f"{addr} 0-Dask-Default-Threads-10-0"),
+            rec(2, 1, 10, 301, 0.0, 1.0, name=f"{addr} 0-Dask-Default-Threads-10-1")]
+    d.update(recs, lambda run: "dask")
+    labels = [w.label for w in d.workers]
+    assert len(labels) == 2 and len(set(labels)) == 2, labels
+    assert all("127.0.0.1:40123" in lab for lab in labels), labels
+    assert "(300)" in labels[0] and "(301)" in labels[1], labels
+
+
 def test_load_from_arrays_gives_the_bars_update_gives() -> None:
     """``load`` (the bench's million bars) builds what ``update`` builds from records, and the
     data then takes records as usual."""
