@@ -7,7 +7,7 @@ scroll bar, and the Compare tab's status ran under its progress bar mid-word.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QWidget
 
@@ -53,14 +53,45 @@ class ElidedLabel(QLabel):
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        """Show ``text``: a repaint of this label only. QLabel.setText would also ask every
+        layout up to the window to run again (its size hint may have changed), and each time
+        the window repainted whole: main window, splitters, tabs, scroll bars, at every
+        change of a compare's status line (issue 17). Its width hint is ignored (see the
+        size policy), so only a new height (a glyph from a taller fallback font) needs a
+        layout pass."""
         if text == self._full:
             return
         self._full = text
-        super().setText(text)
+        hint = self._text_size()
+        if hint.height() != getattr(self, "_hint", hint).height():
+            self.updateGeometry()
+        self._hint = hint
+        self.update()
         self._tip()
+
+    def text(self) -> str:
+        return self._full
 
     def full_text(self) -> str:
         return self._full
+
+    def _text_size(self) -> QSize:
+        """What QLabel's size hint is for this text (one line, plain)."""
+        fm = self.fontMetrics()
+        if self._full:
+            br = fm.boundingRect(0, 0, 2000, 2000, int(self.alignment()), self._full)
+        else:  # QLabel's hint for no text
+            br = QRect(0, 0, fm.averageCharWidth(), fm.height())
+        m = self.contentsMargins()
+        extra = 2 * self.margin()
+        return QSize(br.width() + m.left() + m.right() + extra,
+                     br.height() + m.top() + m.bottom() + extra)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self._text_size()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self._text_size()
 
     def shown_text(self) -> str:
         """What a reader sees: the text, elided to the label's width."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtWidgets import QLabel, QStatusBar
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QLabel, QSizeGrip, QStatusBar
 
 from . import theme
 
@@ -43,17 +44,39 @@ def lag_text(name: str, ms: float | None) -> str:
     return f"{name} <span style='color:{colour}'>{ms:.0f} ms</span>"
 
 
+#: Events after which a label may have been polished again (a new parent: its style sheet rules
+#: apply anew).
+_POLISHED = (QEvent.Type.Polish, QEvent.Type.StyleChange, QEvent.Type.ParentChange)
+
+
+class Readout(QLabel):
+    """A status bar readout, opaque (like the CPU pane's readouts): nothing under it is
+    repainted with it. Its auto-fill is set again each time it is polished: a style sheet rule
+    that gives a label a box (the theme's padding) turns auto-fill off when it polishes it,
+    and the status bar and the window behind it were repainted with every readout."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.setAutoFillBackground(True)
+
+    def event(self, ev: QEvent) -> bool:
+        done = super().event(ev)
+        if ev.type() in _POLISHED:
+            self.setAutoFillBackground(True)
+        return done
+
+
 class StatusReadouts:
     """The labels at the right of a status bar (``gui``, ``engine``, ``gil``, ``events``,
     ``frame``, ``tasks``), in that order."""
 
     def __init__(self, bar: QStatusBar) -> None:
-        self.gui = QLabel("GUI lag –")
-        self.engine = QLabel("engine lag –")
-        self.gil = QLabel("GIL wait –")
-        self.events = QLabel("0 events/s")
-        self.frame = QLabel("frame –")
-        self.tasks = QLabel("")
+        self.gui = Readout("GUI lag –")
+        self.engine = Readout("engine lag –")
+        self.gil = Readout("GIL wait –")
+        self.events = Readout("0 events/s")
+        self.frame = Readout("frame –")
+        self.tasks = Readout("")
         labels = {"gui": self.gui, "engine": self.engine, "gil": self.gil,
                   "events": self.events, "frame": self.frame, "tasks": self.tasks}
         # The widest text each shows in practice, for its fixed width.
@@ -63,9 +86,18 @@ class StatusReadouts:
         for key, w in labels.items():
             w.setToolTip(TIPS.get(key, ""))
             fm = w.fontMetrics()
-            w.setFixedWidth(fm.horizontalAdvance(widest[key]) + 18)  # + the style's padding
-            # Opaque, like the CPU pane's readouts: nothing under a label is repainted with it.
-            w.setAutoFillBackground(True)
+            # A fixed size, height too: a label whose size can change asks its parent to lay
+            # out again at every setText, and a status bar answers that by repainting itself
+            # whole, and the window behind it (5 times a second while a run is live; issue
+            # 17). As high as the bar's layout made it: its row is as high as its tallest
+            # item (the size grip, or a label).
+            w.ensurePolished()
+            text = w.text()
+            w.setText(widest[key])
+            height = max([w.sizeHint().height(), bar.fontMetrics().height()]
+                         + [g.sizeHint().height() for g in bar.findChildren(QSizeGrip)])
+            w.setText(text)
+            w.setFixedSize(fm.horizontalAdvance(widest[key]) + 18, height)  # + the padding
             bar.addPermanentWidget(w)
         bar.messageChanged.connect(self._message)
 

@@ -1,0 +1,101 @@
+"""A readout that changes repaints itself, not the window around it (issue 17).
+
+While a run is live, text changes several times a second (the status bar's readouts, a
+comparison's status line). A QLabel whose size may change asks every layout up to the window to
+run again at each setText; a status bar answers that by repainting itself whole, and a
+transparent label has its parents painted behind it. These pin down that a text change paints
+the label and nothing else (the pixels are the same: see the commit that made them so).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication, QMainWindow, QPushButton, QVBoxLayout, QWidget
+
+from gui import theme
+from gui.fitting import ElidedLabel
+from gui.status_readouts import StatusReadouts
+
+
+class _Events(QObject):
+    """Counts events of some types per object, application-wide."""
+
+    def __init__(self, *types: QEvent.Type) -> None:
+        super().__init__()
+        self.types = types
+        self.seen: Counter[tuple[QObject, QEvent.Type]] = Counter()
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt API
+        if ev.type() in self.types:
+            self.seen[(obj, ev.type())] += 1
+        return False
+
+    def objects(self, kind: QEvent.Type) -> set[QObject]:
+        return {o for (o, t) in self.seen if t == kind}
+
+
+def _settle(qtbot: Any) -> None:
+    for _ in range(3):
+        QApplication.processEvents()
+        qtbot.wait(20)
+
+
+def test_status_readouts_repaint_only_themselves(qapp: Any, qtbot: Any) -> None:
+    """Under the window's theme, a readout's new text repaints that readout: not the status
+    bar, its size grip or the main window behind it."""
+    theme.apply(qapp)
+    win = QMainWindow()
+    qtbot.addWidget(win)
+    readouts = StatusReadouts(win.statusBar())
+    win.resize(1300, 200)
+    win.show()
+    qtbot.waitExposed(win)
+    _settle(qtbot)
+    spy = _Events(QEvent.Type.Paint)
+    qapp.installEventFilter(spy)
+    try:
+        for i in range(3):
+            readouts.engine.setText(f"engine lag <span style='color:red'>{i + 12} ms</span>")
+            readouts.tasks.setText(f"1 active run · {i} running")
+            _settle(qtbot)
+    finally:
+        qapp.removeEventFilter(spy)
+    painted = spy.objects(QEvent.Type.Paint)
+    assert readouts.engine in painted and readouts.tasks in painted
+    assert painted <= {readouts.engine, readouts.tasks}, sorted(
+        type(o).__name__ for o in painted)
+    assert "14 ms" in readouts.engine.text()
+
+
+def test_elided_label_changes_repaint_no_layout(qtbot: Any) -> None:
+    """A new text in an ElidedLabel lays nothing out again and paints nothing beside it; it
+    still shows the text, elided where it does not fit, whole in its tooltip."""
+    top = QWidget()
+    qtbot.addWidget(top)
+    lay = QVBoxLayout(top)
+    label = ElidedLabel("starting")
+    button = QPushButton("beside")
+    lay.addWidget(label)
+    lay.addWidget(button)
+    top.resize(160, 80)
+    top.show()
+    qtbot.waitExposed(top)
+    _settle(qtbot)
+    height = label.height()
+    spy = _Events(QEvent.Type.Paint, QEvent.Type.LayoutRequest)
+    QApplication.instance().installEventFilter(spy)  # type: ignore[union-attr]
+    try:
+        for i in range(3):
+            label.setText(f"model {i + 1}/3: threads running · {i * 40}/120 tasks · {i}.5 s")
+            _settle(qtbot)
+    finally:
+        QApplication.instance().removeEventFilter(spy)  # type: ignore[union-attr]
+    assert not spy.objects(QEvent.Type.LayoutRequest)
+    assert label in spy.objects(QEvent.Type.Paint)
+    assert button not in spy.objects(QEvent.Type.Paint)
+    assert label.text() == "model 3/3: threads running · 80/120 tasks · 2.5 s"
+    assert label.shown_text().endswith("…") and label.toolTip() == label.text()
+    assert label.height() == height
