@@ -226,7 +226,7 @@ class Publisher:
         while ready():
             msg = conn.recv()
             if type(msg) is Ack:
-                if self.inflight:
+                for _ in range(min(msg.n, len(self.inflight))):
                     self._inflight_bytes -= self.inflight.popleft()
                 if msg.lag_ms is not None and self.lag is not None:
                     try:

@@ -170,9 +170,11 @@ class Update(NamedTuple):
 
 
 class Ack(NamedTuple):
-    """The front end read an update; with its own loop's worst lateness since the last ack."""
+    """The front end read ``n`` updates (one ack per pump, for all it read); with its own
+    loop's worst lateness since the last ack."""
 
     lag_ms: float | None = None
+    n: int = 1
 
 
 # == task records ===================================================================================

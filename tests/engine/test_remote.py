@@ -339,6 +339,49 @@ def test_a_backlog_larger_than_one_update_goes_out_at_once(
     assert took < 1.0, took  # 10 updates of 50, about 12 ms apart
 
 
+def test_one_ack_for_every_update_a_pump_read_keeps_flow_control(
+        leak_check: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A front end acknowledges once per pump, for all the updates it read (``Ack.n``): the
+    publisher frees that many of its IN_FLIGHT slots, so a backlog of many updates still
+    drains at its pace, and nothing stays counted in flight once all are read."""
+    import engine.remote.publisher as publisher
+    from engine.clock import now_ns
+    from engine.events import Event, Kind
+    from engine.remote import MirrorStore
+    from engine.remote.wire import Ack
+
+    monkeypatch.setattr(publisher, "MAX_RECORDS", 50)
+    store = publisher.EngineStore()
+    mirror = MirrorStore()
+    acks: list[int] = []
+    with _engine_side(store, None) as (_session, pub, front_end):
+        t = now_ns()
+        store.add_run(1, make_spec("threads", "sleep", 500, "1ms", 2), 1, 500, t)
+        store.append([Event(1, i, kind, t + 1) for i in range(1, 501)
+                      for kind in (Kind.STARTED, Kind.FINISHED)])
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5.0:
+            time.sleep(0.03)  # a frame: the publisher has sent what it may meanwhile
+            read = 0
+            while front_end.poll(0):
+                mirror.apply(front_end.recv())
+                read += 1
+            if read:
+                front_end.send(Ack(None, read))
+                acks.append(read)
+            if all(r.state is State.FINISHED for r in mirror.tasks(1)) and mirror.tasks(1):
+                break
+        took = time.monotonic() - t0
+        time.sleep(0.05)
+        pub.read_acks()
+        in_flight = list(pub.inflight)
+    assert len(mirror.tasks(1)) == 500
+    assert all(r.state is State.FINISHED for r in mirror.tasks(1))
+    assert max(acks) == publisher.IN_FLIGHT  # a pump read as many as may be in flight
+    assert in_flight == [], in_flight
+    assert took < 2.0, took  # 10 updates of 50, two per 30 ms frame
+
+
 def test_the_engine_answers_a_start_before_registering_tasks_and_starting_workers() -> None:
     """Session.start calls ``admitted`` once the run is accepted, before its tasks exist in
     the store and before any worker starts: the engine process answers its front end from
