@@ -252,19 +252,9 @@ class FlagContext(TaskContext):
         task_name: str = "",
         index: int = 0,
     ) -> None:
-        # TaskContext's fields, set here rather than through super().__init__(*args,
-        # **kwargs): one per task, and the forwarding cost a third of building the context.
-        self.run_id = run_id
-        self.task_id = task_id
-        self.index = index
-        self.deadline_ns = deadline_ns
-        self.task_name = task_name
-        self._put = put
-        self._pid = 0
-        self._tid = 0
-        self._thread = ""
-        self._next_progress_ns = 0
-        self.cancel_reason = ""
+        # Its arguments spelled out, not forwarded as *args/**kwargs: one context a task,
+        # and the forwarding cost 0.4 µs, half of building it.
+        TaskContext.__init__(self, run_id, task_id, put, deadline_ns, task_name, index)
         self._flag = False
         # Created by the first long sleep only: most tasks never make one, and an Event costs
         # more than the rest of a no-op task's bookkeeping.
