@@ -147,5 +147,7 @@ class StatusReadouts:
                                + (f" · {fm[len(fm) // 2]:.1f} ms" if fm else ""))
         elif fm:
             self.frame.setText(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
+        else:  # no frame timed yet: never a stale "busy"
+            self.frame.setText("frame –")
         self.tasks.setText(f"{active} active run{'s' if active != 1 else ''} · "
                            f"{running} running")
