@@ -154,7 +154,7 @@ def test_queued_tasks_are_cancelled_at_once_in_the_runner_and_in_dask(
     run = dsession.start(_spec(cluster, "sleep", tasks=12, size="20s"))
     ids = list(run.task_ids)
     wait_until(lambda: _running(dsession, ids[0]) and _running(dsession, ids[1]), 30)
-    # 2 run; the other 10 wait, queued in Dask (its window takes up to 64 tasks)
+    # 2 run; the other 10 wait, queued in Dask (its window takes up to 1024 tasks)
     t0 = time.monotonic()
     dsession.cancel_run(run.run_id)
     assert run.wait(10)
