@@ -72,14 +72,6 @@ class LagProbe:
     core; one every 250 ms, a tenth of that. The price is honest and bounded: while idle, a
     stall that starts and ends between two firings can go unseen (the stall that covers a
     firing's due time is still measured to the millisecond).
-
-    :meth:`ride`: instead of a timer of its own, the probe can measure a periodic timer that
-    already runs on the loop (the window's frame timer, 30 a second while anything moves): its
-    owner calls :meth:`ridden` as it fires. Same figure (how late a timer on this loop ran),
-    with the ridden timer's period as its resolution (33 ms instead of 20) and its owner's
-    word for its due time (Qt's, to the millisecond), and one timer less:
-    the probe's own, 50 a second on the window's qasync loop, cost about 1% of a core
-    (issue 17).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
@@ -99,7 +91,6 @@ class LagProbe:
         self._worst_ns = 0  # worst lateness of firings since the last take()
         self._handle: asyncio.TimerHandle | None = None
         self._stopped = False
-        self._ride_ns = 0  # the ridden timer's period (see ride); 0: our own timer
         #: (fire time ns, lateness ms) of every firing, bounded to about ``history_s``.
         self.history: deque[tuple[int, float]] = deque(
             maxlen=max(16, int(history_s / self.interval_s)))
@@ -136,45 +127,8 @@ class LagProbe:
                 pass
 
     # -- on the loop ----------------------------------------------------------------------
-    def ride(self, interval_s: float | None) -> None:
-        """On the loop's thread: from now on, measure the lateness of another periodic timer
-        on this loop, every ``interval_s``, whose owner calls :meth:`ridden` each time it
-        fires; our own timer stops. ``None``: back to our own timer."""
-        if self._stopped:
-            return
-        if interval_s is None:
-            if self._ride_ns:
-                with self._lock:
-                    self._ride_ns = 0
-                    self._due_ns = 0
-                self._arm()
-            return
-        _check_interval("interval_s", interval_s)
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        with self._lock:
-            self._ride_ns = int(interval_s * 1e9)
-            self._due_ns = 0  # the first firing after this says when the next is due
-
-    def ridden(self, next_in_ns: int) -> None:
-        """The ridden timer fires now (on the loop's thread; see :meth:`ride`), and is next
-        due in ``next_in_ns`` (its owner's timer says: Qt's remainingTime, to the ms). This
-        firing's lateness is measured against the due time the previous one gave."""
-        t = now_ns()
-        with self._lock:
-            if not self._ride_ns or self._stopped:
-                return
-            if self._due_ns:
-                self._record(t)
-            self._due_ns = t + max(0, next_in_ns)
-
-    @property
-    def riding(self) -> bool:
-        return self._ride_ns != 0
-
     def _arm(self) -> None:
-        if self._stopped or self._ride_ns:
+        if self._stopped:
             return
         with self._lock:
             self._due_ns = now_ns() + self._interval_ns
@@ -199,8 +153,8 @@ class LagProbe:
     def _rearm(self) -> None:
         """Replace the pending timer by one at the current interval. A timer already overdue
         counts as fired now (its lateness is real and must not be lost with the handle)."""
-        if self._stopped or self._handle is None or self._ride_ns:
-            return  # not armed yet (start() will), stopped, or riding another timer
+        if self._stopped or self._handle is None:
+            return  # not armed yet (start() will) or stopped
         self._handle.cancel()
         self._handle = None
         t = now_ns()

@@ -120,8 +120,6 @@ class MainWindow(FrameTick, WindowLayout):
         self._restore()
         self.sampler = attach(session, loop) if loop is not None and session is not None else None
         self.pacer = FramePacer(self, self.frame, self._probe_idle, self._frame_rate_loaded)
-        if self.sampler is not None:
-            self._probe_idle(False)  # frames start at the live rate: the probe rides them
         self._load_message: str | None = None  # see _frame_rate_loaded
         self.frame_timer = self.pacer.timer
         self._status_at = float("-inf")  # see frame

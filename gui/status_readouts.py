@@ -19,9 +19,9 @@ from . import theme
 
 TIPS = {
     "tasks": "Runs not yet ended, and their tasks running now",
-    "gui": "GUI-loop lag: worst lateness of a timer on this window's event loop over the last "
-           "second (its frame timer while anything runs, 30 times a second; a timer every "
-           "250 ms while idle). Over ~50 ms the window feels sluggish.",
+    "gui": "GUI-loop lag: worst lateness of a timer on this window's event loop over the last second (every "
+           "20 ms while anything runs, every 250 ms while idle). Over ~50 ms the window feels "
+           "sluggish.",
     "engine": "Engine-loop lag: worst lateness of a timer on the engine's own asyncio loop (where coroutine "
               "workloads run), in the engine process.",
     "gil": "Share of time a probe thread in the engine process waited for the GIL: how much "

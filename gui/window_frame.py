@@ -43,10 +43,6 @@ class FrameTick(QMainWindow):
             return
         t0 = time.perf_counter()
         self.pacer.ticked()
-        if self._riding is not None:
-            # The GUI-loop lag probe measures this frame's lateness (against the due time
-            # the last frame's timer gave), and notes the next one's.
-            self._riding.ridden(self.pacer.timer.remainingTime() * 1_000_000)
         # The engine runs in its own process (engine.remote): one pump folds what it sent
         # since the last frame into the mirror store, within a time budget.
         pumped = self.session.pump() if self.session is not None else Pumped()
@@ -208,8 +204,6 @@ class FrameTick(QMainWindow):
         """The live frame rate dropped because frames came late (the machine is busy), or is
         back up: the status bar says so while it lasts (and the frame readout, while another
         message shows)."""
-        if self._riding is not None:  # the frame timer's period changed
-            self._riding.ride(self.pacer.live_ms / 1000)
         bar = self.statusBar()
         if loaded:
             self._load_message = (
@@ -222,26 +216,11 @@ class FrameTick(QMainWindow):
             self._load_message = None
         self.refresh_status()
 
-    _riding: Any = None  # the GUI-loop lag probe, while it rides the frame timer
-
     def _probe_idle(self, idle: bool) -> None:
-        """The GUI-loop lag probe fires its own timer every 250 ms while the window idles
-        (50 a second were about 1% of a core in an idle window); while frames run at a live
-        rate it measures the frame timer's own lateness instead of firing one more timer
-        (LagProbe.ride: that timer at 50 Hz was another 1% of a core during a live run)."""
-        if self.session is None:
-            return
-        probe = self.session.loop_probe
-        if idle:
-            if probe is not None:
-                probe.ride(None)
-            self._riding = None
-            self.session.set_loop_idle(True)
-            return
-        if probe is not None:
-            probe.ride(self.pacer.live_ms / 1000)
-        self._riding = probe
-        self.session.set_loop_idle(False)
+        """The GUI-loop lag probe fires every 250 ms while the window idles, every 20 ms
+        otherwise: 50 qasync timers a second were about 1% of a core in an idle window."""
+        if self.session is not None:
+            self.session.set_loop_idle(idle)
 
     def refresh_status(self) -> None:
         """The status bar's figures and the task count, from the latest frame's state."""

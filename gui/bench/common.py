@@ -22,10 +22,8 @@ def pct_of_core(cpu_s: float, wall_s: float) -> float:
 
 
 def lag_figure(key: str, label: str, stats: dict[str, float] | None, n: int,
-               target: float | None, note: str, timer: str = "the frame timer") -> Figure:
-    """A GUI-loop lag figure: p99 against ``target``, p50 and max beside it (None: no probe).
-    ``timer``: the timer whose lateness the probe measured; while frames run at a live rate
-    the probe rides the window's frame timer (LagProbe.ride), idle its own slow one."""
+               target: float | None, note: str, timer: str = "a 20 ms timer") -> Figure:
+    """A GUI-loop lag figure: p99 against ``target``, p50 and max beside it (None: no probe)."""
     if not stats:
         return Figure(key, label, None, "ms", target, note="no lag probe on the GUI loop")
     return Figure(key, label, round(stats["p99"], 1), "ms", target,

@@ -161,7 +161,7 @@ def _figures(suffix: str, where: str, short: str, reps: list[dict[str, Any]],
             f"GUI loop lag p99: preset {PRESET} live in a fresh window, {short}",
             round(p99, 1), "ms", FRAME_BUDGET_MS,
             note=f"{where}; median p99 of {runs} (max {max(x['max'] for x in lags):.1f} ms, "
-                 f"{sum(x['firings'] for x in lags)} firings of the frame timer); the window's "
+                 f"{sum(x['firings'] for x in lags)} firings of a 20 ms timer); the window's "
                  f"own probe over the live span",
             extra={**extra, "p99_ms": [round(x["p99"], 2) for x in lags],
                    "p50_ms": [round(x["p50"], 2) for x in lags]}))
