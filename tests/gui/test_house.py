@@ -58,7 +58,7 @@ def test_the_table_and_the_timeline_name_a_worker_by_its_kind() -> None:
                         "thread": f"run{i}-thread_0 ({r.tid})",
                         "cluster": f"worker 10.0.0.{i}:4000 · pid {r.pid}"}[kind]
         if kind == "cluster":
-            assert d.workers[-1].label == f"run{i} 10.0.0.{i}:4000"
+            assert d.workers[-1].label == f"run{i} 10.0.0.{i}:4000 ({r.tid})"
 
 
 # -- the window's helpers ask the window through gui.hosts ------------------------------------
