@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .probes import LagProbe
+from .probes import LagProbe, ProbeTimer
 
 if TYPE_CHECKING:
     from .compare.request import CompareRequest
@@ -163,8 +163,10 @@ class SessionAPI(Protocol):
 
     # -- the front end's own loop ----------------------------------------------------------------
     def attach_loop(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
-                    idle_interval_s: float | None = 0.25) -> None:
-        """Probe this (the front end's) loop's lag; samples carry it as ``lag_ms["gui"]``."""
+                    idle_interval_s: float | None = 0.25,
+                    timer: ProbeTimer | None = None) -> None:
+        """Probe this (the front end's) loop's lag; samples carry it as ``lag_ms["gui"]``.
+        ``timer``: the probe's timer on that loop (default: its ``call_later``)."""
         ...
 
     def set_loop_idle(self, idle: bool) -> None:
@@ -203,15 +205,18 @@ class FrontLoopLag:
     _lag_probe: LagProbe | None = None
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
-                    idle_interval_s: float | None = 0.25) -> None:
+                    idle_interval_s: float | None = 0.25,
+                    timer: ProbeTimer | None = None) -> None:
         """Probe this (the front end's) loop's lag; also readable here: :meth:`gui_lag`.
-        ``idle_interval_s``: the probe's interval after :meth:`set_loop_idle` (True)."""
+        ``idle_interval_s``: the probe's interval after :meth:`set_loop_idle` (True).
+        ``timer``: the probe's timer on that loop (default: its ``call_later``)."""
         self.detach_loop()
         if self.sampler is not None:
             self._lag_probe = self.sampler.add_loop_probe("gui", loop, interval_s,
-                                                          idle_interval_s=idle_interval_s)
+                                                          idle_interval_s=idle_interval_s,
+                                                          timer=timer)
             return
-        probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s)
+        probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s, timer=timer)
         probe.start()
         self._lag_probe = probe
 

@@ -26,11 +26,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from . import build
 from .clock import NS_PER_MS, now_ns
 
-__all__ = ["ExternalLag", "GilProbe", "LagProbe", "gil_disabled", "lag_stats"]
+__all__ = ["ExternalLag", "GilProbe", "LagProbe", "LoopTimer", "ProbeTimer", "gil_disabled",
+           "lag_stats"]
 
 
 def lag_stats(values: Iterable[float]) -> dict[str, float]:
@@ -54,6 +56,36 @@ def _check_interval(name: str, v: object) -> None:
         raise ValueError(f"{name}: expected 0.001..10 seconds, got {v!r}")
 
 
+class ProbeTimer(Protocol):
+    """The one-shot timer a :class:`LagProbe` arms on its loop; every call comes from that
+    loop's thread. A front end can give one that is cheaper on its loop than ``call_later``
+    (the window's: a Qt timer, see ``gui.loop_timer``)."""
+
+    def start(self, interval_s: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, ``interval_s`` from now (the probe never has two pending)."""
+        ...
+
+    def cancel(self) -> None:
+        """Drop the pending call, if any."""
+        ...
+
+
+class LoopTimer:
+    """A :class:`ProbeTimer` through the loop's own ``call_later`` (any asyncio loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self, interval_s: float, callback: Callable[[], None]) -> None:
+        self._handle = self.loop.call_later(interval_s, callback)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class LagProbe:
     """A periodic timer on an asyncio loop that records how late each firing is.
 
@@ -72,10 +104,15 @@ class LagProbe:
     core; one every 250 ms, a tenth of that. The price is honest and bounded: while idle, a
     stall that starts and ends between two firings can go unseen (the stall that covers a
     firing's due time is still measured to the millisecond).
+
+    ``timer`` (optional): the one-shot timer to arm (a :class:`ProbeTimer`, made on the loop's
+    thread); default :class:`LoopTimer`, the loop's ``call_later``. Either way the probe
+    measures the same thing: one timer at a time, due ``interval_s`` after it was armed.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
-                 history_s: float = 120.0, *, idle_interval_s: float | None = None) -> None:
+                 history_s: float = 120.0, *, idle_interval_s: float | None = None,
+                 timer: ProbeTimer | None = None) -> None:
         _check_interval("interval_s", interval_s)
         if idle_interval_s is not None:
             _check_interval("idle_interval_s", idle_interval_s)
@@ -89,7 +126,8 @@ class LagProbe:
         self._lock = threading.Lock()
         self._due_ns = 0  # when the armed timer should fire; 0 = not armed
         self._worst_ns = 0  # worst lateness of firings since the last take()
-        self._handle: asyncio.TimerHandle | None = None
+        self._timer: ProbeTimer = LoopTimer(loop) if timer is None else timer
+        self._armed = False  # a timer is pending (touched on the loop only)
         self._stopped = False
         #: (fire time ns, lateness ms) of every firing, bounded to about ``history_s``.
         self.history: deque[tuple[int, float]] = deque(
@@ -133,7 +171,8 @@ class LagProbe:
         with self._lock:
             self._due_ns = now_ns() + self._interval_ns
             interval = self.interval_s
-        self._handle = self.loop.call_later(interval, self._fire)
+        self._armed = True
+        self._timer.start(interval, self._fire)
 
     def _record(self, t: int) -> None:
         """Record the armed timer's firing at ``t`` (lock held)."""
@@ -145,6 +184,7 @@ class LagProbe:
         self.fired += 1
 
     def _fire(self) -> None:
+        self._armed = False
         t = now_ns()
         with self._lock:
             self._record(t)
@@ -153,10 +193,10 @@ class LagProbe:
     def _rearm(self) -> None:
         """Replace the pending timer by one at the current interval. A timer already overdue
         counts as fired now (its lateness is real and must not be lost with the handle)."""
-        if self._stopped or self._handle is None:
+        if self._stopped or not self._armed:
             return  # not armed yet (start() will) or stopped
-        self._handle.cancel()
-        self._handle = None
+        self._timer.cancel()
+        self._armed = False
         t = now_ns()
         with self._lock:
             if self._due_ns and t >= self._due_ns:
@@ -164,9 +204,8 @@ class LagProbe:
         self._arm()
 
     def _cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._timer.cancel()
+        self._armed = False
         with self._lock:
             self._due_ns = 0
 

@@ -77,7 +77,7 @@ from .counters import (
     _thread_clock,
 )
 from .errors import SpecError
-from .probes import ExternalLag, GilProbe, LagProbe, gil_disabled
+from .probes import ExternalLag, GilProbe, LagProbe, ProbeTimer, gil_disabled
 from .samples import Sample, WorkerSample
 
 __all__ = ["Sampler", "check_hz"]
@@ -356,7 +356,8 @@ class Sampler:
 
     def add_loop_probe(self, name: str, loop: asyncio.AbstractEventLoop,
                        interval_s: float = 0.02, *,
-                       idle_interval_s: float | None = None) -> LagProbe:
+                       idle_interval_s: float | None = None,
+                       timer: ProbeTimer | None = None) -> LagProbe:
         """Measure how late ``loop`` runs a timer every ``interval_s``; reported as
         ``Sample.lag_ms[name]``. Replaces an existing probe or lag source of that name.
         Thread-safe.
@@ -364,12 +365,13 @@ class Sampler:
         ``idle_interval_s``: the timer's interval while this sampler is idle (see
         :meth:`set_busy`); None keeps ``interval_s`` always. For a loop that runs nothing
         between runs (the engine's), this saves most of the probe's cost then.
+        ``timer``: the probe's timer on that loop (see :class:`~engine.probes.LagProbe`).
 
         Raises RuntimeError if ``loop`` is closed or this sampler was stopped (a probe added
         then would keep a timer on the loop that nobody reads).
         """
         self._check_name(name)
-        probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s)
+        probe = LagProbe(loop, interval_s, idle_interval_s=idle_interval_s, timer=timer)
         self._register(name, probe)
         try:
             probe.start()  # a probe stopped meanwhile (by stop()) never arms: see LagProbe._arm

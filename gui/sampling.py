@@ -16,6 +16,8 @@ import asyncio
 from engine import SessionAPI
 from engine.remote import Engines
 
+from .loop_timer import QtProbeTimer
+
 SAMPLE_HZ = 10.0
 #: The engine process's niceness (its workers inherit it). See RemoteSession: on a machine
 #: whose cores our runs saturate, the window must still get the CPU for its frames. All models
@@ -30,8 +32,9 @@ def make_session() -> Engines:
 
 
 def attach(session: SessionAPI, gui_loop: asyncio.AbstractEventLoop) -> SessionAPI:
-    """Probe the GUI loop's lag; return what :func:`detach` needs."""
-    session.attach_loop(gui_loop)
+    """Probe the GUI loop's lag (call on the GUI thread: the probe's timer is a Qt timer, see
+    :mod:`gui.loop_timer`); return what :func:`detach` needs."""
+    session.attach_loop(gui_loop, timer=QtProbeTimer())
     return session
 
 

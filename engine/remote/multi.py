@@ -34,6 +34,7 @@ from .client import EngineGone, MirrorStore, RemoteSession
 if TYPE_CHECKING:
     from ..api import CompareJobAPI, RunHandle
     from ..compare import CompareProgress, CompareRequest
+    from ..probes import ProbeTimer
     from ..spec import RunSpec
 
 __all__ = ["Engines"]
@@ -200,8 +201,9 @@ class Engines(FrontLoopLag):
 
     # -- the front end's loop: its probe goes with the samples shown ----------------------------
     def attach_loop(self, loop: asyncio.AbstractEventLoop, interval_s: float = 0.02,
-                    idle_interval_s: float | None = 0.25) -> None:
-        super().attach_loop(loop, interval_s, idle_interval_s)
+                    idle_interval_s: float | None = 0.25,
+                    timer: ProbeTimer | None = None) -> None:
+        super().attach_loop(loop, interval_s, idle_interval_s, timer)
         self._sampling._lag_probe = self._lag_probe
 
     def detach_loop(self) -> None:

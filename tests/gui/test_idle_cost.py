@@ -256,13 +256,15 @@ def test_idle_window_draws_each_view_at_most_once_a_frame(window: Any, qtbot: An
 def test_idle_window_slows_its_lag_probe_and_restores_it_when_work_starts(
         window: Any, qtbot: Any) -> None:
     """While the window idles, its loop-lag probe fires every 250 ms instead of every 20 ms
-    (50 timers a second on qasync were about 1% of a core); a run puts it straight back, so
+    (50 timers a second on qasync's call_later were about 1% of a core); a run puts it straight back, so
     the lag shown while work runs is measured at the full rate. The status bar still shows
     a lag figure while idle."""
     from engine import make_spec
     from gui.frame_pacer import IDLE_FRAME_MS
+    from gui.loop_timer import QtProbeTimer
 
     probe = window.session._lag_probe
+    assert isinstance(probe._timer, QtProbeTimer)  # not qasync's call_later: see gui.loop_timer
     qtbot.waitUntil(lambda: window.frame_timer.interval() == IDLE_FRAME_MS, timeout=15_000)
     assert probe.interval_s == pytest.approx(0.25)
     fired0 = probe.fired
