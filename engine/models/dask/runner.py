@@ -217,8 +217,13 @@ class DaskRunner(TaskQueue):
                     # Its future finished before its ending arrived (the worker ships its
                     # events a few ms after Dask's own message).
                     self._finished.pop(tid, None)
-        if released:
-            self._wake.set()  # the watchdog refills the window
+            # Wake the watchdog only when it would refill (see _submit_more): waking it for
+            # every batch, to find three quarters of the window still in Dask, cost a thread
+            # switch and the GIL each time, on the client's loop thread and the watchdog's.
+            refill = released and (not self._futures or self._requeue
+                                   or self._window - len(self._futures) >= self._window // 4)
+        if refill:
+            self._wake.set()
 
     def _poll_futures(self) -> None:
         """Futures that ended without their task's ending (on the watchdog's thread, every
