@@ -16,8 +16,6 @@ import asyncio
 from engine import SessionAPI
 from engine.remote import Engines
 
-from .loop_timer import QtProbeTimer
-
 SAMPLE_HZ = 10.0
 #: The engine process's niceness (its workers inherit it). See RemoteSession: on a machine
 #: whose cores our runs saturate, the window must still get the CPU for its frames. All models
@@ -34,6 +32,10 @@ def make_session() -> Engines:
 def attach(session: SessionAPI, gui_loop: asyncio.AbstractEventLoop) -> SessionAPI:
     """Probe the GUI loop's lag (call on the GUI thread: the probe's timer is a Qt timer, see
     :mod:`gui.loop_timer`); return what :func:`detach` needs."""
+    # Imported here, not at the top: the bench's probes import this module before Qt may
+    # start (the raw process pool forks first), so importing it must not load Qt.
+    from .loop_timer import QtProbeTimer
+
     session.attach_loop(gui_loop, timer=QtProbeTimer())
     return session
 
