@@ -26,16 +26,6 @@ from PySide6.QtWidgets import (
 from . import theme
 from .time_axis import TimeAxis
 from .timeline_data import TimelineData
-
-try:  # pyqtgraph's contiguous QRectF buffer (what BarGraphItem uses); a list otherwise
-    from pyqtgraph.Qt.internals import PrimitiveArray
-except ImportError:  # pragma: no cover
-    PrimitiveArray = None  # type: ignore[assignment,misc]
-try:  # a QRectF at an address: a numpy buffer of (x, y, w, h) rows drawn without a copy
-    from shiboken6 import wrapInstance
-except ImportError:  # pragma: no cover
-    wrapInstance = None  # type: ignore[assignment]
-
 from .timeline_item import TimelineItem
 
 

@@ -15,7 +15,6 @@ same fields), so starting a 1M-task run does not ship 1M rows.
 from __future__ import annotations
 
 import atexit
-import select
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +41,7 @@ from .wire import (
     RunSummary,
     Update,
     fold_tasks,
+    readable,
 )
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ class RemoteSession(FrontLoopLag):
         self._call_lock = threading.Lock()
         self._pump_lock = threading.Lock()
         self._ready = False
-        self._poller: Any = None  # see _update_waiting
+        self._poller: Callable[[], bool] | None = None  # see _update_waiting
         self._gone: str | None = None
         self._closed = False
         self._folded = Pumped()  # folded into the store, not yet claimed by a pump
@@ -474,15 +474,11 @@ class RemoteSession(FrontLoopLag):
                 self._pump_lock.release()
 
     def _update_waiting(self) -> bool:
-        """Is an update waiting? One poll(2) on a poll object made once: Connection.poll
-        builds a selector for each call (26 us, twice per frame's pump; issue 17)."""
-        poller = self._poller
-        if poller is None:
-            if not hasattr(select, "poll"):  # pragma: no cover - no poll(2)
-                return self._upd.poll(0)
-            poller = self._poller = select.poll()
-            poller.register(self._upd.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        """Is an update waiting? (:func:`wire.readable`, made on first use; under the pump
+        lock.)"""
+        if self._poller is None:
+            self._poller = readable(self._upd)
+        return self._poller()
 
     def _pump(self, out: Pumped, budget_s: float, ack: bool) -> None:
         t0 = time.perf_counter()

@@ -20,7 +20,6 @@ takes it.
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 from collections import deque
@@ -37,6 +36,7 @@ from .wire import (
     Update,
     UpdatePickler,
     encode_tasks,
+    readable,
 )
 
 if TYPE_CHECKING:
@@ -144,15 +144,8 @@ class Publisher:
         self._inflight_bytes = 0
         self.last_send = -1.0
         self._runs_ended_seen = -1
-        # Is an ack waiting? One poll(2) on a poll object made once (Connection.poll builds
-        # a selector for each call). Used under _lock only: a poll object is single-threaded.
-        fd = conn.fileno()
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            self._ack_ready: Callable[[], bool] = lambda: bool(poller.poll(0))
-        else:  # pragma: no cover - no poll(2)
-            self._ack_ready = lambda: conn.poll(0)
+        # Is an ack waiting? Used under _lock only (see wire.readable).
+        self._ack_ready = readable(conn)
         self._notified = isinstance(self.store, EngineStore)
         if self._notified:
             self.store.on_change = self.kick  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copyreg
 import io
 import pickle
+import select
 from collections.abc import Callable, Iterable
 from dataclasses import fields
 from enum import Enum
@@ -229,6 +230,18 @@ def _by_fields(cls: type) -> dict[type, Callable[[Any], tuple[Any, ...]]]:
         return {}
     get = attrgetter(*(f.name for f in fs))
     return {cls: lambda obj: (cls, get(obj))}
+
+
+def readable(conn: Any) -> Callable[[], bool]:
+    """A check "is a message waiting on ``conn``?" that never blocks: one poll(2) on a poll
+    object made once. ``Connection.poll`` builds a selector for each call (26 µs; the window's
+    pump and the publisher ask several times a frame). A poll object is single-threaded: one
+    thread asks (the publisher under its lock, the window under its pump lock)."""
+    if not hasattr(select, "poll"):  # pragma: no cover - no poll(2)
+        return lambda: conn.poll(0)
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return lambda: bool(poller.poll(0))
 
 
 class UpdatePickler(pickle.Pickler):
