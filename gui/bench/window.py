@@ -23,6 +23,7 @@ from engine.bench.pipeline import TARGET_EVENTS_PER_S, pipeline_rate
 from engine.clock import now_ns
 from engine.samples import core_averages
 
+from ..app import paint_on_gui_thread
 from ..sampling import make_session
 from .common import FRAME_BUDGET_MS, Say, lag_figure, probe_stats
 from .idle import idle_figures
@@ -177,6 +178,7 @@ def window_figures(quick: bool, say: Say) -> list[Figure]:
     measure, close it; then time timeline paints."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     session = make_session()  # the engine process starts (spawned, Qt-free) while Qt loads
+    paint_on_gui_thread()  # as the app paints
 
     import qasync
     from PySide6.QtWidgets import QApplication
