@@ -38,6 +38,10 @@ except ImportError:  # pragma: no cover
 
 #: Visible bars above which paint() switches to the per-pixel level of detail.
 LOD_BARS = 50_000
+#: Bars up to which paint() draws them in plain Python rather than through numpy arrays.
+SMALL_BARS = 64
+#: Grid lines of one level up to which they are drawn from a list of QLineF, not a buffer.
+SMALL_LINES = 48
 
 
 def _union(xs: np.ndarray, xe: np.ndarray, row: np.ndarray, st: np.ndarray, lo: float,
@@ -149,6 +153,12 @@ class TimelineItem(pg.GraphicsObject):
 
         n = d.n
         now = self.now_s()
+        if n <= SMALL_BARS and not d.stacked:
+            self._paint_few(p, x0, x1, y0, y1, px, now)
+            self.last_lod = False
+            self._paint_selected(p, px, now)
+            self.last_paint_ms = (time.perf_counter() - t0) * 1e3
+            return
         start = d.start[:n]
         end = d.ends(now)
         row = d.row[:n]
@@ -176,15 +186,48 @@ class TimelineItem(pg.GraphicsObject):
                     k = int(m.sum())
                     if k:
                         self._draw(p, code, xs[m], ys[m], w[m], np.full(k, BAR_H))
-        if self.selected is not None:
-            slot = d.slot_of.get(self.selected)
-            if slot is not None:
-                s = d.start[slot]
-                e = d.end[slot] if not math.isnan(d.end[slot]) else now
-                p.setPen(self.sel_pen)
-                p.setBrush(Qt.BrushStyle.NoBrush)
-                p.drawRect(QRectF(s, d.row[slot] + (1 - BAR_H) / 2, max(e - s, px), BAR_H))
+        self._paint_selected(p, px, now)
         self.last_paint_ms = (time.perf_counter() - t0) * 1e3
+
+    def _paint_few(self, p: QPainter, x0: float, x1: float, y0: float, y1: float, px: float,
+                   now: float) -> None:
+        """The bars of a small timeline (up to SMALL_BARS), in plain Python: the same rects
+        as the array path draws (clipped to the view, a one-pixel gap, at least a pixel
+        wide), one ``drawRects`` per state. Numpy costs a few microseconds a call whatever
+        the size, and the array path makes some fifty calls a paint: for the nine bars of a
+        preset story that was most of the paint, on every frame (issue 17)."""
+        d = self.data
+        n = d.n
+        by_state: list[list[QRectF]] = [[] for _ in STATES]
+        lo_row, hi_row = math.floor(y0) - 1, y1 + 1
+        left, right, gap, off = x0 - px, x1 + px, 3 * px, (1 - BAR_H) / 2
+        for s, e, r, c in zip(d.start[:n].tolist(), d.end[:n].tolist(), d.row[:n].tolist(),
+                              d.state[:n].tolist(), strict=True):
+            if e != e:  # NaN: still running, to now
+                e = now
+            if e < x0 or s > x1 or r < lo_row or r > hi_row:
+                continue
+            xs = s if s > left else left
+            w = (e if e < right else right) - xs
+            w = w - px if w > gap else (w if w > px else px)
+            by_state[c].append(QRectF(xs, r + off, w, BAR_H))
+        for code, rects in enumerate(by_state):
+            if rects:
+                p.setBrush(self.brushes[code])
+                p.drawRects(rects)
+
+    def _paint_selected(self, p: QPainter, px: float, now: float) -> None:
+        """The selected task's outline."""
+        if self.selected is None:
+            return
+        d = self.data
+        slot = d.slot_of.get(self.selected)
+        if slot is not None:
+            s = d.start[slot]
+            e = d.end[slot] if not math.isnan(d.end[slot]) else now
+            p.setPen(self.sel_pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(s, d.row[slot] + (1 - BAR_H) / 2, max(e - s, px), BAR_H))
 
     def _view_rect(self, p: QPainter) -> tuple[float, float, float, float, float] | None:
         """The part of the view this paint covers, in data coordinates (x0, x1, y0, y1, with
@@ -235,6 +278,10 @@ class TimelineItem(pg.GraphicsObject):
             k = len(xs)
             if not k:
                 continue
+            p.setPen(pen)
+            if k <= SMALL_LINES or wrapInstance is None:  # a view's worth: a QLineF each
+                p.drawLines([QLineF(x, y_a, x, y_b) for x in xs])
+                continue
             if len(buf) < k:
                 buf = self._lines = np.empty((2 * k, 4), np.float64)
             # One buffer of QLineF rows (x1, y1, x2, y2), drawn without a QLineF per line.
@@ -242,11 +289,7 @@ class TimelineItem(pg.GraphicsObject):
             buf[:k, 1] = y_a
             buf[:k, 2] = xs
             buf[:k, 3] = y_b
-            p.setPen(pen)
-            if wrapInstance is not None:
-                p.drawLines(wrapInstance(buf.__array_interface__["data"][0], QLineF), k)
-            else:  # pragma: no cover
-                p.drawLines([QLineF(*r) for r in buf[:k].tolist()])
+            p.drawLines(wrapInstance(buf.__array_interface__["data"][0], QLineF), k)
         p.restore()
 
     def _draw_by_state(self, p: QPainter, x: np.ndarray, y: np.ndarray, w: np.ndarray,

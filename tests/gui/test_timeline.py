@@ -192,6 +192,34 @@ def test_stacked_coroutines_paint_the_same_pixels_merged(qtbot: Any) -> None:
     assert lane0.sum() >= 6
 
 
+def test_a_small_timeline_paints_the_pixels_the_array_path_paints(
+        qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to SMALL_BARS bars are drawn in plain Python, not through numpy: the same picture,
+    pixel for pixel, with bars partly and wholly out of view, running bars to now, bars
+    thinner than a pixel, back-to-back bars with their gap, and a selected bar."""
+    from gui import timeline_item
+
+    d = TimelineData(T0)
+    recs = [rec(1, 1, 10, 100, -3.0, 0.5), rec(2, 1, 10, 100, 0.5, 1.0),  # back to back
+            rec(3, 1, 10, 100, 1.0, 1.0004), rec(4, 1, 10, 101, 0.2, None, State.RUNNING),
+            rec(5, 1, 11, 102, 2.0, 2.6, State.FAILED), rec(6, 1, 11, 102, 9.0, 12.0),
+            rec(7, 1, 11, 103, 3.9, None, State.CANCEL_REQUESTED)]
+    d.update(recs, lambda _r: "threads")
+    assert d.n <= timeline_item.SMALL_BARS and not d.stacked
+    view = TimelineView(d, lambda: 4.0, lambda _t: "")
+    qtbot.addWidget(view)
+    view.follow = False
+    view.resize(700, 300)
+    view.show()
+    view.getPlotItem().getViewBox().setRange(xRange=(-0.5, 5.0), yRange=(0, d.rows), padding=0)
+    view.item.select(2)
+    small = view.grab().toImage()
+    monkeypatch.setattr(timeline_item, "SMALL_BARS", -1)  # every bar through the arrays
+    view.item.update()
+    arrays = view.grab().toImage()
+    assert small == arrays
+
+
 def test_now_line_follows_the_clock_and_spans_the_visible_rows(qtbot: Any) -> None:
     """The now line is at the clock after each tick, covers the rows in view from top to
     bottom whatever the vertical range, and its label sits at the bottom, next to it."""
