@@ -22,8 +22,8 @@ from __future__ import annotations
 from math import ceil
 
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QPointF, Qt
-from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen, QStaticText
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QStaticText
 
 #: Labels kept laid out; a moving axis shows a few dozen distinct strings at most.
 TEXT_CACHE = 512
@@ -40,7 +40,6 @@ class TimeAxis(pg.AxisItem):
         self.unit = unit
         self.setStyle(maxTickLevel=1)
         self._texts: dict[str, tuple[QStaticText, float, float]] = {}
-        self._font_key: str | None = None
         self._ticks_key: tuple[float, ...] | None = None
         self._ticks: list[tuple[float, list[float]]] = []
         self._pens_key: tuple[object, ...] | None = None
@@ -49,6 +48,27 @@ class TimeAxis(pg.AxisItem):
         #: values frame after frame (pyqtgraph formats them all again on every paint).
         self._strings: dict[tuple[float, float], dict[float, str]] = {}
         self._text_h: int | None = None  # the label height last handed to pyqtgraph
+        self._font: QFont | None = None  # the font the laid-out labels belong to
+        #: (left, right, top, width) of the axis in its own coordinates, and its bounding
+        #: rect: both follow the axis' size only, but were asked for (through pyqtgraph's
+        #: Python) three times a frame. Forgotten on every resize.
+        self._geo: tuple[float, float, float, float] | None = None
+        self._bounds: QRectF | None = None
+        self._bounds_key: tuple[object, ...] | None = None
+
+    def resizeEvent(self, ev: object = None) -> None:  # noqa: N802 (Qt's name)
+        self._geo = self._bounds = None
+        super().resizeEvent(ev)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+        """pyqtgraph's bounding rect, kept until the axis is resized or the two styles it
+        depends on change (Qt asks for it twice a frame while the axis follows the clock)."""
+        if self.grid is not False:  # then it spans the linked view too, which moves
+            return super().boundingRect()
+        key = (self.style["hideOverlappingLabels"], self.style["tickLength"])
+        if self._bounds is None or key != self._bounds_key:
+            self._bounds_key, self._bounds = key, super().boundingRect()
+        return QRectF(self._bounds)
 
     def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
         html = self.labelString()
@@ -121,12 +141,13 @@ class TimeAxis(pg.AxisItem):
         return [known[v] for v in values]
 
     # -- painting ---------------------------------------------------------------------------------
-    def _text(self, s: str, fm: QFontMetricsF) -> tuple[QStaticText, float, float]:
+    def _text(self, s: str) -> tuple[QStaticText, float, float]:
         """The label ``s`` laid out once: (text, width, height as pyqtgraph measures it)."""
         hit = self._texts.get(s)
         if hit is None:
             if len(self._texts) >= TEXT_CACHE:
                 self._texts.clear()
+            fm = QFontMetricsF(self._font)
             st = QStaticText(s)
             st.setTextFormat(Qt.TextFormat.PlainText)
             st.setPerformanceHint(QStaticText.PerformanceHint.AggressiveCaching)
@@ -136,21 +157,22 @@ class TimeAxis(pg.AxisItem):
     def _axis_pens(self) -> tuple[QPen, QPen, QPen]:
         """pyqtgraph's axis, tick and text pens, made again only when one is set (pyqtgraph
         makes each anew on every call, three calls a paint)."""
-        key = (self._pen, self._tickPen, self._textPen, pg.getConfigOption("foreground"))
-        if self._axis_pens_key is None or any(
-                a is not b for a, b in zip(key, self._axis_pens_key, strict=True)):
-            self._axis_pens_key = key
+        k = self._axis_pens_key
+        fg = pg.getConfigOption("foreground")
+        if (k is None or k[0] is not self._pen or k[1] is not self._tickPen
+                or k[2] is not self._textPen or k[3] is not fg):
+            self._axis_pens_key = (self._pen, self._tickPen, self._textPen, fg)
             self._axis_pens_made = (self.pen(), self.tickPen(), self.textPen())
         return self._axis_pens_made
 
     _axis_pens_key: tuple[object, ...] | None = None
     _axis_pens_made: tuple[QPen, QPen, QPen]
 
-    def _level_pens(self, base: QPen, levels: int) -> list[QPen]:
+    def _level_pens(self, axis_pen: QPen, base: QPen, levels: int) -> list[QPen]:
         """Each tick level's pen, as pyqtgraph makes it (fainter by level), made once per
         tick pen and style rather than on every frame."""
         alpha = self.style["tickAlpha"]
-        key = (base, alpha, levels)
+        key = (axis_pen, base, alpha, levels)
         if key != self._pens_key:
             pens = []
             for i in range(levels):
@@ -162,46 +184,55 @@ class TimeAxis(pg.AxisItem):
                     pen.setColor(c)
                 pens.append(pen)
             self._pens_key, self._pens = key, pens
+            self._axis_pen_is_tick_pen = bool(pens) and pens[0] == axis_pen
         return self._pens
+
+    #: The first tick level's pen is the axis line's (pyqtgraph's default: the tick pen is
+    #: the axis pen, level 0 fully opaque): the line is drawn with that level's ticks.
+    _axis_pen_is_tick_pen = False
 
     def paint(self, p: QPainter, *args: object) -> None:
         if self._tickLevels is not None or self.grid is not False or self.orientation != "bottom":
             super().paint(p, *args)
             return
-        rect = self.mapRectFromParent(self.geometry())
-        w = rect.width()
+        geo = self._geo
+        if geo is None:
+            rect = self.mapRectFromParent(self.geometry())
+            geo = self._geo = (rect.left(), rect.right(), rect.top(), rect.width())
+        left, right, top, w = geo
         lo, hi = self.range
         if w <= 0 or hi == lo:
             return
         font = self.style["tickFont"] or self.font()
-        key = font.key()
-        if key != self._font_key:  # laid-out labels belong to one font
-            self._font_key = key
+        if font != self._font:  # laid-out labels belong to one font
+            self._font = font
             self._texts.clear()
         p.setFont(font)
-        fm = QFontMetricsF(font)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
-        top = rect.top()
         axis_pen, base, text_pen = self._axis_pens()
-        # The axis line, as pyqtgraph draws it (a pixel past each end, a pixel down).
-        p.setPen(axis_pen)
-        p.drawLine(QLineF(rect.left() - 1, top + 1, rect.right() + 1, top + 1))
         levels = self.tickValues(lo, hi, w)
+        pens = self._level_pens(axis_pen, base, len(levels))
+        # The axis line, as pyqtgraph draws it (a pixel past each end, a pixel down).
+        axis_line = QLineF(left - 1, top + 1, right + 1, top + 1)
+        if not (levels and self._axis_pen_is_tick_pen):
+            p.setPen(axis_pen)
+            p.drawLine(axis_line)
+            axis_line = None
         scale = w / (hi - lo)
         tick_len = self.style["tickLength"]
         xs_of: list[list[float]] = []
-        left, right = rect.left(), rect.right()
-        pens = self._level_pens(base, len(levels))
         for i, (_spacing, values) in enumerate(levels):
             xs = [x if left <= x <= right else None
                   for x in [(v - lo) * scale + left for v in values]]
             xs_of.append(xs)  # type: ignore[arg-type]
-            length = tick_len / (i * 0.5 + 1.0)
-            pen = pens[i]
-            lines = [QLineF(x, top, x, top + length) for x in xs if x is not None]
+            bottom = top + tick_len / (i * 0.5 + 1.0)
+            lines = [QLineF(x, top, x, bottom) for x in xs if x is not None]
+            if axis_line is not None:  # i == 0: the axis line in the same pen, drawn first
+                lines.insert(0, axis_line)
+                axis_line = None
             if lines:
-                p.setPen(pen)
+                p.setPen(pens[i])
                 p.drawLines(lines)
         if not self.style["showValues"]:
             return
@@ -209,14 +240,16 @@ class TimeAxis(pg.AxisItem):
         # that would stick out of the axis' bounds.
         p.setPen(text_pen)
         bounds = self.boundingRect()
+        b_left, b_right = bounds.left(), bounds.right()
         y = top + max(0, tick_len) + self.style["tickTextOffset"][1]
+        text = self._text
         drawn = 0
         used = 0.0
         text_h = 0.0
         for i in range(min(len(levels), self.style["maxTextLevel"] + 1)):
             spacing, values = levels[i]
             strings = self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing)
-            items = [(x, self._text(s, fm)) for x, s in zip(xs_of[i], strings, strict=False)
+            items = [(x, text(s)) for x, s in zip(xs_of[i], strings, strict=False)
                      if x is not None]
             if not items:
                 continue
@@ -226,7 +259,7 @@ class TimeAxis(pg.AxisItem):
                 break
             for x, (st, tw, th) in items:
                 x0 = x - tw / 2
-                if x0 < bounds.left() or x0 + tw > bounds.right():
+                if x0 < b_left or x0 + tw > b_right:
                     continue
                 p.drawStaticText(QPointF(x0, y), st)
                 drawn += 1

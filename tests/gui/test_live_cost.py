@@ -15,6 +15,7 @@ from typing import Any
 
 import pyqtgraph as pg
 import pytest
+from PySide6.QtGui import QFont, QFontMetricsF, QImage, QPainter
 
 from gui.compare_bands import BandData, BandsView
 from gui.frame_pacer import FRAME_MS
@@ -78,6 +79,54 @@ def test_following_axes_draw_without_pyqtgraphs_specs(qtbot: Any) -> None:
     assert axis._texts, "no tick label was drawn"
     assert all(s.endswith(" s") for s in axis._texts)
     assert not img.isNull()
+
+
+def _ink_columns(axis: TimeAxis) -> list[int]:
+    """The columns in which the axis, painted on its own, leaves any ink."""
+    g = axis.geometry()
+    img = QImage(int(g.width()) + 40, int(g.height()) + 10, QImage.Format.Format_ARGB32)
+    img.fill(0)
+    p = QPainter(img)
+    p.translate(20, 5)  # its bounds reach a little past its geometry
+    axis.paint(p, None, None)
+    p.end()
+    return [x - 20 for x in range(img.width())
+            if any(img.pixel(x, y) >> 24 for y in range(img.height()))]
+
+
+def test_time_axis_follows_a_resize_and_a_font(qtbot: Any) -> None:
+    """The axis keeps what depends on its size (its extent, its bounds) and its font (the
+    laid-out labels) from frame to frame: a resize and a new font renew them. Widened, it
+    draws over its whole new width; with a larger font, its labels are that font's."""
+    clock = [70.0]
+    view = TimelineView(TimelineData(T0), lambda: clock[0], lambda t: "")
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    axis = view.time_axis
+    view.data.running = 1
+
+    def frame() -> None:
+        clock[0] += 1 / 30
+        view.tick()
+        view.viewport().repaint()
+
+    frame()
+    w0 = axis.geometry().width()
+    assert max(_ink_columns(axis)) < w0 + 15
+    view.resize(1100, 300)
+    qtbot.waitUntil(lambda: axis.geometry().width() > w0 + 400)
+    frame()
+    assert axis.boundingRect() == pg.AxisItem.boundingRect(axis)
+    assert max(_ink_columns(axis)) > axis.geometry().width() - 60
+    big = QFont(axis.font())
+    big.setPixelSize(30)
+    axis.setTickFont(big)
+    frame()
+    assert _ink_columns(axis)
+    assert {h for _, _, h in axis._texts.values()} == {QFontMetricsF(big).height()}
+    view.data.running = 0
 
 
 def test_comparison_bands_relabel_only_when_a_band_changes(qtbot: Any) -> None:
