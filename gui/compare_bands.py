@@ -24,7 +24,7 @@ from engine import TaskRecord
 from .compare_charts import PARTIAL_BRUSH
 from .theme import model_color
 from .time_axis import TimeAxis
-from .timeline import no_scene_index
+from .timeline import no_scene_index, quiet_follow
 from .timeline_data import TimelineData
 from .timeline_item import TimelineItem
 
@@ -213,6 +213,7 @@ class BandsView(pg.PlotWidget):
             pi.getAxis(name).unlinkFromView()
         pi.setMenuEnabled(False)
         pi.hideButtons()
+        quiet_follow(self)  # its range grows on every frame of a comparison
         vb = pi.getViewBox()
         vb.invertY(True)
         vb.setLimits(yMin=-1, xMin=-1)

@@ -71,6 +71,12 @@ class TimeAxis(pg.AxisItem):
         return QRectF(self._bounds)
 
     def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
+        if self.label is not None and not self.label.isVisible():
+            # No title shown (the timeline's): nothing to set again on every frame.
+            # pyqtgraph shows a title through showLabel/setLabel, which come back here.
+            self.picture = None
+            self.update()
+            return
         html = self.labelString()
         if html != self._label_html:
             self._label_html = html

@@ -129,6 +129,7 @@ class NowLine:
         vb.addItem(self.label, ignoreBounds=True)
         self._x = 0.0
         self._left = False  # the label on the line's left (at the view's right edge)
+        self._label_w = 0.0  # the label's width, as laid out (set_text lays it out again)
         self._place_label()
         vb.sigYRangeChanged.connect(self._span)
         vb.sigXRangeChanged.connect(self._side)
@@ -149,16 +150,20 @@ class NowLine:
         # Just right of the line (left of it at the view's right edge), its baseline a little
         # above the bottom of the view (device pixels: the label ignores the view's scaling).
         r = self.label.boundingRect()
+        self._label_w = r.width()
         dx = -r.width() - 3.0 if self._left else 3.0
         self.label.setTransform(QTransform.fromTranslate(dx, -r.height() - 1.0))
 
     def _side(self, *args: object) -> None:
         """The label goes left of the line when right of it would run off the view: a
         replay's "end" at the right edge read "enc", cut by the window."""
-        x0, x1 = self.vb.viewRange()[0]
-        width = self.vb.width()
+        # Called twice per frame while the view follows the clock (the line moved, the range
+        # moved): the range as pyqtgraph keeps it (viewRange() copies it), the label's width
+        # as last laid out.
+        x0, x1 = self.vb.state["viewRange"][0]
+        width = self.vb.size().width()
         room = (x1 - self._x) * width / (x1 - x0) if x1 > x0 and width > 0 else 1e9
-        left = room < self.label.boundingRect().width() + 6
+        left = room < self._label_w + 6
         if left != self._left:
             self._left = left
             self._place_label()
@@ -178,6 +183,28 @@ def no_scene_index(view: pg.GraphicsView) -> None:
     live window, CPU per frame went 4.23 -> 3.85 ms (median of 5 alternating runs, preset 5,
     in-app process_time, offscreen) with it off for the timeline, the bands and the CPU plots."""
     view.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+
+
+def quiet_follow(widget: pg.PlotWidget) -> None:
+    """Stop pyqtgraph's Python work on each range step that does nothing for a plot whose
+    view moves on every live frame (the timeline, the comparison's bands):
+
+    - the view's child group sends no geometry notices: the view sets its transform on every
+      step, and each time Qt called pyqtgraph's Python ``itemChange`` twice, to tell the view
+      that its own child group moved (pyqtgraph means to exempt it, but sets a misspelt
+      attribute);
+    - the plot's (hidden) auto-range button is not updated on each view state change;
+    - the plot and the widget do not relay the view's range signals, each another emit
+      through Python on every step: listen to the view box's own (everything here does).
+
+    Call once the buttons are hidden."""
+    pi = widget.getPlotItem()
+    vb = pi.getViewBox()
+    vb.childGroup.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges, False)
+    vb.sigStateChanged.disconnect(pi.viewStateChanged)
+    vb.sigRangeChanged.disconnect(pi.sigRangeChanged)
+    vb.sigXRangeChanged.disconnect(pi.sigXRangeChanged)
+    vb.sigYRangeChanged.disconnect(pi.sigYRangeChanged)
 
 
 class LaneViewBox(pg.ViewBox):
@@ -233,6 +260,7 @@ class TimelineView(pg.PlotWidget):
             pi.getAxis(name).unlinkFromView()
         pi.setMenuEnabled(False)
         pi.hideButtons()
+        quiet_follow(self)
         vb.invertY(True)
         vb.setMouseEnabled(x=True, y=True)
         vb.setLimits(yMin=-1, xMin=-1)
@@ -275,7 +303,7 @@ class TimelineView(pg.PlotWidget):
         return self.empty.toPlainText() if self.empty.isVisible() else ""
 
     def _place_empty(self, *args: object) -> None:
-        show = bool(self.empty.toPlainText()) and self.data.n == 0
+        show = self.data.n == 0 and bool(self.empty.toPlainText())  # the cheap test first
         if show:
             vb = self.getPlotItem().getViewBox()
             (x0, x1), (y0, y1) = vb.viewRange()
@@ -408,8 +436,13 @@ class TimelineView(pg.PlotWidget):
         self.item.refresh()
         if self.follow:
             vb = self.getPlotItem().getViewBox()
+            # Auto-range is off once the view has a range of its own; saying so again on
+            # every step (disableAutoRange) emitted pyqtgraph's state signal twice more,
+            # each updating the plot's (hidden) buttons.
+            auto = vb.state["autoRange"]
             vb.setRange(xRange=(now - self.span_s * 0.92, now + self.span_s * 0.08),
-                        yRange=self._rows_range(), padding=0, update=False)
+                        yRange=self._rows_range(), padding=0, update=False,
+                        disableAutoRange=auto[0] is not False or auto[1] is not False)
             # Apply the new range now, not in the paint: pyqtgraph would move the items from
             # inside the paint (prepareForPaint), which schedules a second full paint of the
             # view right after the first; the timeline was painted twice per frame.
