@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QEvent
-from PySide6.QtWidgets import QLabel, QSizeGrip, QStatusBar
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QLabel, QSizeGrip, QStatusBar
 
 from . import theme
 
@@ -37,11 +38,11 @@ TIPS = {
 }
 
 
-def lag_text(name: str, ms: float | None) -> str:
+def lag_text(name: str, ms: float | None) -> tuple[str, str | None]:
+    """A lag readout's text and colour (None: the theme's): amber over 30 ms, red over 100."""
     if ms is None:
-        return f"{name} –"
-    colour = theme.ERROR if ms > 100 else theme.WARN if ms > 30 else theme.TEXT
-    return f"{name} <span style='color:{colour}'>{ms:.0f} ms</span>"
+        return f"{name} –", None
+    return f"{name} {ms:.0f} ms", (theme.ERROR if ms > 100 else theme.WARN if ms > 30 else None)
 
 
 #: Events after which a label may have been polished again (a new parent: its style sheet rules
@@ -53,16 +54,43 @@ class Readout(QLabel):
     """A status bar readout, opaque (like the CPU pane's readouts): nothing under it is
     repainted with it. Its auto-fill is set again each time it is polished: a style sheet rule
     that gives a label a box (the theme's padding) turns auto-fill off when it polishes it,
-    and the status bar and the window behind it were repainted with every readout."""
+    and the status bar and the window behind it were repainted with every readout.
+
+    Plain text in one colour (:meth:`set_reading`): a rich-text label parses its HTML and lays
+    out a text document on every new text, twice the cost of a plain one (214 against 103 us a
+    change and repaint, issue 17), and the figures change several times a second while a run
+    is live. A warning colours the whole readout, not just its number."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
+        self.setTextFormat(Qt.TextFormat.PlainText)
         self.setAutoFillBackground(True)
+        self._colour: str | None = None
+
+    def colour(self) -> str | None:
+        """The readout's warning colour, or None (the theme's text colour)."""
+        return self._colour
+
+    def set_reading(self, text: str, colour: str | None = None) -> None:
+        """Show ``text`` in ``colour`` (None: the theme's text colour)."""
+        if colour != self._colour:
+            self._colour = colour
+            self._apply_colour()
+        self.setText(text)
+
+    def _apply_colour(self) -> None:
+        pal = self.palette()
+        pal.setColor(QPalette.ColorRole.WindowText,
+                     QColor(self._colour or QApplication.palette().color(
+                         QPalette.ColorRole.WindowText)))
+        self.setPalette(pal)
 
     def event(self, ev: QEvent) -> bool:
         done = super().event(ev)
         if ev.type() in _POLISHED:
             self.setAutoFillBackground(True)
+            if self._colour is not None:  # a polish sets the style sheet's palette again
+                self._apply_colour()
         return done
 
 
@@ -128,26 +156,25 @@ class StatusReadouts:
         self.events.setText(f"{events:,} event{'s' if events != 1 else ''}/s"
                             + (f" · {dropped:,} dropped" if dropped else ""))
         if gui_lag is not None:  # measured in this process, over the last second
-            self.gui.setText(lag_text("GUI lag", gui_lag["max"]))
+            self.gui.set_reading(*lag_text("GUI lag", gui_lag["max"]))
         elif s is not None:
-            self.gui.setText(lag_text("GUI lag", s.lag_ms.get("gui")))
+            self.gui.set_reading(*lag_text("GUI lag", s.lag_ms.get("gui")))
         if s is not None:
-            self.engine.setText(lag_text("engine lag", s.lag_ms.get("engine")))
+            self.engine.set_reading(*lag_text("engine lag", s.lag_ms.get("engine")))
             if s.gil_disabled:
-                self.gil.setText("no GIL (free-threaded)")
+                self.gil.set_reading("no GIL (free-threaded)")
             elif s.gil is None:
-                self.gil.setText("GIL wait – (idle)")  # the probe rests between runs
+                self.gil.set_reading("GIL wait – (idle)")  # the probe rests between runs
             else:
-                colour = theme.ERROR if s.gil > 0.5 else theme.WARN if s.gil > 0.1 else theme.TEXT
-                self.gil.setText(f"GIL wait <span style='color:{colour}'>{s.gil * 100:.0f}%"
-                                 "</span>")
+                self.gil.set_reading(f"GIL wait {s.gil * 100:.0f}%", theme.ERROR if s.gil > 0.5
+                                     else theme.WARN if s.gil > 0.1 else None)
         fm = sorted(frame_ms)
         if lowered_fps is not None:
-            self.frame.setText(f"<span style='color:{theme.WARN}'>{lowered_fps} fps: busy</span>"
-                               + (f" · {fm[len(fm) // 2]:.1f} ms" if fm else ""))
+            self.frame.set_reading(f"{lowered_fps} fps: busy"
+                                   + (f" · {fm[len(fm) // 2]:.1f} ms" if fm else ""), theme.WARN)
         elif fm:
-            self.frame.setText(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
+            self.frame.set_reading(f"frame {fm[len(fm) // 2]:.1f} ms (max {fm[-1]:.0f})")
         else:  # no frame timed yet: never a stale "busy"
-            self.frame.setText("frame –")
+            self.frame.set_reading("frame –")
         self.tasks.setText(f"{active} active run{'s' if active != 1 else ''} · "
                            f"{running} running")

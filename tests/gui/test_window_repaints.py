@@ -58,7 +58,7 @@ def test_status_readouts_repaint_only_themselves(qapp: Any, qtbot: Any) -> None:
     qapp.installEventFilter(spy)
     try:
         for i in range(3):
-            readouts.engine.setText(f"engine lag <span style='color:red'>{i + 12} ms</span>")
+            readouts.engine.set_reading(f"engine lag {i + 12} ms", "#ff0000")
             readouts.tasks.setText(f"1 active run · {i} running")
             _settle(qtbot)
     finally:
@@ -68,6 +68,50 @@ def test_status_readouts_repaint_only_themselves(qapp: Any, qtbot: Any) -> None:
     assert painted <= {readouts.engine, readouts.tasks}, sorted(
         type(o).__name__ for o in painted)
     assert "14 ms" in readouts.engine.text()
+
+
+def _colour_pixels(widget: QWidget, colour: str) -> int:
+    """Pixels of ``widget`` within a few levels of ``colour`` (its text's, antialiased aside)."""
+    from PySide6.QtGui import QColor, QImage
+
+    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    c = QColor(colour)
+    want = (c.blue(), c.green(), c.red())
+    raw = bytes(img.constBits())
+    n = 0
+    for y in range(img.height()):
+        row = raw[y * img.bytesPerLine(): y * img.bytesPerLine() + img.width() * 4]
+        for x in range(0, len(row), 4):
+            if all(abs(row[x + i] - want[i]) <= 8 for i in range(3)):
+                n += 1
+    return n
+
+
+def test_a_warning_readout_is_drawn_in_its_colour_and_keeps_it_when_polished(
+        qapp: Any, qtbot: Any) -> None:
+    """Readouts are plain text: a warning colours the whole readout, through a polish (a new
+    style sheet) too, and goes when the figure is normal again."""
+    theme.apply(qapp)
+    win = QMainWindow()
+    qtbot.addWidget(win)
+    readouts = StatusReadouts(win.statusBar())
+    win.resize(1300, 200)
+    win.show()
+    qtbot.waitExposed(win)
+    gui = readouts.gui
+    gui.set_reading("GUI lag 45 ms", theme.WARN)
+    _settle(qtbot)
+    assert gui.text() == "GUI lag 45 ms" and _colour_pixels(gui, theme.WARN) > 10
+    sheet = qapp.styleSheet()
+    try:
+        qapp.setStyleSheet(sheet + "\n/* again */")
+        _settle(qtbot)
+        assert _colour_pixels(gui, theme.WARN) > 10
+    finally:
+        qapp.setStyleSheet(sheet)
+    gui.set_reading("GUI lag 4 ms")
+    _settle(qtbot)
+    assert gui.colour() is None and _colour_pixels(gui, theme.WARN) == 0
 
 
 def test_elided_label_changes_repaint_no_layout(qtbot: Any) -> None:
