@@ -237,6 +237,25 @@ def test_a_repaint_draws_no_control_per_row_once_cached(table: SimpleNamespace) 
         t.view.setStyle(None)
 
 
+def test_a_bar_value_seen_once_is_drawn_in_place_and_kept_from_its_second_paint(
+        table: SimpleNamespace) -> None:
+    """A running bar shows a new value on every table tick: it is drawn straight the first
+    time and rendered into a pixmap only when the same look shows again."""
+    t = table
+    vp = t.view.viewport()
+    vp.repaint()
+    vp.repaint()  # every look on screen seen twice: kept
+    renders = t.progress.cache.renders
+    t.recs[1].progress = 0.41  # a value no bar has shown
+    t.tasks.changed([t.recs[1].task_id])
+    vp.repaint()
+    assert t.progress.cache.renders == renders  # drawn in place
+    vp.repaint()
+    assert t.progress.cache.renders == renders + 1  # seen again: kept
+    vp.repaint()
+    assert t.progress.cache.renders == renders + 1  # and blitted from then on
+
+
 def _repaint_calls(t: SimpleNamespace) -> dict[str, int]:
     """Python calls into the task table's modules (its model, filter and delegates) during one
     viewport repaint, by function name."""
@@ -398,7 +417,8 @@ def test_each_look_is_its_own_pixmap_and_matches_the_style(qapp: QApplication,
     seen = []
     for frac, text in BARS:
         drawn = _paint_cell(bars, (frac, text), (110, 24), cached=False, dpr=dpr)
-        cached = _paint_cell(bars, (frac, text), (110, 24), cached=True, dpr=dpr)
+        _paint_cell(bars, (frac, text), (110, 24), cached=True, dpr=dpr)  # seen: drawn
+        cached = _paint_cell(bars, (frac, text), (110, 24), cached=True, dpr=dpr)  # kept
         assert _max_diff(cached, drawn) <= 1, (frac, text)
         assert all(_max_diff(drawn, s) > 1 for s in seen), (frac, text)
         seen.append(drawn)
@@ -423,6 +443,7 @@ def test_size_font_pixel_ratio_and_palette_changes_redraw(qapp: QApplication) ->
         assert _max_diff(pc, pd) <= 1
         return [bc, pc]
 
+    both()  # each look seen once (a bar's first paint is drawn in place, not kept)
     base = check(both())
     # A wider button: a new pixmap at the new size, not the old one stretched or clipped.
     wide_c = _button(d, data, False, (90, 24), cached=True)
@@ -431,8 +452,10 @@ def test_size_font_pixel_ratio_and_palette_changes_redraw(qapp: QApplication) ->
     # A bigger font, a 2x screen, a new palette: each redraws.
     big = QFont(qapp.font())
     big.setPointSizeF(big.pointSizeF() * 1.6)
+    both(font=big)
     changed = check(both(font=big))
     assert changed[0] != base[0] and _max_diff(changed[1], base[1]) > 1
+    both(dpr=2.0)
     hi = check(both(dpr=2.0))
     assert hi[0].size() == base[0].size() * 2
     old = QApplication.palette()
