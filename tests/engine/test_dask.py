@@ -432,6 +432,25 @@ def test_no_dask_events_are_lost_or_doubled(dsession: Session, cluster: Any) -> 
         assert len(set(ts)) > len(ts) // 2, "progress events share their stamps"
 
 
+def test_a_batch_travels_as_one_bytes_value_and_comes_back_as_the_same_events() -> None:
+    """A worker's batch is one msgpack ``bytes`` value (Dask carries it without walking its
+    elements); an info dict msgpack cannot carry arrives as its repr, not as a lost batch."""
+    from engine.events import Event
+    from engine.models.dask.worker import pack, unpack
+
+    addr = "tcp://127.0.0.1:1"
+    evs = [Event(1, 7, Kind.STARTED, 10, 2, 3, f"{addr} t", "", 0),
+           Event(1, 7, Kind.FAILED, 11, 2, 3, f"{addr} t", "", 1, 0.5,
+                 {"type": "ValueError", "message": "m", "traceback": "tb", "n": 1})]
+    data = pack(addr, evs)
+    assert isinstance(data, bytes)
+    got_addr, got = unpack(data)
+    assert got_addr == addr and [Event(*e) for e in got] == evs
+    odd = Event(1, 8, Kind.FINISHED, 12, info={"obj": {1, 2}, "ok": 3})
+    _, (back,) = unpack(pack(addr, [odd]))
+    assert Event(*back).info == {"obj": "{1, 2}", "ok": 3}
+
+
 def test_a_thousand_no_op_tasks_lose_no_event_and_leave_no_result_held(
         dsession: Session, cluster: Any) -> None:
     """Starts and ends of short tasks travel together in a worker's batch: none is lost or

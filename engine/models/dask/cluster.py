@@ -245,12 +245,11 @@ class Cluster:
 
     def _on_batch(self, event: tuple[float, Any]) -> None:
         """A batch from a worker (on the client's loop thread: keep it short)."""
-        msg = event[1]
-        addr = msg["w"]
+        addr, events = dask_worker.unpack(event[1])
         w = self.workers.get(addr)
         off = w.offset_ns if w is not None else 0
         by_run: dict[int, list[Event]] = {}
-        for e in msg["e"]:
+        for e in events:
             ev = Event(*e)
             if off:
                 ev = ev._replace(t_ns=ev.t_ns + off)
