@@ -469,6 +469,34 @@ def test_a_thousand_no_op_tasks_lose_no_event_and_leave_no_result_held(
     assert held == [], f"{len(held)} results still held after the run, e.g. {held[:3]}"
 
 
+def test_a_run_that_fits_in_dasks_window_does_not_wake_its_watchdog_per_batch(
+        dsession: Session, cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task of a 300-task run goes to Dask at once: the endings that come back have
+    nothing left to refill, so they wake no thread (it was about one wake per batch)."""
+    import threading
+
+    from engine.models.dask.runner import DaskRunner
+
+    class Counting(threading.Event):
+        sets = 0
+
+        def set(self) -> None:
+            Counting.sets += 1
+            super().set()
+
+    init = DaskRunner.__init__
+
+    def counted(self: DaskRunner, *a: Any, **kw: Any) -> None:
+        init(self, *a, **kw)
+        self._wake = Counting()
+
+    monkeypatch.setattr(DaskRunner, "__init__", counted)
+    run = dsession.start(_spec(cluster, "sleep", tasks=300, size=0.0))
+    assert run.wait(60)
+    check_invariants(dsession, run)
+    assert Counting.sets <= 3, Counting.sets  # the close's own, and none per batch
+
+
 def test_a_start_after_another_tasks_end_still_shows_while_it_runs(
         dsession: Session, cluster: Any) -> None:
     """A start that follows another task's events within a flush interval waits for the next

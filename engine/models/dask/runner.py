@@ -220,9 +220,14 @@ class DaskRunner(TaskQueue):
             # Wake the watchdog only when it would refill (see _submit_more): waking it for
             # every batch, to find three quarters of the window still in Dask, cost a thread
             # switch and the GIL each time, on the client's loop thread and the watchdog's.
-            refill = released and (not self._futures or self._requeue
-                                   or self._window - len(self._futures) >= self._window // 4)
-        if refill:
+            # Nor once every task was handed to Dask: a run that fits in the window (the
+            # bench's 1000 no-op tasks) woke it for every batch after its first quarter
+            # ended, about 500 times a run, to find nothing left to submit.
+            refill = released and (self._requeue or (
+                self._next < self.run.n
+                and (not self._futures
+                     or self._window - len(self._futures) >= self._window // 4)))
+        if refill and not self._wake.is_set():
             self._wake.set()
 
     def _poll_futures(self) -> None:
