@@ -24,7 +24,7 @@ from engine import TaskRecord
 from .compare_charts import PARTIAL_BRUSH
 from .theme import model_color
 from .time_axis import TimeAxis
-from .timeline import no_scene_index, quiet_follow
+from .timeline import lean_view, quiet_follow
 from .timeline_data import TimelineData
 from .timeline_item import TimelineItem
 
@@ -198,7 +198,7 @@ class BandsView(pg.PlotWidget):
         self.axis = BandAxis(data, label)
         super().__init__(axisItems={"left": self.axis, "bottom": TimeAxis()})
         self.setAntialiasing(False)
-        no_scene_index(self)
+        lean_view(self)
         self.item = TimelineItem(data, now_s, describe)
         self.bg = BandBackground(data)
         pi = self.getPlotItem()

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import theme
-from .timeline import no_scene_index
+from .timeline import lean_view
 
 WINDOW_S = 60.0
 LABEL_S = 0.5  # how often the readout and legend numbers are refreshed
@@ -210,7 +210,7 @@ class CpuView(QWidget):
 
         self.cores_plot = pg.PlotWidget()
         self.cores_plot.setAntialiasing(False)
-        no_scene_index(self.cores_plot)
+        lean_view(self.cores_plot)
         pi = self.cores_plot.getPlotItem()
         pi.setMenuEnabled(False)
         pi.hideButtons()
@@ -252,7 +252,7 @@ class CpuView(QWidget):
         right_col.addWidget(self.legend)
         self.total_plot = pg.PlotWidget()
         self.total_plot.setAntialiasing(False)
-        no_scene_index(self.total_plot)
+        lean_view(self.total_plot)
         tp = self.total_plot.getPlotItem()
         tp.setMenuEnabled(False)
         tp.hideButtons()

@@ -345,7 +345,7 @@ def test_lane_labels_are_laid_out_again_only_when_lanes_change(qtbot: Any) -> No
     """Events that move bars but add no lane leave the lane axis' labels as they were laid
     out (they were laid out again on every event: each frame of a live run), and the axis is
     kept as a pixmap between changes."""
-    from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene
+    from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
 
     from engine import State
 
@@ -360,6 +360,8 @@ def test_lane_labels_are_laid_out_again_only_when_lanes_change(qtbot: Any) -> No
     assert axis.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
     # Items that move on every frame, in a scene without a spatial index to re-index.
     assert view.scene().itemIndexMethod() == QGraphicsScene.ItemIndexMethod.NoIndex
+    # Its plain background filled, not copied from a cached pixmap under every repaint.
+    assert view.cacheMode() == QGraphicsView.CacheModeFlag.CacheNone
     rec = _task(0, State.RUNNING)
     rec.start_ns = T0 + 100_000_000
     data.update([rec], lambda r: "threads")
