@@ -23,7 +23,7 @@ from engine import TaskRecord
 
 from .compare_charts import PARTIAL_BRUSH
 from .theme import model_color
-from .time_axis import TimeAxis
+from .time_axis import KeptBoundsAxis, TimeAxis
 from .timeline import lean_view, quiet_follow
 from .timeline_data import TimelineData
 from .timeline_item import TimelineItem
@@ -164,7 +164,7 @@ class BandBackground(pg.GraphicsObject):
             p.drawLine(pg.Point(x0, lo), pg.Point(x1, lo))
 
 
-class BandAxis(pg.AxisItem):
+class BandAxis(KeptBoundsAxis):
     """Left axis: one label per band, the model's name (and a star for the winner)."""
 
     def __init__(self, data: BandData, label: Callable[[int], str]) -> None:

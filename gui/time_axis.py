@@ -29,7 +29,29 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QStaticT
 TEXT_CACHE = 512
 
 
-class TimeAxis(pg.AxisItem):
+class KeptBoundsAxis(pg.AxisItem):
+    """An axis whose bounding rect is pyqtgraph's, kept until the axis is resized or the two
+    styles it depends on change. While a view repaints on every live frame, Qt asks each of
+    its axes for its bounding rect two or three times a frame, and pyqtgraph answers in
+    Python, mapping the geometry again each time (about 7 us a call)."""
+
+    _bounds: QRectF | None = None  # class defaults: pyqtgraph's __init__ already asks
+    _bounds_key: tuple[object, ...] | None = None
+
+    def resizeEvent(self, ev: object = None) -> None:  # noqa: N802 (Qt's name)
+        self._bounds = None
+        super().resizeEvent(ev)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+        if self.grid is not False:  # then it spans the linked view too, which moves
+            return super().boundingRect()
+        key = (self.style["hideOverlappingLabels"], self.style["tickLength"])
+        if self._bounds is None or key != self._bounds_key:
+            self._bounds_key, self._bounds = key, super().boundingRect()
+        return QRectF(self._bounds)
+
+
+class TimeAxis(KeptBoundsAxis):
     """A bottom axis for seconds that follows the clock. ``unit``: appended to each tick's
     label (the timeline's axis has no title; each tick says "s")."""
 
@@ -49,26 +71,22 @@ class TimeAxis(pg.AxisItem):
         self._strings: dict[tuple[float, float], dict[float, str]] = {}
         self._text_h: int | None = None  # the label height last handed to pyqtgraph
         self._font: QFont | None = None  # the font the laid-out labels belong to
-        #: (left, right, top, width) of the axis in its own coordinates, and its bounding
-        #: rect: both follow the axis' size only, but were asked for (through pyqtgraph's
-        #: Python) three times a frame. Forgotten on every resize.
-        self._geo: tuple[float, float, float, float] | None = None
-        self._bounds: QRectF | None = None
-        self._bounds_key: tuple[object, ...] | None = None
+
+    #: (left, right, top, width) of the axis in its own coordinates: it follows the axis'
+    #: size only, but was mapped again (through pyqtgraph's Python) twice a frame, for the
+    #: paint and for the grid. Forgotten on every resize.
+    _geo: tuple[float, float, float, float] | None = None
 
     def resizeEvent(self, ev: object = None) -> None:  # noqa: N802 (Qt's name)
-        self._geo = self._bounds = None
+        self._geo = None
         super().resizeEvent(ev)
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
-        """pyqtgraph's bounding rect, kept until the axis is resized or the two styles it
-        depends on change (Qt asks for it twice a frame while the axis follows the clock)."""
-        if self.grid is not False:  # then it spans the linked view too, which moves
-            return super().boundingRect()
-        key = (self.style["hideOverlappingLabels"], self.style["tickLength"])
-        if self._bounds is None or key != self._bounds_key:
-            self._bounds_key, self._bounds = key, super().boundingRect()
-        return QRectF(self._bounds)
+    def _extent(self) -> tuple[float, float, float, float]:
+        geo = self._geo
+        if geo is None:
+            rect = self.mapRectFromParent(self.geometry())
+            geo = self._geo = (rect.left(), rect.right(), rect.top(), rect.width())
+        return geo
 
     def _updateLabel(self) -> None:  # pyqtgraph's hook, called on every setRange
         if self.label is not None and not self.label.isVisible():
@@ -123,7 +141,7 @@ class TimeAxis(pg.AxisItem):
         """The tick levels this axis draws for its current range and width (what
         :meth:`paint` asks for, so a grid that follows the ticks reuses the same answer)."""
         lo, hi = self.range
-        w = self.mapRectFromParent(self.geometry()).width()
+        w = self._extent()[3]
         return self.tickValues(lo, hi, w) if w > 0 and hi != lo else []
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
@@ -201,11 +219,7 @@ class TimeAxis(pg.AxisItem):
         if self._tickLevels is not None or self.grid is not False or self.orientation != "bottom":
             super().paint(p, *args)
             return
-        geo = self._geo
-        if geo is None:
-            rect = self.mapRectFromParent(self.geometry())
-            geo = self._geo = (rect.left(), rect.right(), rect.top(), rect.width())
-        left, right, top, w = geo
+        left, right, top, w = self._extent()
         lo, hi = self.range
         if w <= 0 or hi == lo:
             return

@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from . import theme
-from .time_axis import TimeAxis
+from .time_axis import KeptBoundsAxis, TimeAxis
 from .timeline_data import TimelineData
 from .timeline_item import TimelineItem
 
 
-class LaneAxis(pg.AxisItem):
+class LaneAxis(KeptBoundsAxis):
     """Left axis naming the lanes; labels only as many rows as fit."""
 
     def __init__(self, data: TimelineData) -> None:

@@ -95,9 +95,10 @@ def _ink_columns(axis: TimeAxis) -> list[int]:
 
 
 def test_time_axis_follows_a_resize_and_a_font(qtbot: Any) -> None:
-    """The axis keeps what depends on its size (its extent, its bounds) and its font (the
-    laid-out labels) from frame to frame: a resize and a new font renew them. Widened, it
-    draws over its whole new width; with a larger font, its labels are that font's."""
+    """The axes keep what depends on their size (extent, bounds) and the time axis its font
+    (the laid-out labels) from frame to frame: a resize and a new font renew them. Widened,
+    the time axis draws over its whole new width; with a larger font, its labels are that
+    font's."""
     clock = [70.0]
     view = TimelineView(TimelineData(T0), lambda: clock[0], lambda t: "")
     qtbot.addWidget(view)
@@ -115,10 +116,13 @@ def test_time_axis_follows_a_resize_and_a_font(qtbot: Any) -> None:
     frame()
     w0 = axis.geometry().width()
     assert max(_ink_columns(axis)) < w0 + 15
-    view.resize(1100, 300)
+    h0 = view.lane_axis.geometry().height()
+    view.resize(1100, 420)
     qtbot.waitUntil(lambda: axis.geometry().width() > w0 + 400)
     frame()
-    assert axis.boundingRect() == pg.AxisItem.boundingRect(axis)
+    assert view.lane_axis.geometry().height() > h0 + 100
+    for a in (axis, view.lane_axis):  # the time axis and the lanes' axis keep their bounds
+        assert a.boundingRect() == pg.AxisItem.boundingRect(a)
     assert max(_ink_columns(axis)) > axis.geometry().width() - 60
     big = QFont(axis.font())
     big.setPixelSize(30)
