@@ -130,8 +130,12 @@ def pack(address: str, batch: list[Event]) -> bytes:
     """One batch as one ``bytes`` value, msgpack of ``(address, [event tuple, ...])``: Dask
     carries a bytes value as it is, where a list of tuples was walked element by element on
     the worker (``log_event``'s msgpack check, then ``sizeof`` of every message its stream
-    writes) and again in the scheduler on the way to the client. An info dict that msgpack
-    cannot carry goes as its repr (see :func:`_plain`)."""
+    writes) and again in the scheduler on the way to the client. Through that path in one
+    process (the worker's check, ``sizeof`` and ``dumps``; the scheduler's ``loads``,
+    ``sizeof`` and ``dumps``; the client's ``loads`` and ``Event(*e)``), a batch of 3 events,
+    a no-op task's usual, took 180 µs as tuples and 45 µs as bytes; 100 events 856 and 174 µs
+    (best of 5 x 3000 on the 2-core VM). An info dict that msgpack cannot carry goes as its
+    repr (see :func:`_plain`)."""
     try:
         return _packb((address, batch))
     except TypeError:
