@@ -51,7 +51,8 @@ def _engine(session: Session, address: str, n: int) -> float:
 
 def _started_latency(session: Session, address: str, reps: int) -> list[float]:
     """Milliseconds from a task's start on its worker (its own stamp: same machine, same
-    clock) until the engine's store shows it running: the worker event log's trip plus ours,
+    clock) until the engine's store shows it running: the batch's trip (the engine's own socket,
+    these workers being local) plus ours,
     what the window waits to draw a new bar."""
     out = []
     for _ in range(reps):
@@ -147,13 +148,13 @@ def dask_figures(quick: bool) -> list[Figure]:
         Figure("pipeline.dask.started_latency",
                "a task's start on a Dask worker to the engine's store (median)",
                round(statistics.median(started), 1), "ms",
-               note=f"max {max(started):.1f} ms over {len(started)} tasks; through the worker "
-                    f"event log to Client.subscribe_topic",
+               note=f"max {max(started):.1f} ms over {len(started)} tasks; over the engine's "
+                    f"own socket (local workers)",
                extra={"ms": [round(x, 2) for x in started]}),
         Figure("cancel.dask.p99", "cancel latency p99, dask (cooperative, the task's flag)",
                round(_p(coop, 0.99), 1), "ms", 1000.0,
                note=f"p50 {statistics.median(coop):.1f} ms over {len(coop)} cancels: the flag "
-                    f"goes to every worker by Client.run; the ending comes back by the event log"),
+                    f"goes to every worker by Client.run; the ending comes back with the task's events"),
         Figure("cancel.dask.force.p99", "cancel latency p99, dask (force: its worker restarted)",
                round(_p(forced, 0.99), 1), "ms",
                note=f"p50 {statistics.median(forced):.1f} ms over {len(forced)} kills through "

@@ -451,6 +451,43 @@ def test_a_batch_travels_as_one_bytes_value_and_comes_back_as_the_same_events() 
     assert Event(*back).info == {"obj": "{1, 2}", "ok": 3}
 
 
+def _session_cluster(s: Session) -> Any:
+    from engine.models.dask.cluster import RESOURCE, Clusters, close_clusters
+
+    (c,) = s.get(RESOURCE, Clusters, close_clusters).all()
+    return c
+
+
+def test_workers_on_this_machine_send_their_batches_over_the_engines_own_socket(
+        dsession: Session, cluster: Any) -> None:
+    """Not through the scheduler: its log of the run's event topic stays empty, and every
+    task's events arrive, in order."""
+    run = dsession.start(_spec(cluster, "sleep", tasks=20, size="10ms"))
+    assert run.wait(60)
+    by_task = check_invariants(dsession, run)
+    assert all([e.kind for e in evs] == [Kind.QUEUED, Kind.STARTED, Kind.FINISHED]
+               for evs in by_task.values())
+    c = _session_cluster(dsession)
+    assert c.channel is not None and c.channel.startswith("unix:")
+    assert c.client.get_events(c.topic) == ()
+
+
+def test_a_worker_that_cannot_reach_the_engines_socket_keeps_the_event_log(
+        cluster: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Another machine's (or container's) worker finds no such socket: its events still
+    arrive, over the scheduler."""
+    from engine.models.dask.channel import EventServer
+
+    monkeypatch.setattr(EventServer, "open", lambda self: f"unix:{tmp_path / 'none'}")
+    with Session() as s:
+        run = s.start(_spec(cluster, "sleep", tasks=6, size="10ms"))
+        assert run.wait(60)
+        check_invariants(s, run)
+        assert all(s.store.task(t).state is State.FINISHED for t in run.task_ids)
+        c = _session_cluster(s)
+        assert len(c.client.get_events(c.topic)) > 0
+
+
 def test_a_thousand_no_op_tasks_lose_no_event_and_leave_no_result_held(
         dsession: Session, cluster: Any) -> None:
     """Starts and ends of short tasks travel together in a worker's batch: none is lost or

@@ -7,8 +7,9 @@ By default the engine starts an embedded ``LocalCluster`` of K single-threaded w
 What TaskScope adds to Dask, and how (each in its module):
 
 * a task shows as running when it **starts**, not when it finishes: the task reports its own
-  events from the worker, batched over the worker event log
-  (:mod:`~engine.models.dask.worker`);
+  events from the worker, batched, over a socket of the engine's own from workers on this
+  machine, else over the worker event log (:mod:`~engine.models.dask.worker`,
+  :mod:`~engine.models.dask.channel`);
 * one lane per worker thread: the worker's address, pid and thread id; timestamps of workers on
   other machines are moved onto the engine's clock by a measured offset
   (:mod:`~engine.models.dask.cluster`);

@@ -5,7 +5,9 @@ started for the first run that needs it is kept for the next ones and closed whe
 shuts down; a scheduler given by address is connected to once. Each :class:`Cluster` holds the
 engine's one ``Client`` to it and:
 
-* receives the tasks' event batches (one topic per cluster, ``Client.subscribe_topic``) and the
+* receives the tasks' event batches (from workers on this machine over its own socket,
+  :mod:`~engine.models.dask.channel`; from the others over one topic per cluster,
+  ``Client.subscribe_topic``) and the
   scheduler's own events (topic ``"all"``: workers joining and leaving), and hands them to the
   run they belong to;
 * knows every worker: its address, pid, nanny, and whether it runs on this machine. A worker
@@ -39,6 +41,7 @@ from ...errors import SpecError
 from ...events import Event
 from ...samples import WorkerSample
 from . import worker as dask_worker
+from .channel import EventServer
 
 #: Seconds to reach a scheduler: once for a plain TCP connection (before the run is admitted:
 #: an unreachable scheduler is refused within this, the issue allows 5 s), once more for
@@ -150,6 +153,9 @@ class Cluster:
             self.dashboard = f"http://{host}:{port}/status"
         self._identify()
         client.subscribe_topic(self.topic, self._on_batch)
+        self._server = EventServer(client, self._on_packed)
+        #: Where workers on this machine send their batches (None: the event log only).
+        self.channel: str | None = self._server.open()
         client.subscribe_topic("all", self._on_cluster_event)
         self._monitor = threading.Thread(target=self._monitor_loop, daemon=True,
                                          name="taskscope-dask-monitor")
@@ -244,8 +250,13 @@ class Cluster:
             self._routes.pop(run_id, None)
 
     def _on_batch(self, event: tuple[float, Any]) -> None:
-        """A batch from a worker (on the client's loop thread: keep it short)."""
-        addr, events = dask_worker.unpack(event[1])
+        """A batch from a worker over the event log (on the client's loop thread)."""
+        self._on_packed(event[1])
+
+    def _on_packed(self, data: bytes) -> None:
+        """A batch from a worker, over the event log or the engine's own socket (on the
+        client's loop thread either way: keep it short)."""
+        addr, events = dask_worker.unpack(data)
         w = self.workers.get(addr)
         off = w.offset_ns if w is not None else 0
         by_run: dict[int, list[Event]] = {}
@@ -322,6 +333,7 @@ class Cluster:
                 client.unsubscribe_topic(topic)
             except Exception:  # noqa: BLE001
                 pass
+        self._server.close()
         try:
             client.close(timeout=max(0.1, timeout / 2))
         except Exception:  # noqa: BLE001 - already gone

@@ -193,7 +193,8 @@ class DaskRunner(TaskQueue):
                     n = self._attempts[tid] = self._attempts.get(tid, 0) + 1
                     keys.append(f"taskscope-{order.run_id}-{tid}-{n}")
                 futs = cluster.client.map(dask_worker.run_task, [o for _, o in go],
-                                          topic=cluster.topic, key=keys, pure=False, retries=0)
+                                          topic=cluster.topic, channel=cluster.channel, key=keys,
+                                          pure=False, retries=0)
                 for (tid, order), fut in zip(go, futs, strict=True):
                     self._futures[tid] = fut
                     self._orders[tid] = order
