@@ -14,7 +14,11 @@ rounds alternating raw ``client.map`` + ``client.gather``, an engine run over th
 and one over this socket, one LocalCluster of 2 workers, CPU of the workers and of the
 engine's process (where the scheduler runs) per task, medians: workers 1720 µs over the event
 log, 1565 over the socket (raw Dask 1390); engine process 1390 and 1285 (raw 970); per round,
-the socket saved a median 155 µs of the workers' CPU and 145 µs of the engine's.
+the socket saved a median 155 µs of the workers' CPU and 145 µs of the engine's. At load 2 the
+same comparison showed no CPU saving (workers 1395 and 1450 µs, engine 1125 and 1165, raw 1215
+and 915: there most batches shared a write with Dask's own messages anyway); what the socket
+gives at any load is the start's trip: ``pipeline.dask.started_latency`` 0.3-0.4 ms median
+against 1.0-1.4 ms over the event log (``taskscope bench``'s Dask figures, 3 runs each).
 
 A worker that cannot reach the socket (another machine or container, another user, no Unix
 sockets on the platform) keeps the event log; so does one whose connection broke.
