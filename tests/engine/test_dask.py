@@ -229,6 +229,43 @@ def test_a_crash_fails_only_its_own_task_and_is_not_retried(
     wait_until(lambda: len(_worker_pids(cluster)) == 2, 30)
 
 
+def test_a_task_whose_worker_dies_before_its_start_is_sent_is_not_run_again(
+        dsession: Session, cluster: Any, tmp_path: Path) -> None:
+    """One task kills its worker at once, right after that worker's previous task (8 ms, so
+    that task's end leaves in a batch of its own): its start waits for the worker's next batch
+    (one left under 5 ms ago), so the worker dies with it, and Dask says KilledWorker for a
+    task the engine never saw start. The worker's start log says it did start, so it fails,
+    naming the worker, instead of being submitted again as one that never ran (where it
+    would then finish: a retry the user would not see)."""
+    mark = tmp_path / "crashed"
+    f = tmp_path / "crash_once.py"
+    f.write_text(
+        "import os, time\n\n"
+        "def work():\n"
+        f"    seen = os.path.join({str(tmp_path)!r}, f'seen-{{os.getpid()}}')\n"
+        "    if not os.path.exists(seen):  # this worker's first task\n"
+        "        open(seen, 'w').close()\n"
+        "        time.sleep(0.008)\n"
+        "        return\n"
+        "    try:  # a later one: the first of them anywhere dies at once\n"
+        f"        os.close(os.open({str(mark)!r}, os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
+        "    except FileExistsError:\n"
+        "        time.sleep(0.001)\n"
+        "        return\n"
+        "    os._exit(70)\n")
+    run = dsession.start(_spec(cluster, "custom", tasks=8, params={"function": f"{f}:work"}))
+    assert run.wait(60)
+    events = check_invariants(dsession, run)
+    recs = dsession.store.tasks(run.run_id)
+    failed = [r for r in recs if r.state is State.FAILED]
+    assert mark.exists() and len(failed) == 1, recs
+    assert failed[0].error["type"] == "WorkerDied" and "died while running" in \
+        failed[0].error["message"], failed[0].error
+    assert all(r.state is State.FINISHED for r in recs if r is not failed[0]), recs
+    assert all(sum(e.kind == Kind.STARTED for e in evs) <= 1 for evs in events.values())
+    wait_until(lambda: len(_worker_pids(cluster)) == 2, 30)
+
+
 # -- compare, the CLI, clocks and CPU -----------------------------------------------------------
 def test_compare_threads_and_dask(dsession: Session, cluster: Any) -> None:
     from engine.compare import CompareRequest, compare

@@ -37,6 +37,40 @@ from typing import Any
 
 #: Length of one batch's bytes, before them.
 HEAD = struct.Struct("!I")
+#: One entry of a worker process's start log (see :func:`record_start`): the task id, when it
+#: started (``engine.clock.now_ns``, the clock every process on this machine shares) and the
+#: native id of the thread that runs it.
+START = struct.Struct("<qqq")
+#: A worker process's start log, in the channel's directory (the pid after the dash).
+START_LOG = "started-"
+
+_start_logs: dict[str, int] = {}  # the channel's directory -> this process's log, open
+
+
+def record_start(channel: str, task_id: int, t_ns: int, thread_id: int) -> None:
+    """Note in this worker process's start log, beside the channel's socket, that it starts
+    ``task_id``: one ``write`` to a file, done before the task runs, so it outlives a process
+    that dies at once. A start otherwise reaches the engine with the worker's next batch, up to
+    ``FLUSH_S`` later, and a worker that died in between took it along: the engine took the
+    task for one the worker never started and ran it again (see
+    :meth:`EventServer.started_by`). Best effort: no directory (another machine), no log.
+    Called under the worker's task lock."""
+    if not channel.startswith("unix:"):
+        return
+    d = os.path.dirname(channel[len("unix:"):])
+    fd = _start_logs.get(d)
+    if fd is None:
+        try:
+            fd = os.open(os.path.join(d, f"{START_LOG}{os.getpid()}"),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError:
+            fd = -1
+        _start_logs[d] = fd
+    if fd >= 0:
+        try:
+            os.write(fd, START.pack(task_id, t_ns, thread_id))  # one small append: whole
+        except OSError:
+            pass
 
 #: Unix sockets as asyncio serves them (not on Windows: workers use the event log there).
 SUPPORTED = sys.platform != "win32" and hasattr(asyncio.AbstractEventLoop, "create_unix_server")
@@ -109,6 +143,29 @@ class EventServer:
         self._dir = d
         self.address = f"unix:{path}"
         return self.address
+
+    def started_by(self, task_id: int) -> tuple[int, int, int] | None:
+        """``(pid, t_ns, thread id)`` of a worker process on this machine that noted it started
+        ``task_id`` (:func:`record_start`), or None. Read only when Dask says a task's worker
+        died before the engine heard it start: rare, and each log is 24 bytes a task."""
+        d = self._dir
+        if d is None:
+            return None
+        try:
+            names = [n for n in os.listdir(d) if n.startswith(START_LOG)]
+        except OSError:
+            return None
+        for name in names:
+            try:
+                pid = int(name[len(START_LOG):])
+                with open(os.path.join(d, name), "rb") as f:
+                    data = f.read()
+            except (OSError, ValueError):
+                continue
+            for tid, t_ns, thread_id in START.iter_unpack(data[:len(data) - len(data) % START.size]):
+                if tid == task_id:
+                    return pid, t_ns, thread_id
+        return None
 
     def close(self) -> None:
         server, self._server = self._server, None

@@ -236,6 +236,11 @@ class Cluster:
             return n
         return sum(int(w.get("nthreads", 1)) for w in self.client.scheduler_info()["workers"].values())
 
+    def started_by(self, task_id: int) -> tuple[int, int, int] | None:
+        """``(pid, t_ns, thread id)`` of a worker on this machine that started ``task_id``
+        (its start log), or None (not started there, or not a local worker)."""
+        return self._server.started_by(task_id)
+
     def worker(self, address: str) -> WorkerInfo | None:
         with self._lock:
             return self.workers.get(address)

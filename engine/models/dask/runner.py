@@ -25,7 +25,9 @@ How a task ends, and who says so:
   ``KILL_GRACE_S`` later and ends ``timed_out`` (forced);
 * **its worker died** (a crash): the task fails, naming the worker. Tasks Dask had given that
   worker but that had not started are submitted again (not lost; each at most
-  ``MAX_REQUEUES`` times). A task that had started is never run again: on a cluster that
+  ``MAX_REQUEUES`` times). A task whose start had not reached the engine yet, but which a worker
+  on this machine noted in its start log (it died before its next batch), had started: it
+  fails with its start as noted. A task that had started is never run again: on a cluster that
   retries by itself (``allowed_failures`` > 0, an existing cluster's own setting, which the
   engine does not change), the retry is cancelled and flagged, and reports nothing.
 """
@@ -266,6 +268,21 @@ class DaskRunner(TaskQueue):
         if rec is None or rec.state.terminal or tid in self._killing:
             return
         if isinstance(exc, KilledWorker):
+            if rec.start_ns is None and self.cluster is not None:
+                # Its start never reached the engine; a worker here may have noted it anyway
+                # (it died before its next batch): then it did run, and is not run again.
+                start = self.cluster.started_by(tid)
+                if start is not None:
+                    pid, t_ns, thread_id = start
+                    last = getattr(getattr(exc, "last_worker", None), "address", "") or ""
+                    # Its start as the worker noted it (time, pid and thread), then its end.
+                    self.sink.ingest([Event(self.run.run_id, tid, Kind.STARTED, t_ns, pid,
+                                            thread_id, f"{last} (from its start log)")])
+                    self._end(tid, Kind.FAILED, {
+                        "type": "WorkerDied", "traceback": "", "pid": pid, "worker": last,
+                        "message": f"Dask worker process {pid} ({last or 'gone'}) died while "
+                                   "running this task, before its start reached the engine"})
+                    return
             if rec.start_ns is None and order is not None:
                 # Dask had given it to a worker that died before starting it: not lost.
                 if self._attempts.get(tid, 0) <= MAX_REQUEUES:

@@ -20,7 +20,11 @@ must never import Qt.
   travels as one ``bytes`` value (:func:`pack`). What this gives up: an ending may now reach
   the engine a few ms after Dask's own "task finished" (the runner waits ``LOST_ENDING_S``), and
   a worker that dies within ``FLUSH_S`` of a task's start, right after another task's events
-  left, may take that start with it.
+  left, takes that start with it. On the engine's machine the task's start is also written to
+  this process's start log before it runs (:func:`~engine.models.dask.channel.record_start`),
+  which the engine reads when Dask says the worker died: the task is then known to have run
+  and is not submitted again. A worker on another machine has no start log, and that corner
+  stays there.
 * Cancel flags live here, per worker process, keyed by task id. :func:`set_flags` (run on
   every worker by ``Client.run``) flags a running task's context (the task stops at its next
   check) or records the flag for a task this worker has not started; a task whose flag is
@@ -40,10 +44,11 @@ from typing import Any
 from msgpack import packb as _packb
 from msgpack import unpackb as _unpackb
 
+from ...clock import now_ns
 from ...context import FlagContext
 from ...events import Event
 from ..execute import TaskOrder, run_blocking
-from .channel import HEAD, SUPPORTED
+from .channel import HEAD, SUPPORTED, record_start
 
 #: At most one batch per this long per worker process (the first one at once).
 FLUSH_S = 0.005
@@ -222,6 +227,8 @@ def run_task(order: TaskOrder, topic: str, channel: str | None = None) -> str:
             return ""
         _running[tid] = ctx
         _started.setdefault(order.run_id, set()).add(tid)
+        if channel is not None:  # outlives this process (see record_start)
+            record_start(channel, tid, now_ns(), threading.get_native_id())
     try:
         return run_blocking(ctx, order)
     finally:
