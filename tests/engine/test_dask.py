@@ -229,14 +229,16 @@ def test_a_crash_fails_only_its_own_task_and_is_not_retried(
     wait_until(lambda: len(_worker_pids(cluster)) == 2, 30)
 
 
+@pytest.mark.parametrize("first_s", [0.008, 0.001])
 def test_a_task_whose_worker_dies_before_its_start_is_sent_is_not_run_again(
-        dsession: Session, cluster: Any, tmp_path: Path) -> None:
-    """One task kills its worker at once, right after that worker's previous task (8 ms, so
-    that task's end leaves in a batch of its own): its start waits for the worker's next batch
-    (one left under 5 ms ago), so the worker dies with it, and Dask says KilledWorker for a
-    task the engine never saw start. The worker's start log says it did start, so it fails,
-    naming the worker, instead of being submitted again as one that never ran (where it
-    would then finish: a retry the user would not see)."""
+        dsession: Session, cluster: Any, tmp_path: Path, first_s: float) -> None:
+    """One task kills its worker at once, right after that worker's previous task: its start
+    waits for the worker's next batch (one left under 5 ms ago), so the worker dies with it,
+    and Dask says KilledWorker for a task the engine never saw start. The worker's start log
+    says it did start, so it fails, naming the worker, instead of being submitted again as one
+    that never ran (where it would then finish: a retry the user would not see). The previous
+    task (8 ms: its end leaves in a batch of its own; 1 ms: it may still be on its way when
+    Dask says the worker is gone) finished, and says so, once."""
     mark = tmp_path / "crashed"
     f = tmp_path / "crash_once.py"
     f.write_text(
@@ -245,7 +247,7 @@ def test_a_task_whose_worker_dies_before_its_start_is_sent_is_not_run_again(
         f"    seen = os.path.join({str(tmp_path)!r}, f'seen-{{os.getpid()}}')\n"
         "    if not os.path.exists(seen):  # this worker's first task\n"
         "        open(seen, 'w').close()\n"
-        "        time.sleep(0.008)\n"
+        f"        time.sleep({first_s})\n"
         "        return\n"
         "    try:  # a later one: the first of them anywhere dies at once\n"
         f"        os.close(os.open({str(mark)!r}, os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"

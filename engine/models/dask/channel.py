@@ -39,8 +39,11 @@ from typing import Any
 HEAD = struct.Struct("!I")
 #: One entry of a worker process's start log (see :func:`record_start`): the task id, when it
 #: started (``engine.clock.now_ns``, the clock every process on this machine shares) and the
-#: native id of the thread that runs it.
+#: native id of the thread that runs it; for an ending, minus the task id, when it ended and
+#: its kind's place in :data:`ENDINGS`.
 START = struct.Struct("<qqq")
+#: The endings a start log notes, by place.
+ENDINGS = ("finished", "failed", "cancelled", "timed_out")
 #: A worker process's start log, in the channel's directory (the pid after the dash).
 START_LOG = "started-"
 
@@ -55,6 +58,19 @@ def record_start(channel: str, task_id: int, t_ns: int, thread_id: int) -> None:
     task for one the worker never started and ran it again (see
     :meth:`EventServer.started_by`). Best effort: no directory (another machine), no log.
     Called under the worker's task lock."""
+    _log(channel, task_id, t_ns, thread_id)
+
+
+def record_end(channel: str, task_id: int, t_ns: int, kind: str) -> None:
+    """Note in this worker process's start log that ``task_id`` ended (``kind``, one of
+    :data:`ENDINGS`): its ending event leaves with the worker's next batch, and a worker that
+    dies before that took it along, so the engine took a task that finished for one that died
+    with its worker (see :meth:`EventServer.logged`)."""
+    if kind in ENDINGS:
+        _log(channel, -task_id, t_ns, ENDINGS.index(kind))
+
+
+def _log(channel: str, a: int, b: int, c: int) -> None:
     if not channel.startswith("unix:"):
         return
     d = os.path.dirname(channel[len("unix:"):])
@@ -68,7 +84,7 @@ def record_start(channel: str, task_id: int, t_ns: int, thread_id: int) -> None:
         _start_logs[d] = fd
     if fd >= 0:
         try:
-            os.write(fd, START.pack(task_id, t_ns, thread_id))  # one small append: whole
+            os.write(fd, START.pack(a, b, c))  # one small append: whole or not at all
         except OSError:
             pass
 
@@ -77,13 +93,20 @@ SUPPORTED = sys.platform != "win32" and hasattr(asyncio.AbstractEventLoop, "crea
 
 
 class _Reader(asyncio.Protocol):
-    """One worker's connection: split the stream into batches, hand each on."""
+    """One worker's connection: split the stream into batches, hand each on. It learns its
+    worker's address from the batches (``on_batch`` returns it) for :meth:`EventServer.
+    after_drained`."""
 
-    def __init__(self, on_batch: Callable[[bytes], None], live: set[Any]) -> None:
+    def __init__(self, on_batch: Callable[[bytes], str | None], live: set[Any],
+                 by_address: dict[str, _Reader]) -> None:
         self._on_batch = on_batch
         self._buf = bytearray()
         self._live = live
+        self._by_address = by_address
         self._transport: Any = None
+        self.address: str | None = None
+        #: Called once this connection has closed: everything its worker sent has been read.
+        self.on_close: list[Callable[[], None]] = []
 
     def connection_made(self, transport: Any) -> None:
         self._transport = transport
@@ -91,6 +114,11 @@ class _Reader(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._live.discard(self._transport)
+        if self.address is not None and self._by_address.get(self.address) is self:
+            del self._by_address[self.address]
+        waiting, self.on_close = self.on_close, []
+        for fn in waiting:
+            fn()
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
@@ -104,9 +132,12 @@ class _Reader(asyncio.Protocol):
             payload = bytes(buf[at + 4:at + 4 + n])
             at += 4 + n
             try:
-                self._on_batch(payload)
+                address = self._on_batch(payload)
             except Exception:  # noqa: BLE001 - one bad batch must not close the channel
-                pass
+                address = None
+            if address is not None and address != self.address:
+                self.address = address
+                self._by_address[address] = self
         if at:
             del buf[:at]
 
@@ -115,12 +146,16 @@ class EventServer:
     """The engine's end: a Unix socket served on the client's event loop (see the module
     docstring). :meth:`open` and :meth:`close` are called from any thread but that loop."""
 
-    def __init__(self, client: Any, on_batch: Callable[[bytes], None]) -> None:
+    #: How long :meth:`after_drained` waits at most for a lost worker's connection to close.
+    DRAIN_S = 1.0
+
+    def __init__(self, client: Any, on_batch: Callable[[bytes], str | None]) -> None:
         self._client = client
         self._on_batch = on_batch
         self._dir: str | None = None
         self._server: asyncio.AbstractServer | None = None
         self._live: set[Any] = set()  # the workers' open connections (the loop's thread)
+        self._by_address: dict[str, _Reader] = {}  # worker address -> its connection
         #: ``unix:PATH`` for workers, or None when there is no channel.
         self.address: str | None = None
 
@@ -133,7 +168,8 @@ class EventServer:
 
         async def serve() -> asyncio.AbstractServer:
             loop = asyncio.get_running_loop()
-            return await loop.create_unix_server(lambda: _Reader(self._on_batch, self._live), path)
+            return await loop.create_unix_server(
+                lambda: _Reader(self._on_batch, self._live, self._by_address), path)
 
         try:
             self._server = self._client.sync(serve)
@@ -144,17 +180,42 @@ class EventServer:
         self.address = f"unix:{path}"
         return self.address
 
-    def started_by(self, task_id: int) -> tuple[int, int, int] | None:
-        """``(pid, t_ns, thread id)`` of a worker process on this machine that noted it started
-        ``task_id`` (:func:`record_start`), or None. Read only when Dask says a task's worker
-        died before the engine heard it start: rare, and each log is 24 bytes a task."""
+    def after_drained(self, address: str, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once everything the worker at ``address`` wrote on its connection has
+        been read: at once if it has none open, else when it closes (a dead worker's closes at
+        once), after ``DRAIN_S`` at most. On the client's loop thread. Dask tells the engine
+        a worker is gone over the scheduler's connection, and the worker's last batch comes
+        over this one: the two race, and a task whose ending was in that batch was taken for
+        one that died with its worker (and its own ending then came as a second one)."""
+        reader = self._by_address.get(address)
+        if reader is None:
+            fn()
+            return
+        done = False
+
+        def once() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                fn()
+
+        reader.on_close.append(once)
+        asyncio.get_running_loop().call_later(self.DRAIN_S, once)
+
+    def logged(self, task_id: int) -> tuple[tuple[int, int, int] | None,
+                                            tuple[int, int, str] | None]:
+        """What the start logs of this machine's workers say of ``task_id``: its start,
+        ``(pid, t_ns, thread id)``, and its ending, ``(pid, t_ns, kind)``, each None when no
+        log has it (:func:`record_start`, :func:`record_end`). Read only when Dask says a
+        worker died: rare, and each log is 48 bytes a task."""
+        start = end = None
         d = self._dir
         if d is None:
-            return None
+            return None, None
         try:
             names = [n for n in os.listdir(d) if n.startswith(START_LOG)]
         except OSError:
-            return None
+            return None, None
         for name in names:
             try:
                 pid = int(name[len(START_LOG):])
@@ -162,10 +223,13 @@ class EventServer:
                     data = f.read()
             except (OSError, ValueError):
                 continue
-            for tid, t_ns, thread_id in START.iter_unpack(data[:len(data) - len(data) % START.size]):
-                if tid == task_id:
-                    return pid, t_ns, thread_id
-        return None
+            whole = len(data) - len(data) % START.size
+            for a, t_ns, c in START.iter_unpack(data[:whole]):
+                if a == task_id:
+                    start = (pid, t_ns, c)
+                elif a == -task_id and 0 <= c < len(ENDINGS):
+                    end = (pid, t_ns, ENDINGS[c])
+        return start, end
 
     def close(self) -> None:
         server, self._server = self._server, None

@@ -236,10 +236,12 @@ class Cluster:
             return n
         return sum(int(w.get("nthreads", 1)) for w in self.client.scheduler_info()["workers"].values())
 
-    def started_by(self, task_id: int) -> tuple[int, int, int] | None:
-        """``(pid, t_ns, thread id)`` of a worker on this machine that started ``task_id``
-        (its start log), or None (not started there, or not a local worker)."""
-        return self._server.started_by(task_id)
+    def logged(self, task_id: int) -> tuple[tuple[int, int, int] | None,
+                                            tuple[int, int, str] | None]:
+        """The start, ``(pid, t_ns, thread id)``, and ending, ``(pid, t_ns, kind)``, that a
+        worker on this machine noted of ``task_id`` in its start log (None: none did, or not
+        a local worker)."""
+        return self._server.logged(task_id)
 
     def worker(self, address: str) -> WorkerInfo | None:
         with self._lock:
@@ -258,9 +260,9 @@ class Cluster:
         """A batch from a worker over the event log (on the client's loop thread)."""
         self._on_packed(event[1])
 
-    def _on_packed(self, data: bytes) -> None:
+    def _on_packed(self, data: bytes) -> str:
         """A batch from a worker, over the event log or the engine's own socket (on the
-        client's loop thread either way: keep it short)."""
+        client's loop thread either way: keep it short); the worker's address."""
         addr, events = dask_worker.unpack(data)
         w = self.workers.get(addr)
         off = w.offset_ns if w is not None else 0
@@ -274,6 +276,7 @@ class Cluster:
             route = self._routes.get(run_id)
             if route is not None:
                 route.on_events(addr, batch)
+        return addr
 
     def _on_cluster_event(self, event: tuple[float, Any]) -> None:
         msg = event[1]
@@ -286,8 +289,13 @@ class Cluster:
                 self.workers.pop(addr, None)
                 self._remote.pop(addr, None)
                 routes = list(self._routes.values())
-            for route in routes:
-                route.on_worker_lost(addr)
+
+            def lost() -> None:
+                for route in routes:
+                    route.on_worker_lost(addr)
+
+            # Once its last batch on the engine's socket is read (see after_drained).
+            self._server.after_drained(addr, lost)
         elif action == "add-worker":
             self._wake.set()
 

@@ -27,7 +27,10 @@ How a task ends, and who says so:
   worker but that had not started are submitted again (not lost; each at most
   ``MAX_REQUEUES`` times). A task whose start had not reached the engine yet, but which a worker
   on this machine noted in its start log (it died before its next batch), had started: it
-  fails with its start as noted. A task that had started is never run again: on a cluster that
+  fails with its start as noted; one whose ending the log holds ended so, when the log says.
+  The runner hears of a lost worker once that worker's socket has closed (everything it sent
+  read), so an ending still on its way is not taken for a death. A task that had started is
+  never run again: on a cluster that
   retries by itself (``allowed_failures`` > 0, an existing cluster's own setting, which the
   engine does not change), the retry is cancelled and flagged, and reports nothing.
 """
@@ -271,7 +274,7 @@ class DaskRunner(TaskQueue):
             if rec.start_ns is None and self.cluster is not None:
                 # Its start never reached the engine; a worker here may have noted it anyway
                 # (it died before its next batch): then it did run, and is not run again.
-                start = self.cluster.started_by(tid)
+                start, _end = self.cluster.logged(tid)
                 if start is not None:
                     pid, t_ns, thread_id = start
                     last = getattr(getattr(exc, "last_worker", None), "address", "") or ""
@@ -328,10 +331,36 @@ class DaskRunner(TaskQueue):
             rec = self.sink.task(tid)
             if rec is None or rec.state.terminal or tid in self._killing:
                 continue
+            end = self.cluster.logged(tid)[1] if self.cluster is not None else None
+            if end is not None:
+                # It ended before its worker died; its ending went down with it, not in the
+                # log: that ending, as the worker noted it.
+                self._ended_log(tid, address, *end)
+                continue
             died.append(tid)
             self._worker_died(tid, address)
         if died and self.cluster is not None and self.cluster.allowed_failures > 0:
             self._jobs.put(("stop_retry", died))
+
+    def _ended_log(self, tid: int, address: str, pid: int, t_ns: int, kind: str) -> None:
+        """A task's ending from its worker's start log (its event died with the worker)."""
+        info: dict[str, Any] = {}
+        if kind == Kind.FAILED:
+            info = {"type": "Error", "traceback": "", "message":
+                    f"it failed; its error's details were lost with its worker, Dask worker "
+                    f"process {pid} ({address}), which died just after"}
+        elif kind in (Kind.CANCELLED, Kind.TIMED_OUT):
+            info = {"reason": f"{kind.replace('_', ' ')}; its worker, Dask worker process "
+                              f"{pid} ({address}), died just after"}
+        with self._lock:
+            if tid in self._ended:
+                return
+            rec = self.sink.task(tid)
+            if rec is None or rec.state.terminal:
+                return
+            self._ended.add(tid)
+        self._live.pop(tid, None)
+        self.sink.ingest([Event(self.run.run_id, tid, kind, t_ns, info=info or None)])
 
     def _worker_died(self, tid: int, address: str) -> None:
         w = self.cluster.worker(address) if self.cluster is not None else None

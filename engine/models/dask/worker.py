@@ -20,11 +20,12 @@ must never import Qt.
   travels as one ``bytes`` value (:func:`pack`). What this gives up: an ending may now reach
   the engine a few ms after Dask's own "task finished" (the runner waits ``LOST_ENDING_S``), and
   a worker that dies within ``FLUSH_S`` of a task's start, right after another task's events
-  left, takes that start with it. On the engine's machine the task's start is also written to
-  this process's start log before it runs (:func:`~engine.models.dask.channel.record_start`),
-  which the engine reads when Dask says the worker died: the task is then known to have run
-  and is not submitted again. A worker on another machine has no start log, and that corner
-  stays there.
+  left, takes that start with it (and an ending just before it). On the engine's machine a
+  task's start and ending are also written to this process's start log
+  (:func:`~engine.models.dask.channel.record_start`, ``record_end``), which the engine reads
+  when Dask says the worker died: a task that started is not submitted again, and one that
+  ended is not reported as dying with its worker. A worker on another machine has no start
+  log, and that corner stays there.
 * Cancel flags live here, per worker process, keyed by task id. :func:`set_flags` (run on
   every worker by ``Client.run``) flags a running task's context (the task stops at its next
   check) or records the flag for a task this worker has not started; a task whose flag is
@@ -48,7 +49,7 @@ from ...clock import now_ns
 from ...context import FlagContext
 from ...events import Event
 from ..execute import TaskOrder, run_blocking
-from .channel import HEAD, SUPPORTED, record_start
+from .channel import HEAD, SUPPORTED, record_end, record_start
 
 #: At most one batch per this long per worker process (the first one at once).
 FLUSH_S = 0.005
@@ -230,7 +231,10 @@ def run_task(order: TaskOrder, topic: str, channel: str | None = None) -> str:
         if channel is not None:  # outlives this process (see record_start)
             record_start(channel, tid, now_ns(), threading.get_native_id())
     try:
-        return run_blocking(ctx, order)
+        kind = run_blocking(ctx, order)
+        if channel is not None:  # its ending, as its start (see record_end)
+            record_end(channel, tid, now_ns(), kind)
+        return kind
     finally:
         with _lock:
             _running.pop(tid, None)
