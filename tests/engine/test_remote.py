@@ -306,14 +306,23 @@ def test_idle_engine_process_costs_under_twice_its_budget(rs: RemoteSession) -> 
     assert pct < 1.2, pct
 
 
+def _five_hundred_tasks_ended(store: Any) -> None:
+    """Run 1 in ``store``: 500 tasks, each started and finished (1000 events at once)."""
+    from engine.clock import now_ns
+    from engine.events import Event, Kind
+
+    t = now_ns()
+    store.add_run(1, make_spec("threads", "sleep", 500, "1ms", 2), 1, 500, t)
+    store.append([Event(1, i, kind, t + 1) for i in range(1, 501)
+                  for kind in (Kind.STARTED, Kind.FINISHED)])
+
+
 def test_a_backlog_larger_than_one_update_goes_out_at_once(
         leak_check: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """More changed records than one update carries: the rest follow update after update
     (one per BUSY_GAP_S), not only when something else changes. No sampler here, so nothing
     else would wake the publisher for a second."""
     import engine.remote.publisher as publisher
-    from engine.clock import now_ns
-    from engine.events import Event, Kind
     from engine.remote import MirrorStore
     from engine.remote.wire import Ack
 
@@ -321,10 +330,7 @@ def test_a_backlog_larger_than_one_update_goes_out_at_once(
     store = publisher.EngineStore()
     mirror = MirrorStore()
     with _engine_side(store, None) as (_session, _pub, front_end):
-        t = now_ns()
-        store.add_run(1, make_spec("threads", "sleep", 500, "1ms", 2), 1, 500, t)
-        store.append([Event(1, i, kind, t + 1) for i in range(1, 501)
-                      for kind in (Kind.STARTED, Kind.FINISHED)])
+        _five_hundred_tasks_ended(store)
         t0 = time.monotonic()
         while time.monotonic() - t0 < 5.0:
             while front_end.poll(0):
@@ -345,8 +351,6 @@ def test_one_ack_for_every_update_a_pump_read_keeps_flow_control(
     publisher frees that many of its IN_FLIGHT slots, so a backlog of many updates still
     drains at its pace, and nothing stays counted in flight once all are read."""
     import engine.remote.publisher as publisher
-    from engine.clock import now_ns
-    from engine.events import Event, Kind
     from engine.remote import MirrorStore
     from engine.remote.wire import Ack
 
@@ -355,10 +359,7 @@ def test_one_ack_for_every_update_a_pump_read_keeps_flow_control(
     mirror = MirrorStore()
     acks: list[int] = []
     with _engine_side(store, None) as (_session, pub, front_end):
-        t = now_ns()
-        store.add_run(1, make_spec("threads", "sleep", 500, "1ms", 2), 1, 500, t)
-        store.append([Event(1, i, kind, t + 1) for i in range(1, 501)
-                      for kind in (Kind.STARTED, Kind.FINISHED)])
+        _five_hundred_tasks_ended(store)
         t0 = time.monotonic()
         while time.monotonic() - t0 < 5.0:
             time.sleep(0.03)  # a frame: the publisher has sent what it may meanwhile

@@ -43,9 +43,9 @@ def _settle(qtbot: Any) -> None:
         qtbot.wait(20)
 
 
-def test_status_readouts_repaint_only_themselves(qapp: Any, qtbot: Any) -> None:
-    """Under the window's theme, a readout's new text repaints that readout: not the status
-    bar, its size grip or the main window behind it."""
+def _readouts(qapp: Any, qtbot: Any) -> tuple[QMainWindow, StatusReadouts]:
+    """A shown window (kept by the caller) and the status readouts in its status bar, under
+    the window's theme."""
     theme.apply(qapp)
     win = QMainWindow()
     qtbot.addWidget(win)
@@ -53,6 +53,13 @@ def test_status_readouts_repaint_only_themselves(qapp: Any, qtbot: Any) -> None:
     win.resize(1300, 200)
     win.show()
     qtbot.waitExposed(win)
+    return win, readouts
+
+
+def test_status_readouts_repaint_only_themselves(qapp: Any, qtbot: Any) -> None:
+    """Under the window's theme, a readout's new text repaints that readout: not the status
+    bar, its size grip or the main window behind it."""
+    _win, readouts = _readouts(qapp, qtbot)
     _settle(qtbot)
     spy = _Events(QEvent.Type.Paint)
     qapp.installEventFilter(spy)
@@ -91,13 +98,7 @@ def test_a_warning_readout_is_drawn_in_its_colour_and_keeps_it_when_polished(
         qapp: Any, qtbot: Any) -> None:
     """Readouts are plain text: a warning colours the whole readout, through a polish (a new
     style sheet) too, and goes when the figure is normal again."""
-    theme.apply(qapp)
-    win = QMainWindow()
-    qtbot.addWidget(win)
-    readouts = StatusReadouts(win.statusBar())
-    win.resize(1300, 200)
-    win.show()
-    qtbot.waitExposed(win)
+    _win, readouts = _readouts(qapp, qtbot)
     gui = readouts.gui
     gui.set_reading("GUI lag 45 ms", theme.WARN)
     _settle(qtbot)

@@ -274,7 +274,7 @@ class DaskRunner(TaskQueue):
             if rec.start_ns is None and self.cluster is not None:
                 # Its start never reached the engine; a worker here may have noted it anyway
                 # (it died before its next batch): then it did run, and is not run again.
-                start, _end = self.cluster.logged(tid)
+                start = self.cluster.logged(tid)[0]
                 if start is not None:
                     pid, t_ns, thread_id = start
                     last = getattr(getattr(exc, "last_worker", None), "address", "") or ""
@@ -352,15 +352,7 @@ class DaskRunner(TaskQueue):
         elif kind in (Kind.CANCELLED, Kind.TIMED_OUT):
             info = {"reason": f"{kind.replace('_', ' ')}; its worker, Dask worker process "
                               f"{pid} ({address}), died just after"}
-        with self._lock:
-            if tid in self._ended:
-                return
-            rec = self.sink.task(tid)
-            if rec is None or rec.state.terminal:
-                return
-            self._ended.add(tid)
-        self._live.pop(tid, None)
-        self.sink.ingest([Event(self.run.run_id, tid, kind, t_ns, info=info or None)])
+        self._end(tid, kind, info or None, t_ns)
 
     def _worker_died(self, tid: int, address: str) -> None:
         w = self.cluster.worker(address) if self.cluster is not None else None
@@ -370,8 +362,9 @@ class DaskRunner(TaskQueue):
             "type": "WorkerDied", "traceback": "", "pid": pid, "worker": address,
             "message": f"Dask worker process {pid} ({address}) died while running this task"})
 
-    def _end(self, tid: int, kind: str, info: dict) -> None:
-        """Report a task's ending on its behalf (once, and never after its own)."""
+    def _end(self, tid: int, kind: str, info: dict | None, t_ns: int | None = None) -> None:
+        """Report a task's ending on its behalf (once, and never after its own), at ``t_ns``
+        (default: now)."""
         with self._lock:
             if tid in self._ended:
                 return
@@ -380,7 +373,8 @@ class DaskRunner(TaskQueue):
                 return
             self._ended.add(tid)
         self._live.pop(tid, None)
-        self.sink.ingest([Event(self.run.run_id, tid, kind, now_ns(), info=info)])
+        self.sink.ingest([Event(self.run.run_id, tid, kind, now_ns() if t_ns is None else t_ns,
+                                info=info)])
 
     # -- cancelling -----------------------------------------------------------------------------
     def cancel(self, task_ids: Iterable[int], force: bool, reason: str) -> None:
