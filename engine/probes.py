@@ -412,7 +412,8 @@ class GilProbe:
         self.baseline_ns = 0
         # Written only by the probe thread (monotonic totals, so readers never reset them).
         self._wait_total_ns = 0  # under _span_lock: the probe thread and take() add to it
-        self._cpu_ns = 0  # the probe thread's own CPU time
+        self._cpu_ns = 0  # the probe thread's own CPU time (see _note_cpu)
+        self._cpu0_ns = 0
         self._started_ns = 0
         # (t_ns, wait_total_ns, ran_ns) at the last take()
         self._last_take: tuple[int, int, int] | None = None
@@ -424,7 +425,11 @@ class GilProbe:
         self._run = threading.Event()  # set: poll; clear: paused
         self._run.set()
         self._stop = threading.Event()
-        self._burst = threading.Event()  # set by take(): end the rest, poll a burst
+        # take() ends the rest (a burst is due): a binary semaphore, held while no burst is
+        # asked for. A rest is one lock wait (a C call), where an Event's wait and set run a
+        # Condition's Python code in the probe thread and in the sampler's, every 100 ms.
+        self._burst = threading.Lock()
+        self._burst.acquire()
         self._resting = False  # between two bursts (under _span_lock)
         self._parked = False  # paused, blocked until resume() (under _span_lock)
         # Engine-clock time from which the probe thread's current block counts as waiting (0:
@@ -445,7 +450,7 @@ class GilProbe:
     def stop(self, timeout: float = 0.5) -> None:
         self._stop.set()
         self._run.set()  # wake a paused thread so it can see the stop
-        self._burst.set()  # and a resting one
+        self._ask_burst()  # and a resting one
         if self.thread is not None:
             self.thread.join(timeout)
 
@@ -488,25 +493,32 @@ class GilProbe:
         with self._span_lock:
             self._run_since_ns = self._started_ns
             self._last_take = (self._started_ns, 0, 0)
-        cpu0 = time.thread_time_ns()
+        self._cpu0_ns = time.thread_time_ns()
         self._ready.set()
         stop = self._stop.is_set
         running = self._run.is_set
         switches = _voluntary_switches()
         every = self.every_ns
-        burst_start = now_ns()
+        burst_ns = self.burst_ns
+        span_lock = self._span_lock
+        end = burst_start = now_ns()
+        n1 = switches() if switches is not None else 0
         while not stop():
             if not running():
                 self._park(switches)
-                burst_start = now_ns()
+                end = burst_start = now_ns()
+                n1 = switches() if switches is not None else 0
                 continue
-            if every is not None and now_ns() - burst_start >= self.burst_ns:
+            if every is not None and end - burst_start >= burst_ns:
                 self._rest(every / 1e9, switches)
-                burst_start = now_ns()
+                end = burst_start = now_ns()
+                n1 = switches() if switches is not None else 0
                 continue
-            n0 = switches() if switches is not None else 0
+            # The count after the last poll is the one before this one: nothing between the
+            # two blocks (the span lock is held for a few instructions, and take()'s only).
+            n0 = n1
             a = clock()
-            with self._span_lock:
+            with span_lock:
                 # From this moment on, a delay beyond the OS's usual overshoot is waiting; a
                 # take() meanwhile counts it so far (see take).
                 self._due_ns = a + poll_ns + base
@@ -516,13 +528,23 @@ class GilProbe:
             # Only the sleep itself blocked (fewer than two voluntary switches): the thread
             # never waited on the GIL's condition variable, so any overshoot was the OS
             # waking us late (a loaded machine).
-            blocked = switches is None or switches() - n0 >= 2
+            if switches is None:
+                blocked = True
+            else:
+                n1 = switches()
+                blocked = n1 - n0 >= 2
             self._end_wait(end, blocked)
             if o < base:
                 # The OS overshoots less than the calibration said: lower the baseline.
                 base = max(0, o)
                 self.baseline_ns = base
-            self._cpu_ns = time.thread_time_ns() - cpu0
+        self._note_cpu()
+
+    def _note_cpu(self) -> None:
+        """Record the probe thread's own CPU time so far (called by the probe thread at each
+        rest and pause, and as it ends: a thread's CPU clock is a system call, not one each
+        poll)."""
+        self._cpu_ns = time.thread_time_ns() - self._cpu0_ns
 
     def _end_wait(self, end: int, blocked: bool) -> None:
         """A wait that began at ``_due_ns`` ended at ``end``: count it if it was the GIL's."""
@@ -545,12 +567,12 @@ class GilProbe:
             self._ran_ns += now_ns() - self._run_since_ns
             self._run_since_ns = 0
             self._resting = True
+        self._note_cpu()
         n0 = switches() if switches is not None else 0
-        self._burst.wait(longest_s)
+        self._burst.acquire(True, longest_s)  # a take() (or a stop) releases it
         end = now_ns()
-        # Two voluntary switches: the wait on the event, then one on the GIL's condition.
+        # Two voluntary switches: the wait on the lock, then one on the GIL's condition.
         blocked = switches is None or switches() - n0 >= 2
-        self._burst.clear()
         with self._span_lock:
             self._resting = False
             if not self._run_since_ns:  # woken by the timeout or a stop, not by take()
@@ -564,6 +586,7 @@ class GilProbe:
             self._ran_ns += now_ns() - self._run_since_ns
             self._run_since_ns = 0
             self._parked = True
+        self._note_cpu()
         n0 = switches() if switches is not None else 0
         self._run.wait()
         end = now_ns()
@@ -600,11 +623,18 @@ class GilProbe:
                 # take() is still waiting for the GIL to begin: its span is open already).
                 self._run_since_ns = t
                 self._due_ns = t + self.baseline_ns
-        self._burst.set()
+        self._ask_burst()
         polled = ran - r0
         if polled <= 0 or (polled < t - t0 and polled < self.poll_s * 1e9):
             return None
         return min(1.0, max(0.0, (wait - w0) / polled))
+
+    def _ask_burst(self) -> None:
+        """End the probe thread's rest (now, or its next one if it is polling)."""
+        try:
+            self._burst.release()
+        except RuntimeError:  # asked already, and not yet rested on
+            pass
 
     @property
     def cpu_percent(self) -> float:
