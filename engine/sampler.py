@@ -10,9 +10,10 @@ measurement over [construction, first tick].
 What is read how often:
 
 * every tick: per-core CPU, this process's CPU, each of its threads' CPU, each worker's and
-  each own process's CPU (and the core a worker last ran on), loop lag, the GIL probe;
-* once a second: resident memory (this process, own processes, workers). The samples in
-  between repeat the last read; CPU figures are never reused, each covers exactly its
+  each own process's CPU (and the core a worker last ran on), loop lag, the GIL probe; on
+  Linux also each worker's and own process's resident memory (the same stat line holds it);
+* once a second: this process's resident memory, and elsewhere every process's. The samples
+  in between repeat the last read; CPU figures are never reused, each covers exactly its
   sample's interval.
 
 Portable: psutil everywhere, so it works on macOS and Windows too. On Linux the same kernel
@@ -63,8 +64,10 @@ import psutil
 from . import counters
 from .clock import NS_PER_S, now_ns
 from .counters import (
+    _CLK_TCK,
     _GONE,
     _HAS_CPU_NUM,
+    _PAGE,
     _PID_STAT_BYTES,
     _PROC_STAT_BYTES,
     RSS_REFRESH_S,
@@ -543,7 +546,7 @@ class Sampler:
                 rss = proc.memory_info().rss
                 fd = self._files.open(f"/proc/{pid}/stat")
                 if fd >= 0:  # the kept file from now on (it pins this very process)
-                    cpu = _parse_pid_stat(os.pread(fd, _PID_STAT_BYTES, 0))[0]
+                    cpu, _, rss = _parse_pid_stat(os.pread(fd, _PID_STAT_BYTES, 0))
             except (*_GONE, OSError):
                 self._files.close(fd)
                 continue
@@ -559,16 +562,42 @@ class Sampler:
     def _read(self, table: dict[int, _Tracked], fresh: dict[int, float], dt_s: float,
               rss_now: bool, core: bool) -> dict[int, tuple[float, int, int]]:
         """Read every process in ``table``: ``{pid: (cpu % of one core over the interval,
-        rss, core)}``; processes that went away are dropped from ``table``. RSS is read only
-        when ``rss_now`` (else the last read is repeated), the core only when ``core``."""
+        rss, core)}``; processes that went away are dropped from ``table``. A kept stat file
+        gives all three in one read, every tick; through psutil, RSS is read only when
+        ``rss_now`` (else the last read is repeated). The core only when ``core``."""
         out: dict[int, tuple[float, int, int]] = {}
-        for pid, tr in list(table.items()):
+        pread = os.pread
+        per_s = 100.0 / dt_s
+        slow: list[int] = []
+        gone: list[int] = []
+        for pid, tr in table.items():
+            fd = tr.fd
+            if fd < 0:
+                slow.append(pid)
+                continue
+            try:
+                data = pread(fd, _PID_STAT_BYTES, 0)
+            except OSError:  # it ended (ESRCH: reaped)
+                gone.append(pid)
+                continue
+            # _parse_pid_stat, inline: this runs for every worker every tick.
+            f = data[data.rindex(b")") + 2:].split(None, 37)
+            cpu_s = (int(f[11]) + int(f[12])) / _CLK_TCK
+            tr.rss = int(f[21]) * _PAGE
+            if pid in fresh:
+                pct = min(100.0 * fresh[pid], cpu_s * per_s)
+            else:
+                pct = max(0.0, cpu_s - tr.cpu_s) * per_s
+            tr.cpu_s = cpu_s
+            out[pid] = (pct, tr.rss, int(f[36]) if core else -1)
+        for pid in gone:
+            self._files.close(table.pop(pid).fd)
+        for pid in slow:
+            tr = table[pid]
             proc = tr.proc
             c = -1
             try:
-                if tr.fd >= 0:
-                    cpu_s, c = _parse_pid_stat(os.pread(tr.fd, _PID_STAT_BYTES, 0))
-                elif core and _HAS_CPU_NUM:
+                if core and _HAS_CPU_NUM:
                     with proc.oneshot():  # one /proc/<pid>/stat read for both
                         cpu_s = self._proc_cpu(proc)
                         c = proc.cpu_num()
@@ -576,12 +605,9 @@ class Sampler:
                     cpu_s = self._proc_cpu(proc)
                 if rss_now and pid not in fresh:  # fresh ones were read just now
                     tr.rss = proc.memory_info().rss
-            except (*_GONE, OSError):  # it ended (ESRCH from a kept file: reaped)
-                self._files.close(tr.fd)
+            except (*_GONE, OSError):  # it ended
                 del table[pid]
                 continue
-            if not core:
-                c = -1
             if pid in fresh:
                 pct = 100.0 * min(fresh[pid], cpu_s / dt_s)
             else:

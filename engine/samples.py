@@ -21,7 +21,9 @@ class WorkerSample:
 
     pid: int
     cpu: float  # percent of one core (100 = one core fully busy), over the sample's interval
-    rss: int  # bytes; refreshed once a second (samples in between repeat the last read)
+    #: bytes; every sample on Linux, else refreshed once a second (samples in between repeat
+    #: the last read)
+    rss: int
     core: int  # the core it last ran on, -1 if unknown
 
 
@@ -40,8 +42,8 @@ class Sample:
     #: TaskScope itself: this process plus the sampler's ``own_pids`` (e.g. the window's
     #: process, when the engine runs in a process of its own). ``self_cpu``: percent of one core
     #: over the interval, each process's counters differenced on their own. ``self_rss``:
-    #: resident memory in bytes, summed; refreshed once a second (samples in between repeat the
-    #: last read).
+    #: resident memory in bytes, summed; this process's refreshed once a second (samples in
+    #: between repeat the last read), the others' as a worker's ``rss``.
     self_cpu: float
     self_rss: int
     #: Worker processes the engine started, by pid.
