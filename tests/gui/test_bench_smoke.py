@@ -105,3 +105,17 @@ def test_the_bench_and_its_probes_import_no_qt() -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]", p.stdout
+
+
+def test_the_wall_ratio_is_a_ratio_of_means_and_cpu_a_median() -> None:
+    """Preset 5's wall is bimodal (see gui.bench.observer): the ratio compares the means of
+    the window's and the headless walls, so one fast headless run against slow window runs
+    moves it by its share, not to the fast mode's ratio as a median of two did."""
+    from gui.bench.observer import _figures
+
+    reps = [{"window_cpu_pct": c, "runs": [{"wall_s": w}], "frames": 90, "live_s": 3.0}
+            for c, w in ((7.0, 2.87), (9.0, 2.87), (8.0, 2.59), (30.0, 2.87))]
+    figs = {f.key: f for f in _figures("", "offscreen", "offscreen", reps,
+                                       [2.59, 2.59, 2.87, 2.87], [])}
+    assert figs["observer.wall_ratio"].measured == round((2.87 * 3 + 2.59) / 4 / 2.73, 3)
+    assert figs["observer.window_cpu_live"].measured == 8.5  # one outlier run does not count
