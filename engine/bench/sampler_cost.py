@@ -124,7 +124,7 @@ def sampler_cost_figure(quick: bool) -> Figure:
     """The sampler's cost at 10 Hz with 8 idle worker processes, its GIL probe included: the
     budget is under 1% of one core for the two together (issues 3 and 17). The probe polls as
     during a run (in a burst after each sample); between runs it is paused."""
-    secs = 1.5 if quick else 5.0
+    secs = 1.5 if quick else 10.0
     c = measure_cost(seconds=secs, hz=10.0, workers=8)
     total = c["sampler_cpu_pct"] + c["gil_probe_cpu_pct"]
     c["total_cpu_pct"] = total
