@@ -32,9 +32,13 @@ probe fires every 0.25 s instead of every 20 ms.
 
 Cost, measured on the 2-core development VM (other test suites loading it at times):
 
-* a tick at 10 Hz with 8 idle workers: 0.32-0.54% of one core (it was 0.85-0.97% through
-  psutil alone); :func:`engine.bench.sampler_cost.measure_cost`;
-* the GIL probe thread while it runs: about 1% of one core (0.8-1.3%); paused between runs: 0;
+* a tick at 10 Hz with 8 idle workers: 0.36-0.57% of one core (it was 0.85-0.97% through
+  psutil alone); :func:`engine.bench.sampler_cost.measure_cost`. A tick is about 110 us of
+  CPU when run back to back but 350-450 us at 10 Hz, each a first touch after 100 ms asleep;
+* the GIL probe thread while it runs: 0.21-0.40% of one core (20 ms bursts of 2 ms sleeps,
+  most of it the kernel's 100 wake-ups a second: a bare Python loop of the same sleeps costs
+  0.28%); paused between runs: 0. The two together, 8 alternating 5 s measures on a quiet
+  machine: 0.61-0.93%, the host's state moving it more than the code does;
 * the engine process's monitoring while idle (sampler thread + GIL probe + the engine loop's
   lag probe): 0.35-0.46% of one core at 10 Hz (it was 1.8-2.0%);
   :func:`engine.bench.sampler_cost.measure_idle_cost`.
