@@ -84,3 +84,42 @@ def test_pool_is_a_plain_executor_too() -> None:
         assert len(set(pool.pids())) == 2
     finally:
         pool.shutdown()
+
+
+def test_an_idle_worker_takes_the_task_prefetched_behind_a_busy_one(session: Session) -> None:
+    """Two workers, three 1.5 s tasks: the third waits in the first worker's pipe behind the
+    first. When the second task ends early (cancelled), its worker sits idle with nothing
+    queued: it takes the third at once, instead of the third waiting for the first to end."""
+    run = session.start(make_spec("processes", "sleep", 3, "1500ms", 2))
+    first, second, third = run.first_task_id, run.first_task_id + 1, run.first_task_id + 2
+    _wait_started(session, first)
+    _wait_started(session, second)
+    assert session.store.task(third).start_ns is None  # prefetched behind one of them
+    assert session.cancel_task(second)
+    assert run.wait(30)
+    a, b, c = session.store.tasks(run.run_id)
+    assert (a.state, b.state, c.state) == (State.FINISHED, State.CANCELLED, State.FINISHED)
+    assert c.pid == b.pid != a.pid  # on the worker that went idle
+    # It started well before the first task ended (it used to start as the first ended).
+    assert c.start_ns < a.end_ns - 0.5e9, ((a.end_ns - c.start_ns) / 1e9)
+    assert session.store.duplicate_terminals == 0
+
+
+def test_a_taken_task_runs_once_when_the_worker_it_was_taken_from_dies(
+        session: Session) -> None:
+    """The worker a prefetched task was taken from keeps a placeholder for it; when that worker
+    then crashes, the placeholder is not queued again: the task runs once, where it went."""
+    run = session.start(make_spec("processes", "crash", 3, "2000ms", 2,
+                                  params={"every": 3}))  # the first task crashes at 1 s
+    first, second, third = run.first_task_id, run.first_task_id + 1, run.first_task_id + 2
+    _wait_started(session, first)
+    _wait_started(session, second)
+    assert session.cancel_task(second)
+    _wait_started(session, third)
+    assert run.wait(30)
+    a, b, c = session.store.tasks(run.run_id)
+    assert (a.state, b.state, c.state) == (State.FAILED, State.CANCELLED, State.FINISHED)
+    assert c.pid == b.pid != a.pid
+    assert session.store.duplicate_terminals == 0
+    events, _, _ = session.store.read_events(0)
+    assert [e.kind for e in events if e.task_id == third].count("started") == 1
