@@ -96,7 +96,7 @@ MAX_REQUEUES = 3
 
 class _Job:
     __slots__ = ("job_id", "fn", "args", "future", "order", "slot", "parity", "killed",
-                 "deadline_ns", "cancel_reason", "ended", "requeues")
+                 "deadline_ns", "cancel_reason", "ended", "requeues", "ghost_of")
 
     def __init__(self, job_id: int, fn: Callable, args: tuple, future: Future) -> None:
         self.job_id = job_id
@@ -116,6 +116,9 @@ class _Job:
         self.requeues = 0  # times its worker died before starting it
         #: Reported cancelled by the parent before its worker started it (the worker skips it).
         self.ended = False
+        #: A placeholder for the task with this id, taken to another worker (see
+        #: ProcPool._steal_locked); -1: a real job.
+        self.ghost_of = -1
 
 
 class _Slot:
@@ -234,8 +237,8 @@ class ProcPool(Executor):
             return
         for depth in range(PREFETCH + 1):
             for slot in self._slots:
-                if len(slot.jobs) != depth:
-                    continue
+                if len(slot.jobs) != depth or any(j.ghost_of >= 0 for j in slot.jobs):
+                    continue  # (a slot whose worker has yet to pass a placeholder waits)
                 job = self._next_job_locked()
                 if job is None:
                     self._steal_locked()
@@ -256,8 +259,10 @@ class ProcPool(Executor):
         lock, as a cancel of an unstarted job is decided (see ``_flag_locked``), its flag is set
         so the worker skips it without a word, and a placeholder (``_ghost``) keeps its place
         in the slot until the worker has passed it, so the slot still holds at most two jobs
-        and the flags' parities stay apart. Plain functions (no task order) cannot be skipped
-        and stay where they are.
+        and the flags' parities stay apart. That slot gets nothing new until then, and the flag
+        is cleared as the placeholder passes: a worker skips any job with a flagged task id,
+        and the task may come back to it (its new worker dying before it starts). Plain
+        functions (no task order) cannot be skipped and stay where they are.
         """
         for idle in self._slots:
             if idle.jobs or not idle.ready or not idle.proc.is_alive():
@@ -290,7 +295,15 @@ class ProcPool(Executor):
         fut.cancel()
         ghost = _Job(job.job_id, _procworker.run_task, (), fut)
         ghost.slot, ghost.parity, ghost.ended = job.slot, job.parity, True
+        ghost.ghost_of = job.order.task_id if job.order is not None else 0
         return ghost
+
+    def _passed_ghost_locked(self, slot: _Slot, ghost: _Job) -> None:
+        """The worker skipped the placeholder: clear the flag that made it skip, so the task, if
+        it ever comes back to this worker (its new one died before starting it), runs."""
+        i = 2 * slot.index + ghost.parity
+        if self._flags[i] == ghost.ghost_of:
+            self._flags[i] = 0
 
     def _next_job_locked(self) -> _Job | None:
         while self._queue:
@@ -487,6 +500,8 @@ class ProcPool(Executor):
                     if job is None or job.job_id != job_id:
                         continue  # not ours any more (the slot was replaced)
                     slot.jobs.popleft()
+                    if job.ghost_of >= 0:
+                        self._passed_ghost_locked(slot, job)
                     if job.order is not None:
                         self._by_task.pop(job.order.task_id, None)
                     if self._closed:

@@ -123,3 +123,42 @@ def test_a_taken_task_runs_once_when_the_worker_it_was_taken_from_dies(
     assert session.store.duplicate_terminals == 0
     events, _, _ = session.store.read_events(0)
     assert [e.kind for e in events if e.task_id == third].count("started") == 1
+
+
+def test_a_task_taken_from_a_worker_runs_there_if_it_comes_back() -> None:
+    """The worker a task was taken from skips it by its task id; once it has, the id must
+    not stay flagged: the same task sent to it again (its new worker died before starting it,
+    and it was queued again) runs there."""
+    from engine.models._procworker import run_task
+    from engine.models.execute import TaskOrder
+
+    events: list = []
+    pool = ProcPool(2, events.extend, name="t")
+
+    def order(tid: int, size_s: float) -> TaskOrder:
+        return TaskOrder(1, tid, tid, "sleep", size_s, {}, {}, None)
+
+    def started(tid: int) -> bool:
+        return any(e.task_id == tid and e.kind == "started" for e in list(events))
+
+    try:
+        deadline = time.monotonic() + 20
+        while pool.ready_ns is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first = pool.submit(run_task, order(1, 1.0))
+        pool.submit(run_task, order(2, 1.0))
+        third = pool.submit(run_task, order(3, 0.05))  # waits behind one of them
+        while not (started(1) and started(2)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        busy_pid = next(e for e in events if e.task_id == 1 and e.kind == "started")
+        assert pool.cancel_task(2)
+        assert third.result(timeout=20) == "finished"
+        assert first.result(timeout=20) == "finished"
+        time.sleep(0.2)  # the first task's worker passes the placeholder
+        again = pool.submit(run_task, order(3, 0.05))  # the first idle worker: task 1's
+        assert again.result(timeout=20) == "finished"
+        ends = [e for e in events if e.task_id == 3 and e.kind == "finished"]
+        assert len(ends) == 2, ends
+        assert ends[1].pid == busy_pid.pid  # it ran where it had been skipped
+    finally:
+        pool.shutdown()
