@@ -68,10 +68,8 @@ import psutil
 from . import counters
 from .clock import NS_PER_S, now_ns
 from .counters import (
-    _CLK_TCK,
     _GONE,
     _HAS_CPU_NUM,
-    _PAGE,
     _PID_STAT_BYTES,
     _PROC_STAT_BYTES,
     RSS_REFRESH_S,
@@ -570,48 +568,27 @@ class Sampler:
         gives all three in one read, every tick; through psutil, RSS is read only when
         ``rss_now`` (else the last read is repeated). The core only when ``core``."""
         out: dict[int, tuple[float, int, int]] = {}
-        pread = os.pread
-        per_s = 100.0 / dt_s
-        slow: list[int] = []
-        gone: list[int] = []
-        for pid, tr in table.items():
-            fd = tr.fd
-            if fd < 0:
-                slow.append(pid)
-                continue
-            try:
-                data = pread(fd, _PID_STAT_BYTES, 0)
-            except OSError:  # it ended (ESRCH: reaped)
-                gone.append(pid)
-                continue
-            # _parse_pid_stat, inline: this runs for every worker every tick.
-            f = data[data.rindex(b")") + 2:].split(None, 37)
-            cpu_s = (int(f[11]) + int(f[12])) / _CLK_TCK
-            tr.rss = int(f[21]) * _PAGE
-            if pid in fresh:
-                pct = min(100.0 * fresh[pid], cpu_s * per_s)
-            else:
-                pct = max(0.0, cpu_s - tr.cpu_s) * per_s
-            tr.cpu_s = cpu_s
-            out[pid] = (pct, tr.rss, int(f[36]) if core else -1)
-        for pid in gone:
-            self._files.close(table.pop(pid).fd)
-        for pid in slow:
-            tr = table[pid]
+        for pid, tr in list(table.items()):
             proc = tr.proc
             c = -1
             try:
-                if core and _HAS_CPU_NUM:
-                    with proc.oneshot():  # one /proc/<pid>/stat read for both
-                        cpu_s = self._proc_cpu(proc)
-                        c = proc.cpu_num()
+                if tr.fd >= 0:
+                    cpu_s, c, tr.rss = _parse_pid_stat(os.pread(tr.fd, _PID_STAT_BYTES, 0))
                 else:
-                    cpu_s = self._proc_cpu(proc)
-                if rss_now and pid not in fresh:  # fresh ones were read just now
-                    tr.rss = proc.memory_info().rss
-            except (*_GONE, OSError):  # it ended
+                    if core and _HAS_CPU_NUM:
+                        with proc.oneshot():  # one /proc/<pid>/stat read for both
+                            cpu_s = self._proc_cpu(proc)
+                            c = proc.cpu_num()
+                    else:
+                        cpu_s = self._proc_cpu(proc)
+                    if rss_now and pid not in fresh:  # fresh ones were read just now
+                        tr.rss = proc.memory_info().rss
+            except (*_GONE, OSError):  # it ended (ESRCH from a kept file: reaped)
+                self._files.close(tr.fd)
                 del table[pid]
                 continue
+            if not core:
+                c = -1
             if pid in fresh:
                 pct = 100.0 * min(fresh[pid], cpu_s / dt_s)
             else:

@@ -237,8 +237,10 @@ class ProcPool(Executor):
             return
         for depth in range(PREFETCH + 1):
             for slot in self._slots:
-                if len(slot.jobs) != depth or any(j.ghost_of >= 0 for j in slot.jobs):
-                    continue  # (a slot whose worker has yet to pass a placeholder waits)
+                # A slot whose worker has yet to pass a placeholder waits (one behind a running
+                # job fills the slot already: only one in front needs the check).
+                if len(slot.jobs) != depth or (depth and slot.jobs[0].ghost_of >= 0):
+                    continue
                 job = self._next_job_locked()
                 if job is None:
                     self._steal_locked()
@@ -276,26 +278,28 @@ class ProcPool(Executor):
                 lock = busy.claim_lock
                 if lock is None or not lock.acquire(timeout=0.05):
                     continue
+                tid = job.order.task_id
                 try:
                     if self._started[busy.index] == job.job_id:
                         continue  # its worker has just started it
-                    self._flags[2 * busy.index + job.parity] = job.order.task_id
+                    self._flags[2 * busy.index + job.parity] = tid
                 finally:
                     lock.release()
-                busy.jobs[1] = self._ghost(job)
+                busy.jobs[1] = self._ghost(job, tid)
                 job.job_id = next(self._ids)
                 self._send(idle, job)
                 break
 
     @staticmethod
-    def _ghost(job: _Job) -> _Job:
-        """A placeholder for ``job`` in the slot it was taken from: same id and parity, no task,
-        already ended (its worker's 'done' for it, or its death, ends nothing)."""
+    def _ghost(job: _Job, task_id: int) -> _Job:
+        """A placeholder for ``job`` (task ``task_id``) in the slot it was taken from: same id
+        and parity, no task, already ended (its worker's 'done' for it, or its death, ends
+        nothing)."""
         fut: Future = Future()
         fut.cancel()
         ghost = _Job(job.job_id, _procworker.run_task, (), fut)
         ghost.slot, ghost.parity, ghost.ended = job.slot, job.parity, True
-        ghost.ghost_of = job.order.task_id if job.order is not None else 0
+        ghost.ghost_of = task_id
         return ghost
 
     def _passed_ghost_locked(self, slot: _Slot, ghost: _Job) -> None:

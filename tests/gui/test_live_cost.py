@@ -47,15 +47,21 @@ def test_time_axis_ticks_are_pyqtgraphs(qapp: object) -> None:
                 assert va == pytest.approx(vb, rel=1e-9, abs=1e-9)
 
 
-def test_following_axes_draw_without_pyqtgraphs_specs(qtbot: Any) -> None:
-    """While the timeline follows the clock (a new range every frame), its time axis paints
-    its ticks and labels itself: pyqtgraph's spec building and QPicture never run for it."""
+def _shown_view(qtbot: Any, width: int) -> tuple[TimelineView, list[float]]:
+    """A timeline on screen, ``width`` px wide, on a clock the test moves (``clock[0]``)."""
     clock = [70.0]
     view = TimelineView(TimelineData(T0), lambda: clock[0], lambda t: "")
     qtbot.addWidget(view)
-    view.resize(900, 300)
+    view.resize(width, 300)
     view.show()
     qtbot.waitExposed(view)
+    return view, clock
+
+
+def test_following_axes_draw_without_pyqtgraphs_specs(qtbot: Any) -> None:
+    """While the timeline follows the clock (a new range every frame), its time axis paints
+    its ticks and labels itself: pyqtgraph's spec building and QPicture never run for it."""
+    view, clock = _shown_view(qtbot, 900)
     calls: list[str] = []
     axis = view.time_axis
     orig = pg.AxisItem.generateDrawSpecs
@@ -99,12 +105,7 @@ def test_time_axis_follows_a_resize_and_a_font(qtbot: Any) -> None:
     (the laid-out labels) from frame to frame: a resize and a new font renew them. Widened,
     the time axis draws over its whole new width; with a larger font, its labels are that
     font's."""
-    clock = [70.0]
-    view = TimelineView(TimelineData(T0), lambda: clock[0], lambda t: "")
-    qtbot.addWidget(view)
-    view.resize(500, 300)
-    view.show()
-    qtbot.waitExposed(view)
+    view, clock = _shown_view(qtbot, 500)
     axis = view.time_axis
     view.data.running = 1
 
